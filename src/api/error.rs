@@ -1,0 +1,323 @@
+//! HTTP errors as RFC 9457 `application/problem+json`.
+//!
+//! Every failure a handler can return is an [`ApiError`]: an [`ErrorCode`]
+//! (which alone chooses the status and the stable `type` URI), a message
+//! for humans that names the field and the limit, and optional members.
+//! 5xx bodies never carry internals: the cause is logged once, here.
+
+use std::time::Duration;
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use crate::groups::GroupError;
+use crate::ingest::ProduceError;
+use crate::metadata::MetadataError;
+use crate::read::ReadError;
+
+/// Every kind of error the API reports. The `type` of a problem is
+/// `urn:streamhouse:problem:<code>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    InvalidJson,
+    InvalidField,
+    InvalidQuery,
+    UnsupportedMediaType,
+    PayloadTooLarge,
+    TopicNotFound,
+    PartitionNotFound,
+    TopicExists,
+    OffsetOutOfRange,
+    RouteNotFound,
+    MethodNotAllowed,
+    Overloaded,
+    ShuttingDown,
+    Unavailable,
+    CommitOutcomeUnknown,
+    Internal,
+}
+
+impl ErrorCode {
+    /// The one place statuses are chosen.
+    pub fn status(self) -> StatusCode {
+        match self {
+            ErrorCode::InvalidJson | ErrorCode::InvalidField | ErrorCode::InvalidQuery => {
+                StatusCode::BAD_REQUEST
+            }
+            ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::TopicNotFound | ErrorCode::PartitionNotFound | ErrorCode::RouteNotFound => {
+                StatusCode::NOT_FOUND
+            }
+            ErrorCode::TopicExists => StatusCode::CONFLICT,
+            ErrorCode::OffsetOutOfRange => StatusCode::RANGE_NOT_SATISFIABLE,
+            ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ErrorCode::Overloaded => StatusCode::TOO_MANY_REQUESTS,
+            ErrorCode::ShuttingDown | ErrorCode::Unavailable | ErrorCode::CommitOutcomeUnknown => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The stable code in the problem `type`.
+    pub fn code(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidJson => "invalid-json",
+            ErrorCode::InvalidField => "invalid-field",
+            ErrorCode::InvalidQuery => "invalid-query",
+            ErrorCode::UnsupportedMediaType => "unsupported-media-type",
+            ErrorCode::PayloadTooLarge => "payload-too-large",
+            ErrorCode::TopicNotFound => "topic-not-found",
+            ErrorCode::PartitionNotFound => "partition-not-found",
+            ErrorCode::TopicExists => "topic-exists",
+            ErrorCode::OffsetOutOfRange => "offset-out-of-range",
+            ErrorCode::RouteNotFound => "route-not-found",
+            ErrorCode::MethodNotAllowed => "method-not-allowed",
+            ErrorCode::Overloaded => "overloaded",
+            ErrorCode::ShuttingDown => "shutting-down",
+            ErrorCode::Unavailable => "unavailable",
+            ErrorCode::CommitOutcomeUnknown => "commit-outcome-unknown",
+            ErrorCode::Internal => "internal",
+        }
+    }
+
+    fn title(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidJson => "Malformed JSON",
+            ErrorCode::InvalidField => "Invalid field",
+            ErrorCode::InvalidQuery => "Invalid query parameter",
+            ErrorCode::UnsupportedMediaType => "Unsupported media type",
+            ErrorCode::PayloadTooLarge => "Payload too large",
+            ErrorCode::TopicNotFound => "Topic not found",
+            ErrorCode::PartitionNotFound => "Partition not found",
+            ErrorCode::TopicExists => "Topic already exists",
+            ErrorCode::OffsetOutOfRange => "Offset out of range",
+            ErrorCode::RouteNotFound => "No such route",
+            ErrorCode::MethodNotAllowed => "Method not allowed",
+            ErrorCode::Overloaded => "Too many buffered records",
+            ErrorCode::ShuttingDown => "Shutting down",
+            ErrorCode::Unavailable => "Temporarily unavailable",
+            ErrorCode::CommitOutcomeUnknown => "Commit outcome unknown",
+            ErrorCode::Internal => "Internal error",
+        }
+    }
+}
+
+/// The problem document.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Problem {
+    /// `urn:streamhouse:problem:<code>`, stable per kind of error.
+    #[serde(rename = "type")]
+    pub type_: String,
+    pub title: String,
+    pub status: u16,
+    /// What went wrong, naming the field and the limit.
+    pub detail: String,
+    /// The request field or parameter at fault.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// The limit that was exceeded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u64>,
+    /// For offset-out-of-range: the first readable offset.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_start_offset: Option<i64>,
+    /// For offset-out-of-range: the high watermark.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub high_watermark: Option<i64>,
+}
+
+/// An error on its way to becoming a problem response.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    pub code: ErrorCode,
+    pub detail: String,
+    pub field: Option<String>,
+    pub limit: Option<u64>,
+    pub range: Option<(i64, i64)>,
+    pub retry_after: Option<Duration>,
+}
+
+impl ApiError {
+    pub fn new(code: ErrorCode, detail: impl Into<String>) -> Self {
+        ApiError {
+            code,
+            detail: detail.into(),
+            field: None,
+            limit: None,
+            range: None,
+            retry_after: None,
+        }
+    }
+
+    /// A 400 naming `field`.
+    pub fn field(field: impl Into<String>, detail: impl Into<String>) -> Self {
+        let mut e = ApiError::new(ErrorCode::InvalidField, detail);
+        e.field = Some(field.into());
+        e
+    }
+
+    /// A 413 naming `field` and `limit`.
+    pub fn too_large(field: impl Into<String>, limit: usize, detail: impl Into<String>) -> Self {
+        let mut e = ApiError::new(ErrorCode::PayloadTooLarge, detail);
+        e.field = Some(field.into());
+        e.limit = Some(limit as u64);
+        e
+    }
+
+    pub fn with_field(mut self, field: impl Into<String>) -> Self {
+        self.field = Some(field.into());
+        self
+    }
+
+    pub fn with_limit(mut self, limit: u64) -> Self {
+        self.limit = Some(limit);
+        self
+    }
+
+    pub fn topic_not_found(topic: &str) -> Self {
+        ApiError::new(
+            ErrorCode::TopicNotFound,
+            format!("topic {topic:?} does not exist"),
+        )
+    }
+
+    pub fn partition_not_found(topic: &str, partition: i64, count: i32) -> Self {
+        ApiError::new(
+            ErrorCode::PartitionNotFound,
+            format!(
+                "topic {topic:?} has partitions 0 to {}; partition {partition} does not exist",
+                count - 1
+            ),
+        )
+        .with_field("partition")
+    }
+
+    /// A 503 whose cause is logged, not shown.
+    pub fn unavailable(context: &str, cause: impl std::fmt::Display) -> Self {
+        tracing::warn!(%cause, "{context}");
+        ApiError::new(ErrorCode::Unavailable, format!("{context}; retry shortly"))
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.code.status();
+        if status.is_server_error() && self.code != ErrorCode::ShuttingDown {
+            tracing::debug!(code = self.code.code(), detail = %self.detail, "server error answered");
+        }
+        let problem = Problem {
+            type_: format!("urn:streamhouse:problem:{}", self.code.code()),
+            title: self.code.title().to_string(),
+            status: status.as_u16(),
+            detail: self.detail,
+            field: self.field,
+            limit: self.limit,
+            log_start_offset: self.range.map(|r| r.0),
+            high_watermark: self.range.map(|r| r.1),
+        };
+        let body = serde_json::to_vec(&problem).unwrap_or_default();
+        let mut resp = (status, body).into_response();
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        if let Some(after) = self.retry_after {
+            let secs = after.as_secs().max(1);
+            if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+                resp.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+        }
+        resp
+    }
+}
+
+impl From<MetadataError> for ApiError {
+    fn from(e: MetadataError) -> Self {
+        match e {
+            MetadataError::AlreadyExists(what) => {
+                ApiError::new(ErrorCode::TopicExists, format!("{what} already exists"))
+            }
+            MetadataError::Invalid(msg) => ApiError::new(ErrorCode::InvalidField, msg),
+            MetadataError::Unavailable(_) | MetadataError::Ambiguous(_) => {
+                ApiError::unavailable("the metadata store is unavailable", e)
+            }
+        }
+    }
+}
+
+impl From<ProduceError> for ApiError {
+    fn from(e: ProduceError) -> Self {
+        match e {
+            ProduceError::TooLarge { limit, .. } => {
+                ApiError::too_large("records", limit, e.to_string())
+            }
+            ProduceError::Overloaded { limit, retry_after } => {
+                let mut err =
+                    ApiError::new(ErrorCode::Overloaded, e.to_string()).with_limit(limit as u64);
+                err.retry_after = Some(retry_after);
+                err
+            }
+            ProduceError::ShuttingDown => ApiError::new(ErrorCode::ShuttingDown, e.to_string()),
+            ProduceError::TopicGone => ApiError::new(ErrorCode::TopicNotFound, e.to_string()),
+            ProduceError::Unavailable(ref cause) => {
+                tracing::warn!(%cause, "produce failed");
+                ApiError::new(
+                    ErrorCode::Unavailable,
+                    "the records were not stored (object store or metadata store failed); nothing was appended, retry",
+                )
+            }
+            ProduceError::Unknown(ref cause) => {
+                tracing::warn!(%cause, "produce outcome unknown");
+                ApiError::new(
+                    ErrorCode::CommitOutcomeUnknown,
+                    "the metadata store did not confirm the commit; the records may or may not have been appended",
+                )
+            }
+        }
+    }
+}
+
+impl From<ReadError> for ApiError {
+    fn from(e: ReadError) -> Self {
+        match e {
+            ReadError::OutOfRange {
+                log_start_offset,
+                high_watermark,
+                ..
+            } => {
+                let mut err =
+                    ApiError::new(ErrorCode::OffsetOutOfRange, e.to_string()).with_field("offset");
+                err.range = Some((log_start_offset, high_watermark));
+                err
+            }
+            ReadError::TopicGone => ApiError::new(ErrorCode::TopicNotFound, "topic was deleted"),
+            ReadError::Unavailable(cause) => {
+                ApiError::unavailable("the read could not be served", cause)
+            }
+            ReadError::Corrupt(cause) => {
+                tracing::error!(%cause, "stored data failed to decode");
+                ApiError::new(ErrorCode::Internal, "stored data could not be decoded")
+            }
+        }
+    }
+}
+
+impl From<GroupError> for ApiError {
+    fn from(e: GroupError) -> Self {
+        match e {
+            GroupError::TopicNotFound(t) => {
+                ApiError::topic_not_found(&t).with_field("offsets.topic")
+            }
+            GroupError::PartitionNotFound {
+                topic,
+                partition,
+                count,
+            } => ApiError::partition_not_found(&topic, i64::from(partition), count)
+                .with_field("offsets.partition"),
+            GroupError::Metadata(m) => m.into(),
+        }
+    }
+}

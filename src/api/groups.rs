@@ -1,0 +1,216 @@
+//! Consumer-group offset routes: commit, fetch, lag.
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::State;
+use serde::{Deserialize, Serialize};
+
+use super::AppState;
+use super::error::{ApiError, ErrorCode};
+use super::extract::{ApiPath, read_body};
+use crate::groups::OffsetEntry;
+use crate::model::DEFAULT_TENANT;
+
+const MAX_GROUP_NAME: usize = 255;
+const MAX_OFFSETS_PER_COMMIT: usize = 10_000;
+const MAX_OFFSET_METADATA: usize = 4096;
+
+fn validate_group(name: &str) -> Result<(), ApiError> {
+    let ok = !name.is_empty()
+        && name.len() <= MAX_GROUP_NAME
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+    if !ok {
+        return Err(ApiError::field(
+            "group",
+            format!(
+                "group name {name:?} must be 1 to {MAX_GROUP_NAME} characters of A-Z a-z 0-9 . _ -"
+            ),
+        )
+        .with_limit(MAX_GROUP_NAME as u64));
+    }
+    Ok(())
+}
+
+/// One committed position.
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct OffsetIn {
+    pub topic: String,
+    pub partition: i32,
+    /// The next offset the group will read.
+    pub offset: i64,
+    /// Free text kept with the offset (at most 4 KiB).
+    #[serde(default)]
+    pub metadata: Option<String>,
+}
+
+/// Body of an offset commit.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct CommitBody {
+    pub offsets: Vec<OffsetIn>,
+}
+
+/// Result of an offset commit.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub(super) struct CommitResponse {
+    pub group: String,
+    /// Offsets stored.
+    pub committed: usize,
+}
+
+/// Commit a group's offsets (all or none).
+#[utoipa::path(post, path = "/v1/groups/{group}/offsets", tag = "groups", params(("group" = String, Path)),
+    request_body = CommitBody,
+    responses((status = 200, description = "Committed", body = CommitResponse),
+              (status = 400, description = "Invalid request", body = super::Problem, content_type = "application/problem+json"),
+              (status = 404, description = "No such topic or partition", body = super::Problem, content_type = "application/problem+json")))]
+pub(super) async fn commit(
+    State(state): State<AppState>,
+    ApiPath(group): ApiPath<String>,
+    body: Body,
+) -> Result<Json<CommitResponse>, ApiError> {
+    validate_group(&group)?;
+    let body = read_body(body, state.limits.max_body_bytes).await?;
+    let req: CommitBody = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::new(
+            ErrorCode::InvalidJson,
+            format!("invalid offset commit: {e}"),
+        )
+        .with_field("body")
+    })?;
+    if req.offsets.is_empty() {
+        return Err(ApiError::field(
+            "offsets",
+            "offsets must hold at least one entry",
+        ));
+    }
+    if req.offsets.len() > MAX_OFFSETS_PER_COMMIT {
+        return Err(ApiError::too_large(
+            "offsets",
+            MAX_OFFSETS_PER_COMMIT,
+            format!("a commit may hold at most {MAX_OFFSETS_PER_COMMIT} offsets"),
+        ));
+    }
+    let mut entries = Vec::with_capacity(req.offsets.len());
+    for (i, o) in req.offsets.into_iter().enumerate() {
+        if o.offset < 0 {
+            return Err(ApiError::field(
+                format!("offsets[{i}].offset"),
+                "offset must not be negative",
+            ));
+        }
+        if o.metadata
+            .as_ref()
+            .is_some_and(|m| m.len() > MAX_OFFSET_METADATA)
+        {
+            return Err(ApiError::too_large(
+                format!("offsets[{i}].metadata"),
+                MAX_OFFSET_METADATA,
+                format!("offsets[{i}].metadata is longer than {MAX_OFFSET_METADATA} bytes"),
+            ));
+        }
+        entries.push(OffsetEntry {
+            topic: o.topic,
+            partition: o.partition,
+            offset: o.offset,
+            metadata: o.metadata,
+        });
+    }
+    state
+        .groups
+        .commit(DEFAULT_TENANT, &group, &entries)
+        .await?;
+    Ok(Json(CommitResponse {
+        group,
+        committed: entries.len(),
+    }))
+}
+
+/// A stored offset.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub(super) struct OffsetOut {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub metadata: Option<String>,
+    /// Milliseconds since the Unix epoch.
+    pub updated_at: i64,
+}
+
+/// A group's committed offsets.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub(super) struct OffsetsOut {
+    pub group: String,
+    pub offsets: Vec<OffsetOut>,
+}
+
+/// Fetch a group's committed offsets.
+#[utoipa::path(get, path = "/v1/groups/{group}/offsets", tag = "groups", params(("group" = String, Path)),
+    responses((status = 200, description = "Committed offsets (empty for an unknown group)", body = OffsetsOut)))]
+pub(super) async fn fetch(
+    State(state): State<AppState>,
+    ApiPath(group): ApiPath<String>,
+) -> Result<Json<OffsetsOut>, ApiError> {
+    validate_group(&group)?;
+    let rows = state.groups.fetch(DEFAULT_TENANT, &group).await?;
+    Ok(Json(OffsetsOut {
+        group,
+        offsets: rows
+            .into_iter()
+            .map(|r| OffsetOut {
+                topic: r.topic,
+                partition: r.partition,
+                offset: r.offset,
+                metadata: r.metadata,
+                updated_at: r.updated_at_ms,
+            })
+            .collect(),
+    }))
+}
+
+/// A group's lag in one partition.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub(super) struct LagOut {
+    pub topic: String,
+    pub partition: i32,
+    pub committed_offset: i64,
+    pub high_watermark: i64,
+    /// Records produced but not yet consumed: high watermark minus committed offset.
+    pub lag: i64,
+}
+
+/// A group's lag.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub(super) struct GroupLag {
+    pub group: String,
+    pub total_lag: i64,
+    pub partitions: Vec<LagOut>,
+}
+
+/// How far a group is behind, per partition it has committed.
+#[utoipa::path(get, path = "/v1/groups/{group}/lag", tag = "groups", params(("group" = String, Path)),
+    responses((status = 200, description = "Lag per partition", body = GroupLag)))]
+pub(super) async fn lag(
+    State(state): State<AppState>,
+    ApiPath(group): ApiPath<String>,
+) -> Result<Json<GroupLag>, ApiError> {
+    validate_group(&group)?;
+    let rows = state.groups.lag(DEFAULT_TENANT, &group).await?;
+    Ok(Json(GroupLag {
+        total_lag: rows.iter().map(|r| r.lag).sum(),
+        partitions: rows
+            .into_iter()
+            .map(|r| LagOut {
+                topic: r.topic,
+                partition: r.partition,
+                committed_offset: r.committed_offset,
+                high_watermark: r.high_watermark,
+                lag: r.lag,
+            })
+            .collect(),
+        group,
+    }))
+}

@@ -1,0 +1,135 @@
+//! The HTTP API: routes, handlers, problem+json errors and the OpenAPI
+//! description. The top layer: it calls every layer below and none of them
+//! knows it exists. [`app`] builds the router apart from serving it, so
+//! tests can call it directly.
+
+mod docs;
+mod error;
+mod extract;
+mod groups;
+mod ops;
+mod produce;
+mod read;
+mod records_in;
+mod records_out;
+mod topics;
+
+use std::ops::Deref;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use tokio_util::sync::CancellationToken;
+use tower_http::catch_panic::CatchPanicLayer;
+
+use crate::clock::SharedClock;
+use crate::config::Limits;
+use crate::groups::Groups;
+use crate::ingest::Ingest;
+use crate::ingest::partitioner::RoundRobin;
+use crate::metadata::CachedMetadata;
+use crate::metrics::Metrics;
+use crate::read::Reader;
+use crate::tail::Watermarks;
+
+pub use docs::openapi_json;
+pub use error::{ApiError, ErrorCode, Problem};
+pub use records_out::{OutHeader, OutRecord, ReadResponse, ValueEncoding};
+
+/// Route paths, shared by the router and the OpenAPI description.
+pub mod paths {
+    pub const TOPICS: &str = "/v1/topics";
+    pub const TOPIC: &str = "/v1/topics/{topic}";
+    pub const RECORDS: &str = "/v1/topics/{topic}/records";
+    pub const PUBLISH: &str = "/v1/topics/{topic}/publish";
+    pub const PARTITION_RECORDS: &str = "/v1/topics/{topic}/partitions/{partition}/records";
+    pub const PARTITION_OFFSETS: &str = "/v1/topics/{topic}/partitions/{partition}/offsets";
+    pub const GROUP_OFFSETS: &str = "/v1/groups/{group}/offsets";
+    pub const GROUP_LAG: &str = "/v1/groups/{group}/lag";
+    pub const HEALTHZ: &str = "/healthz";
+    pub const READYZ: &str = "/readyz";
+    pub const METRICS: &str = "/metrics";
+}
+
+/// What every handler can reach.
+#[derive(Debug)]
+pub struct Services {
+    pub limits: Limits,
+    pub metadata: Arc<CachedMetadata>,
+    pub ingest: Ingest,
+    pub reader: Reader,
+    pub groups: Groups,
+    pub watermarks: Arc<Watermarks>,
+    pub metrics: Arc<Metrics>,
+    pub clock: SharedClock,
+    pub round_robin: RoundRobin,
+    /// Cancelled when shutdown begins: readiness fails, requests are refused.
+    pub draining: CancellationToken,
+}
+
+/// Shared application state; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct AppState(Arc<Services>);
+
+impl AppState {
+    pub fn new(services: Services) -> Self {
+        AppState(Arc::new(services))
+    }
+}
+
+impl Deref for AppState {
+    type Target = Services;
+    fn deref(&self) -> &Services {
+        &self.0
+    }
+}
+
+/// Refuses new work once shutdown has begun; probes still answer.
+async fn refuse_when_draining(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let path = req.uri().path();
+    let probe = path == paths::HEALTHZ || path == paths::READYZ || path == paths::METRICS;
+    if state.draining.is_cancelled() && !probe {
+        return ApiError::new(
+            ErrorCode::ShuttingDown,
+            "the agent is shutting down; retry on another agent",
+        )
+        .into_response();
+    }
+    next.run(req).await
+}
+
+fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    tracing::error!("a request handler panicked");
+    ApiError::new(ErrorCode::Internal, "internal error").into_response()
+}
+
+/// The whole API as a router.
+pub fn app(state: AppState) -> Router {
+    let api = Router::new()
+        .route(paths::TOPICS, post(topics::create).get(topics::list))
+        .route(paths::TOPIC, get(topics::describe).delete(topics::delete))
+        .route(paths::RECORDS, post(produce::produce))
+        .route(paths::PUBLISH, post(produce::publish))
+        .route(paths::PARTITION_RECORDS, get(read::read))
+        .route(paths::PARTITION_OFFSETS, get(read::offsets))
+        .route(
+            paths::GROUP_OFFSETS,
+            post(groups::commit).get(groups::fetch),
+        )
+        .route(paths::GROUP_LAG, get(groups::lag))
+        .route(paths::HEALTHZ, get(ops::healthz))
+        .route(paths::READYZ, get(ops::readyz))
+        .route(paths::METRICS, get(ops::metrics))
+        .method_not_allowed_fallback(ops::method_not_allowed)
+        .fallback(ops::not_found)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            refuse_when_draining,
+        ))
+        .with_state(state);
+    api.merge(docs::router())
+        .layer(CatchPanicLayer::custom(panic_response))
+}

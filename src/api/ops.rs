@@ -1,0 +1,64 @@
+//! Operations endpoints: liveness, readiness, metrics, and the fallbacks.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{Method, Uri, header};
+use axum::response::IntoResponse;
+use serde::Serialize;
+
+use super::AppState;
+use super::error::{ApiError, ErrorCode};
+
+/// A probe's answer.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(super) struct Status {
+    pub status: &'static str,
+}
+
+/// Liveness: the process is up.
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    responses((status = 200, description = "Alive", body = Status)))]
+pub(super) async fn healthz() -> Json<Status> {
+    Json(Status { status: "ok" })
+}
+
+/// Readiness: 503 once shutdown has begun.
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    responses((status = 200, description = "Ready", body = Status),
+              (status = 503, description = "Shutting down", body = super::Problem, content_type = "application/problem+json")))]
+pub(super) async fn readyz(State(state): State<AppState>) -> Result<Json<Status>, ApiError> {
+    if state.draining.is_cancelled() {
+        return Err(ApiError::new(
+            ErrorCode::ShuttingDown,
+            "the agent is shutting down",
+        ));
+    }
+    Ok(Json(Status { status: "ready" }))
+}
+
+/// Prometheus metrics.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")))]
+pub(super) async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.metrics.render(),
+    )
+}
+
+pub(super) async fn not_found(uri: Uri) -> ApiError {
+    ApiError::new(
+        ErrorCode::RouteNotFound,
+        format!("no route for {}; see /docs", uri.path()),
+    )
+}
+
+pub(super) async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(
+        ErrorCode::MethodNotAllowed,
+        format!("{method} is not allowed on {}; see /docs", uri.path()),
+    )
+}

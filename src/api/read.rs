@@ -1,0 +1,174 @@
+//! Read routes: records by offset (with long-poll) and seek by time.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+
+use super::AppState;
+use super::error::{ApiError, ErrorCode};
+use super::extract::{ApiPath, ApiQuery};
+use super::records_out::render_read;
+use crate::config::{MAX_READ_BYTES, MAX_READ_RECORDS};
+use crate::model::{DEFAULT_TENANT, TopicMeta};
+use crate::read::ReadRequest;
+
+/// Read parameters.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ReadQuery {
+    /// First offset to return; default: the log start.
+    pub offset: Option<i64>,
+    /// At most this many records (1 to 10000, default 100).
+    pub limit: Option<usize>,
+    /// Stop adding records past this many key and value bytes (default 1 MiB, at most 64 MiB);
+    /// at least one record is returned.
+    pub max_bytes: Option<usize>,
+    /// When reading at the high watermark, wait up to this long for records.
+    pub wait_ms: Option<u64>,
+}
+
+async fn topic_partition(
+    state: &AppState,
+    name: &str,
+    partition: i64,
+) -> Result<(std::sync::Arc<TopicMeta>, i32), ApiError> {
+    let topic = state
+        .metadata
+        .topic(DEFAULT_TENANT, name)
+        .await?
+        .ok_or_else(|| ApiError::topic_not_found(name))?;
+    if partition < 0 || partition >= i64::from(topic.partition_count) {
+        return Err(ApiError::partition_not_found(
+            name,
+            partition,
+            topic.partition_count,
+        ));
+    }
+    Ok((topic, partition as i32))
+}
+
+/// Read records of one partition from an offset.
+#[utoipa::path(get, path = "/v1/topics/{topic}/partitions/{partition}/records", tag = "records",
+    params(("topic" = String, Path), ("partition" = i32, Path), ReadQuery),
+    responses((status = 200, description = "Records from the offset on", body = super::ReadResponse),
+              (status = 400, description = "Invalid parameter", body = super::Problem, content_type = "application/problem+json"),
+              (status = 404, description = "No such topic or partition", body = super::Problem, content_type = "application/problem+json"),
+              (status = 416, description = "Offset outside [log start, high watermark]", body = super::Problem, content_type = "application/problem+json")))]
+pub(super) async fn read(
+    State(state): State<AppState>,
+    ApiPath((name, partition)): ApiPath<(String, i64)>,
+    ApiQuery(q): ApiQuery<ReadQuery>,
+) -> Result<Response, ApiError> {
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=MAX_READ_RECORDS).contains(&limit) {
+        return Err(ApiError::new(
+            ErrorCode::InvalidQuery,
+            format!("limit must be between 1 and {MAX_READ_RECORDS}"),
+        )
+        .with_field("limit")
+        .with_limit(MAX_READ_RECORDS as u64));
+    }
+    let max_bytes = q.max_bytes.unwrap_or(1 << 20);
+    if !(1..=MAX_READ_BYTES).contains(&max_bytes) {
+        return Err(ApiError::new(
+            ErrorCode::InvalidQuery,
+            format!("max_bytes must be between 1 and {MAX_READ_BYTES}"),
+        )
+        .with_field("max_bytes")
+        .with_limit(MAX_READ_BYTES as u64));
+    }
+    let wait = Duration::from_millis(q.wait_ms.unwrap_or(0));
+    if wait > state.limits.max_wait {
+        let max = state.limits.max_wait.as_millis() as u64;
+        return Err(ApiError::new(
+            ErrorCode::InvalidQuery,
+            format!("wait_ms must be at most {max} (max-wait)"),
+        )
+        .with_field("wait_ms")
+        .with_limit(max));
+    }
+    if q.offset.is_some_and(|o| o < 0) {
+        return Err(
+            ApiError::new(ErrorCode::InvalidQuery, "offset must not be negative")
+                .with_field("offset"),
+        );
+    }
+    let (topic, partition) = topic_partition(&state, &name, partition).await?;
+    let req = ReadRequest {
+        topic: topic.clone(),
+        partition,
+        offset: q.offset,
+        max_records: limit,
+        max_bytes,
+        wait,
+    };
+    // Shutdown ends a long-poll early with whatever it has.
+    let result = tokio::select! {
+        r = state.reader.read(&req) => r?,
+        _ = state.draining.cancelled() => {
+            return Err(ApiError::new(ErrorCode::ShuttingDown, "the agent is shutting down"));
+        }
+    };
+    let body = render_read(
+        &topic.name,
+        partition,
+        &result.records,
+        result.next_offset,
+        result.high_watermark,
+        result.log_start_offset,
+    );
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+}
+
+/// Seek parameters.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub(super) struct OffsetsQuery {
+    /// Milliseconds since the Unix epoch; absent: only the bounds are returned.
+    pub timestamp: Option<i64>,
+}
+
+/// A partition's bounds, and the offset for a timestamp.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub(super) struct OffsetsResponse {
+    pub log_start_offset: i64,
+    pub high_watermark: i64,
+    /// The first offset whose timestamp is at or after `timestamp`; the high
+    /// watermark when no record is that recent. Absent without `timestamp`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub offset: Option<i64>,
+    /// That record's timestamp, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<i64>,
+}
+
+/// Partition bounds, and seek by timestamp.
+#[utoipa::path(get, path = "/v1/topics/{topic}/partitions/{partition}/offsets", tag = "records",
+    params(("topic" = String, Path), ("partition" = i32, Path), OffsetsQuery),
+    responses((status = 200, description = "Offsets", body = OffsetsResponse),
+              (status = 404, description = "No such topic or partition", body = super::Problem, content_type = "application/problem+json")))]
+pub(super) async fn offsets(
+    State(state): State<AppState>,
+    ApiPath((name, partition)): ApiPath<(String, i64)>,
+    ApiQuery(q): ApiQuery<OffsetsQuery>,
+) -> Result<Json<OffsetsResponse>, ApiError> {
+    let (topic, partition) = topic_partition(&state, &name, partition).await?;
+    let (log_start_offset, high_watermark) = state.reader.refresh((topic.id, partition)).await?;
+    let (offset, timestamp) = match q.timestamp {
+        Some(ts) => {
+            let (o, t) = state.reader.offset_for_time(&topic, partition, ts).await?;
+            (Some(o.max(log_start_offset)), t)
+        }
+        None => (None, None),
+    };
+    Ok(Json(OffsetsResponse {
+        log_start_offset,
+        high_watermark,
+        offset,
+        timestamp,
+    }))
+}

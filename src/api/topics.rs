@@ -1,0 +1,271 @@
+//! Topic routes: create, list, describe, delete.
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+
+use super::AppState;
+use super::error::{ApiError, ErrorCode};
+use super::extract::{ApiPath, ApiQuery, read_body};
+use crate::config::DEFAULT_COMPRESSION;
+use crate::metadata::MetadataStore;
+use crate::model::{Compression, DEFAULT_TENANT, NewTopic, TopicMeta};
+
+/// Longest topic name (Kafka's limit).
+pub(super) const MAX_TOPIC_NAME: usize = 249;
+
+/// Checks a topic name: 1 to 249 of `[A-Za-z0-9._-]`, not `.` or `..`.
+pub(super) fn validate_topic_name(name: &str) -> Result<(), ApiError> {
+    let ok_chars = name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+    if name.is_empty() || name.len() > MAX_TOPIC_NAME || !ok_chars || name == "." || name == ".." {
+        return Err(ApiError::field(
+            "name",
+            format!(
+                "topic name {name:?} must be 1 to {MAX_TOPIC_NAME} characters of A-Z a-z 0-9 . _ - (and not . or ..)"
+            ),
+        )
+        .with_limit(MAX_TOPIC_NAME as u64));
+    }
+    Ok(())
+}
+
+/// Body of `POST /v1/topics`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct CreateTopic {
+    /// 1 to 249 characters of `A-Z a-z 0-9 . _ -`.
+    pub name: String,
+    /// Number of partitions, at least 1 (at most `max-partitions-per-topic`).
+    pub partitions: i64,
+    /// Keep records at least this long; absent keeps them forever.
+    #[serde(default)]
+    pub retention_ms: Option<i64>,
+    /// Chunk compression; default `none`.
+    #[serde(default)]
+    pub compression: Option<Compression>,
+}
+
+/// A topic.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub(super) struct TopicInfo {
+    pub name: String,
+    pub partitions: i32,
+    pub retention_ms: Option<i64>,
+    pub compression: Compression,
+    /// Milliseconds since the Unix epoch.
+    pub created_at: i64,
+}
+
+impl From<&TopicMeta> for TopicInfo {
+    fn from(t: &TopicMeta) -> Self {
+        TopicInfo {
+            name: t.name.clone(),
+            partitions: t.partition_count,
+            retention_ms: t.retention_ms,
+            compression: t.compression,
+            created_at: t.created_at_ms,
+        }
+    }
+}
+
+/// Create a topic.
+#[utoipa::path(post, path = "/v1/topics", tag = "topics", request_body = CreateTopic,
+    responses((status = 201, description = "Created", body = TopicInfo),
+              (status = 400, description = "Invalid request", body = super::Problem, content_type = "application/problem+json"),
+              (status = 409, description = "A topic with this name exists", body = super::Problem, content_type = "application/problem+json")))]
+pub(super) async fn create(
+    State(state): State<AppState>,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let body = read_body(body, 64 * 1024).await?;
+    let req: CreateTopic = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::new(ErrorCode::InvalidJson, format!("invalid topic: {e}")).with_field("body")
+    })?;
+    validate_topic_name(&req.name)?;
+    let max = state.limits.max_partitions_per_topic;
+    if req.partitions < 1 || req.partitions > i64::from(max) {
+        return Err(ApiError::field(
+            "partitions",
+            format!(
+                "partitions must be between 1 and {max} (max-partitions-per-topic), not {}",
+                req.partitions
+            ),
+        )
+        .with_limit(max as u64));
+    }
+    if let Some(r) = req.retention_ms {
+        if r <= 0 {
+            return Err(ApiError::field(
+                "retention_ms",
+                "retention_ms must be positive, or absent to keep records forever",
+            ));
+        }
+    }
+    let topic = NewTopic {
+        tenant: DEFAULT_TENANT.to_string(),
+        name: req.name,
+        partition_count: req.partitions as i32,
+        retention_ms: req.retention_ms,
+        compression: req.compression.unwrap_or(DEFAULT_COMPRESSION),
+    };
+    let created = state
+        .metadata
+        .create_topic(&topic, state.clock.now_ms())
+        .await
+        .map_err(|e| match e {
+            crate::metadata::MetadataError::AlreadyExists(_) => ApiError::new(
+                ErrorCode::TopicExists,
+                format!("topic {:?} already exists", topic.name),
+            )
+            .with_field("name"),
+            other => other.into(),
+        })?;
+    let location = format!("/v1/topics/{}", created.name);
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        Json(TopicInfo::from(&created)),
+    )
+        .into_response())
+}
+
+/// `GET /v1/topics` parameters.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ListQuery {
+    /// Return topics whose names sort after this one (the previous page's `next_after`).
+    pub after: Option<String>,
+    /// At most this many topics (1 to 1000, default 100).
+    pub limit: Option<u32>,
+}
+
+/// A page of topics.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub(super) struct TopicList {
+    pub topics: Vec<TopicInfo>,
+    /// Pass as `after` for the next page; null on the last page.
+    pub next_after: Option<String>,
+}
+
+/// List topics, in name order, a page at a time.
+#[utoipa::path(get, path = "/v1/topics", tag = "topics", params(ListQuery),
+    responses((status = 200, description = "A page of topics", body = TopicList)))]
+pub(super) async fn list(
+    State(state): State<AppState>,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> Result<Json<TopicList>, ApiError> {
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(
+            ApiError::new(ErrorCode::InvalidQuery, "limit must be between 1 and 1000")
+                .with_field("limit")
+                .with_limit(1000),
+        );
+    }
+    let topics = state
+        .metadata
+        .list_topics(DEFAULT_TENANT, q.after.as_deref(), limit)
+        .await?;
+    let next_after =
+        (topics.len() == limit as usize).then(|| topics[topics.len() - 1].name.clone());
+    Ok(Json(TopicList {
+        topics: topics.iter().map(TopicInfo::from).collect(),
+        next_after,
+    }))
+}
+
+/// `GET /v1/topics/{topic}` parameters.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub(super) struct DescribeQuery {
+    /// First partition to describe (default 0).
+    pub partition_from: Option<i32>,
+    /// At most this many partitions (1 to 1000, default 1000).
+    pub partition_limit: Option<u32>,
+}
+
+/// One partition's offsets and size.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub(super) struct PartitionInfo {
+    pub partition: i32,
+    pub log_start_offset: i64,
+    pub high_watermark: i64,
+    /// Bytes of stored chunks.
+    pub bytes: i64,
+}
+
+/// A topic and (a page of) its partitions.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub(super) struct TopicDetail {
+    #[serde(flatten)]
+    pub topic: TopicInfo,
+    pub partition_details: Vec<PartitionInfo>,
+    /// Pass as `partition_from` for the next page; null on the last page.
+    pub next_partition: Option<i32>,
+}
+
+/// Describe a topic: per partition, log start, high watermark and bytes.
+#[utoipa::path(get, path = "/v1/topics/{topic}", tag = "topics", params(("topic" = String, Path), DescribeQuery),
+    responses((status = 200, description = "The topic", body = TopicDetail),
+              (status = 404, description = "No such topic", body = super::Problem, content_type = "application/problem+json")))]
+pub(super) async fn describe(
+    State(state): State<AppState>,
+    ApiPath(name): ApiPath<String>,
+    ApiQuery(q): ApiQuery<DescribeQuery>,
+) -> Result<Json<TopicDetail>, ApiError> {
+    let topic = state
+        .metadata
+        .topic(DEFAULT_TENANT, &name)
+        .await?
+        .ok_or_else(|| ApiError::topic_not_found(&name))?;
+    let from = q.partition_from.unwrap_or(0).max(0);
+    let limit = q.partition_limit.unwrap_or(1000);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::new(
+            ErrorCode::InvalidQuery,
+            "partition_limit must be between 1 and 1000",
+        )
+        .with_field("partition_limit")
+        .with_limit(1000));
+    }
+    let parts = state.metadata.partitions(topic.id, from, limit).await?;
+    let next = parts
+        .last()
+        .map(|p| p.partition + 1)
+        .filter(|&n| n < topic.partition_count);
+    Ok(Json(TopicDetail {
+        topic: TopicInfo::from(topic.as_ref()),
+        partition_details: parts
+            .iter()
+            .map(|p| PartitionInfo {
+                partition: p.partition,
+                log_start_offset: p.log_start_offset,
+                high_watermark: p.next_offset,
+                bytes: p.bytes,
+            })
+            .collect(),
+        next_partition: next,
+    }))
+}
+
+/// Delete a topic; its name is free at once and its records are never returned again.
+#[utoipa::path(delete, path = "/v1/topics/{topic}", tag = "topics", params(("topic" = String, Path)),
+    responses((status = 204, description = "Deleted"),
+              (status = 404, description = "No such topic", body = super::Problem, content_type = "application/problem+json")))]
+pub(super) async fn delete(
+    State(state): State<AppState>,
+    ApiPath(name): ApiPath<String>,
+) -> Result<StatusCode, ApiError> {
+    let deleted = state
+        .metadata
+        .delete_topic(DEFAULT_TENANT, &name, state.clock.now_ms())
+        .await?
+        .ok_or_else(|| ApiError::topic_not_found(&name))?;
+    state.watermarks.forget_topic(deleted.id);
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,198 @@
+//! The agent-wide buffer and the task that decides when to flush it.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{Notify, Semaphore, oneshot};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::flush::run_flush;
+use super::{IngestConfig, IngestDeps, ProduceError, ProduceRequest, RecordOffset};
+
+pub(super) type Reply = oneshot::Sender<Result<Vec<RecordOffset>, ProduceError>>;
+
+/// One buffered request and the producer waiting for it.
+#[derive(Debug)]
+pub(super) struct Pending {
+    pub req: ProduceRequest,
+    pub bytes: usize,
+    pub since: Instant,
+    pub reply: Reply,
+}
+
+#[derive(Debug, Default)]
+struct Buffer {
+    pending: VecDeque<Pending>,
+    bytes: usize,
+    /// Buffered plus in-flight bytes: what 429 protects.
+    held: usize,
+    closed: bool,
+}
+
+#[derive(Debug)]
+pub(super) struct Shared {
+    pub config: IngestConfig,
+    pub deps: IngestDeps,
+    buffer: Mutex<Buffer>,
+    wake: Notify,
+}
+
+impl Shared {
+    fn buffer(&self) -> std::sync::MutexGuard<'_, Buffer> {
+        self.buffer.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Returns bytes to the budget once their producers are answered.
+    pub(super) fn release(&self, bytes: usize) {
+        let mut b = self.buffer();
+        b.held = b.held.saturating_sub(bytes);
+        self.deps.metrics.buffered_bytes.set(b.held as i64);
+    }
+}
+
+/// Handle to the batcher; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Ingest {
+    shared: Arc<Shared>,
+}
+
+impl Ingest {
+    pub(super) fn start(
+        config: IngestConfig,
+        deps: IngestDeps,
+        cancel: CancellationToken,
+        tracker: &TaskTracker,
+    ) -> Ingest {
+        let shared = Arc::new(Shared {
+            config,
+            deps,
+            buffer: Mutex::new(Buffer::default()),
+            wake: Notify::new(),
+        });
+        let task_tracker = tracker.clone();
+        tracker.spawn(flusher(shared.clone(), cancel, task_tracker));
+        Ingest { shared }
+    }
+
+    /// Buffers a request and waits until its records are committed.
+    pub async fn produce(&self, req: ProduceRequest) -> Result<Vec<RecordOffset>, ProduceError> {
+        let cfg = &self.shared.config;
+        let bytes = req.accounted_bytes();
+        if bytes > cfg.max_flush_bytes {
+            return Err(ProduceError::TooLarge {
+                size: bytes,
+                limit: cfg.max_flush_bytes,
+            });
+        }
+        let (tx, rx) = oneshot::channel();
+        {
+            let mut b = self.shared.buffer();
+            if b.closed {
+                return Err(ProduceError::ShuttingDown);
+            }
+            if b.held + bytes > cfg.max_buffered_bytes {
+                self.shared.deps.metrics.produce_rejected_overload.inc();
+                return Err(ProduceError::Overloaded {
+                    limit: cfg.max_buffered_bytes,
+                    retry_after: Duration::from_secs(1),
+                });
+            }
+            b.held += bytes;
+            b.bytes += bytes;
+            self.shared.deps.metrics.buffered_bytes.set(b.held as i64);
+            b.pending.push_back(Pending {
+                req,
+                bytes,
+                since: Instant::now(),
+                reply: tx,
+            });
+        }
+        self.shared.deps.metrics.produce_requests.inc();
+        self.shared.wake.notify_one();
+        // The flusher always answers; a dropped sender means it died.
+        rx.await
+            .unwrap_or_else(|_| Err(ProduceError::Unavailable("the flusher stopped".into())))
+    }
+
+    /// True once shutdown has begun.
+    pub fn is_closed(&self) -> bool {
+        self.shared.buffer().closed
+    }
+}
+
+enum Next {
+    Idle,
+    FlushNow,
+    WaitUntil(Instant),
+    Stop,
+}
+
+/// Takes requests from the front of the buffer up to one flush's worth.
+fn take_flush(shared: &Shared) -> Vec<Pending> {
+    let mut b = shared.buffer();
+    let mut out = Vec::new();
+    let mut bytes = 0;
+    while let Some(front) = b.pending.front() {
+        if !out.is_empty() && bytes + front.bytes > shared.config.max_flush_bytes {
+            break;
+        }
+        bytes += front.bytes;
+        if let Some(p) = b.pending.pop_front() {
+            out.push(p);
+        }
+    }
+    b.bytes -= bytes;
+    out
+}
+
+async fn flusher(shared: Arc<Shared>, cancel: CancellationToken, tracker: TaskTracker) {
+    let permits = Arc::new(Semaphore::new(shared.config.max_inflight_flushes.max(1)));
+    loop {
+        let next = {
+            let mut b = shared.buffer();
+            if cancel.is_cancelled() {
+                b.closed = true;
+            }
+            match b.pending.front() {
+                None if b.closed => Next::Stop,
+                None => Next::Idle,
+                Some(_) if b.closed || b.bytes >= shared.config.max_flush_bytes => Next::FlushNow,
+                Some(front) => Next::WaitUntil(front.since + shared.config.linger),
+            }
+        };
+        match next {
+            Next::Stop => break,
+            Next::Idle => {
+                tokio::select! {
+                    _ = shared.wake.notified() => {}
+                    _ = cancel.cancelled() => {}
+                }
+            }
+            Next::WaitUntil(at) if at > Instant::now() => {
+                tokio::select! {
+                    _ = tokio::time::sleep_until(at) => {}
+                    _ = shared.wake.notified() => {}
+                    _ = cancel.cancelled() => {}
+                }
+            }
+            Next::WaitUntil(_) | Next::FlushNow => {
+                // Waiting for a slot lets the buffer grow into a bigger flush.
+                let Ok(permit) = permits.clone().acquire_owned().await else {
+                    break;
+                };
+                let batch = take_flush(&shared);
+                if batch.is_empty() {
+                    continue;
+                }
+                let s = shared.clone();
+                tracker.spawn(async move {
+                    run_flush(&s, batch).await;
+                    drop(permit);
+                });
+            }
+        }
+    }
+}

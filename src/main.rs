@@ -1,0 +1,49 @@
+//! The `streamhouse` command: parses flags and hands over to the library.
+
+use std::process::ExitCode;
+
+use streamhouse::config::{Command, parse_cli};
+use tracing_subscriber::EnvFilter;
+
+fn init_logging(filter: &str) {
+    let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = match parse_cli(std::env::args_os()) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    let result: anyhow::Result<()> = match cli.command {
+        Command::Serve(args) => {
+            init_logging(&args.log);
+            streamhouse::server::run(*args).await.map_err(Into::into)
+        }
+        Command::Migrate(args) => {
+            init_logging(&args.log);
+            streamhouse::server::migrate(*args)
+                .await
+                .map_err(Into::into)
+        }
+        Command::Openapi => {
+            print!("{}", streamhouse::api::openapi_json());
+            Ok(())
+        }
+        Command::Bench(args) => {
+            init_logging("warn");
+            streamhouse::bench::run(args).await
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("streamhouse: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,177 @@
+//! An in-process cache in front of any metadata store.
+//!
+//! Topics are looked up by name on every produce and read, so they are
+//! cached for a short TTL and invalidated at once by local creates and
+//! deletes. Only live topics are cached: a topic created elsewhere is seen
+//! on the next lookup. Everything else passes through; group offsets are
+//! never cached.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use moka::future::Cache;
+use uuid::Uuid;
+
+use super::{
+    BatchRow, ChunkOutcome, FlushCommit, GroupOffsetCommit, GroupOffsetRow, MetadataError,
+    MetadataStore, SharedMetadata,
+};
+use crate::metrics::Metrics;
+use crate::model::{NewTopic, PartitionKey, PartitionState, TopicMeta};
+
+/// Caching layer; see the module header.
+#[derive(Debug)]
+pub struct CachedMetadata {
+    inner: SharedMetadata,
+    topics: Cache<(String, String), Arc<TopicMeta>>,
+    metrics: Arc<Metrics>,
+}
+
+impl CachedMetadata {
+    pub fn new(inner: SharedMetadata, topic_ttl: Duration, metrics: Arc<Metrics>) -> Self {
+        CachedMetadata {
+            inner,
+            topics: Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(topic_ttl)
+                .build(),
+            metrics,
+        }
+    }
+
+    /// The live topic with this name, shared, from cache when possible.
+    pub async fn topic(
+        &self,
+        tenant: &str,
+        name: &str,
+    ) -> Result<Option<Arc<TopicMeta>>, MetadataError> {
+        let key = (tenant.to_string(), name.to_string());
+        if let Some(t) = self.topics.get(&key).await {
+            self.metrics.topic_cache.hits.inc();
+            return Ok(Some(t));
+        }
+        self.metrics.topic_cache.misses.inc();
+        let Some(t) = self.inner.get_topic(tenant, name).await? else {
+            return Ok(None);
+        };
+        let t = Arc::new(t);
+        self.topics.insert(key, t.clone()).await;
+        Ok(Some(t))
+    }
+
+    /// Forgets a cached topic (after a local delete, or a commit that found
+    /// the topic gone).
+    pub async fn forget_topic(&self, tenant: &str, name: &str) {
+        self.topics
+            .invalidate(&(tenant.to_string(), name.to_string()))
+            .await;
+    }
+}
+
+#[async_trait]
+impl MetadataStore for CachedMetadata {
+    async fn create_topic(
+        &self,
+        topic: &NewTopic,
+        now_ms: i64,
+    ) -> Result<TopicMeta, MetadataError> {
+        let t = self.inner.create_topic(topic, now_ms).await?;
+        self.topics
+            .insert((t.tenant.clone(), t.name.clone()), Arc::new(t.clone()))
+            .await;
+        Ok(t)
+    }
+
+    async fn get_topic(
+        &self,
+        tenant: &str,
+        name: &str,
+    ) -> Result<Option<TopicMeta>, MetadataError> {
+        Ok(self.topic(tenant, name).await?.map(|t| (*t).clone()))
+    }
+
+    async fn list_topics(
+        &self,
+        tenant: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<TopicMeta>, MetadataError> {
+        self.inner.list_topics(tenant, after, limit).await
+    }
+
+    async fn delete_topic(
+        &self,
+        tenant: &str,
+        name: &str,
+        now_ms: i64,
+    ) -> Result<Option<TopicMeta>, MetadataError> {
+        self.forget_topic(tenant, name).await;
+        let r = self.inner.delete_topic(tenant, name, now_ms).await;
+        self.forget_topic(tenant, name).await;
+        r
+    }
+
+    async fn partitions(
+        &self,
+        topic_id: Uuid,
+        from: i32,
+        limit: u32,
+    ) -> Result<Vec<PartitionState>, MetadataError> {
+        self.inner.partitions(topic_id, from, limit).await
+    }
+
+    async fn partition_states(
+        &self,
+        keys: &[PartitionKey],
+    ) -> Result<Vec<PartitionState>, MetadataError> {
+        self.inner.partition_states(keys).await
+    }
+
+    async fn commit_flush(&self, commit: &FlushCommit) -> Result<Vec<ChunkOutcome>, MetadataError> {
+        self.inner.commit_flush(commit).await
+    }
+
+    async fn find_batches(
+        &self,
+        topic_id: Uuid,
+        partition: i32,
+        offset: i64,
+        limit: u32,
+    ) -> Result<Vec<BatchRow>, MetadataError> {
+        self.inner
+            .find_batches(topic_id, partition, offset, limit)
+            .await
+    }
+
+    async fn find_batch_by_time(
+        &self,
+        topic_id: Uuid,
+        partition: i32,
+        timestamp_ms: i64,
+    ) -> Result<Option<BatchRow>, MetadataError> {
+        self.inner
+            .find_batch_by_time(topic_id, partition, timestamp_ms)
+            .await
+    }
+
+    async fn commit_group_offsets(
+        &self,
+        tenant: &str,
+        group: &str,
+        offsets: &[GroupOffsetCommit],
+        now_ms: i64,
+    ) -> Result<(), MetadataError> {
+        self.inner
+            .commit_group_offsets(tenant, group, offsets, now_ms)
+            .await
+    }
+
+    async fn group_offsets(
+        &self,
+        tenant: &str,
+        group: &str,
+    ) -> Result<Vec<GroupOffsetRow>, MetadataError> {
+        self.inner.group_offsets(tenant, group).await
+    }
+}

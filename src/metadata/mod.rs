@@ -1,0 +1,194 @@
+//! Metadata: topics, offsets, the offset index and group offsets, in SQL.
+//!
+//! The `MetadataStore` trait is the source of truth and the sequencer:
+//! `commit_flush` assigns offsets to every chunk of one object in one
+//! transaction. Implementations: SQLite (embedded). Calls are batch-shaped
+//! so a flush costs a constant number of statements whatever the number of
+//! partitions it touches. `cache` wraps any store with an in-process cache.
+
+mod cache;
+pub mod conformance;
+mod sqlite;
+
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use uuid::Uuid;
+
+use crate::model::{NewTopic, PartitionKey, PartitionState, TopicMeta};
+
+pub use cache::CachedMetadata;
+pub use sqlite::SqliteMetadata;
+
+/// Why a metadata call failed. Callers see few kinds, each with one action.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MetadataError {
+    /// The thing to create exists already: report a conflict.
+    #[error("{0} already exists")]
+    AlreadyExists(String),
+    /// The request cannot be applied as stated: report it to the caller.
+    #[error("{0}")]
+    Invalid(String),
+    /// The store failed and the call was certainly not applied: retry later.
+    #[error("metadata store unavailable: {0}")]
+    Unavailable(Arc<str>),
+    /// The store failed after the call may have been applied (connection
+    /// lost around COMMIT). Resolve by re-running the same keyed call.
+    #[error("metadata outcome unknown: {0}")]
+    Ambiguous(Arc<str>),
+}
+
+/// One chunk of an object, to be sequenced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChunkCommit {
+    pub topic_id: Uuid,
+    pub partition: i32,
+    pub byte_offset: u64,
+    pub byte_len: u32,
+    pub record_count: u32,
+    pub max_timestamp: i64,
+}
+
+/// Everything one flush commits: its object and every chunk in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlushCommit {
+    /// A UUIDv7 minted before upload; the commit is keyed on it.
+    pub object_id: Uuid,
+    pub object_size: u64,
+    /// Which agent wrote the object.
+    pub writer: String,
+    pub created_at_ms: i64,
+    /// At most one chunk per topic-partition.
+    pub chunks: Vec<ChunkCommit>,
+}
+
+/// What became of one chunk of a commit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChunkOutcome {
+    /// The chunk's first record has this offset.
+    Committed { base_offset: i64 },
+    /// The topic was deleted (or re-created) before the commit; nothing of
+    /// this chunk is visible.
+    TopicGone,
+}
+
+/// One row of the offset index: where the records of one chunk live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchRow {
+    pub base_offset: i64,
+    pub last_offset: i64,
+    pub object_id: Uuid,
+    pub byte_offset: u64,
+    pub byte_len: u32,
+    pub record_count: u32,
+    /// Running maximum of record timestamps up to and including this chunk.
+    pub max_timestamp: i64,
+}
+
+/// A group's committed position in one partition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupOffsetCommit {
+    pub topic_id: Uuid,
+    pub partition: i32,
+    pub offset: i64,
+    pub metadata: Option<String>,
+}
+
+/// A committed group offset as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupOffsetRow {
+    pub topic: String,
+    pub topic_id: Uuid,
+    pub partition: i32,
+    pub offset: i64,
+    pub metadata: Option<String>,
+    pub updated_at_ms: i64,
+}
+
+/// The metadata store. See the module header.
+#[async_trait]
+pub trait MetadataStore: Send + Sync + Debug {
+    /// Creates a topic and its partitions; `AlreadyExists` if a live topic
+    /// of that tenant has the name.
+    async fn create_topic(&self, topic: &NewTopic, now_ms: i64)
+    -> Result<TopicMeta, MetadataError>;
+
+    /// The live topic with this name, if any.
+    async fn get_topic(&self, tenant: &str, name: &str)
+    -> Result<Option<TopicMeta>, MetadataError>;
+
+    /// Live topics in name order, after `after`, at most `limit`.
+    async fn list_topics(
+        &self,
+        tenant: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<TopicMeta>, MetadataError>;
+
+    /// Deletes the live topic with this name, freeing the name at once;
+    /// returns it, or `None` if there was none.
+    async fn delete_topic(
+        &self,
+        tenant: &str,
+        name: &str,
+        now_ms: i64,
+    ) -> Result<Option<TopicMeta>, MetadataError>;
+
+    /// Partitions `from..` of a topic, at most `limit`, in order.
+    async fn partitions(
+        &self,
+        topic_id: Uuid,
+        from: i32,
+        limit: u32,
+    ) -> Result<Vec<PartitionState>, MetadataError>;
+
+    /// The state of each listed partition that exists, in one query.
+    async fn partition_states(
+        &self,
+        keys: &[PartitionKey],
+    ) -> Result<Vec<PartitionState>, MetadataError>;
+
+    /// Sequences every chunk of one object in one transaction and returns
+    /// one outcome per chunk, in order. Re-running a commit whose object is
+    /// already committed returns the original offsets and writes nothing.
+    async fn commit_flush(&self, commit: &FlushCommit) -> Result<Vec<ChunkOutcome>, MetadataError>;
+
+    /// Index rows of a partition whose last offset is at or after `offset`,
+    /// in offset order, at most `limit`.
+    async fn find_batches(
+        &self,
+        topic_id: Uuid,
+        partition: i32,
+        offset: i64,
+        limit: u32,
+    ) -> Result<Vec<BatchRow>, MetadataError>;
+
+    /// The first index row whose running maximum timestamp is at or after
+    /// `timestamp_ms`.
+    async fn find_batch_by_time(
+        &self,
+        topic_id: Uuid,
+        partition: i32,
+        timestamp_ms: i64,
+    ) -> Result<Option<BatchRow>, MetadataError>;
+
+    /// Stores a group's offsets (upsert), all or nothing.
+    async fn commit_group_offsets(
+        &self,
+        tenant: &str,
+        group: &str,
+        offsets: &[GroupOffsetCommit],
+        now_ms: i64,
+    ) -> Result<(), MetadataError>;
+
+    /// A group's committed offsets for live topics.
+    async fn group_offsets(
+        &self,
+        tenant: &str,
+        group: &str,
+    ) -> Result<Vec<GroupOffsetRow>, MetadataError>;
+}
+
+/// Shared handle to any metadata store.
+pub type SharedMetadata = Arc<dyn MetadataStore>;

@@ -1,0 +1,253 @@
+//! Wiring and serving one agent: builds every layer from the configuration,
+//! serves the API, and shuts down in order.
+//!
+//! Shutdown: readiness turns 503 and new requests are refused; the batcher
+//! flushes what it holds at once and answers its producers; the server
+//! waits for in-flight requests; whatever is left after the shutdown
+//! timeout is abandoned.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::api::{self, AppState, Services};
+use crate::clock::{SharedClock, SystemClock};
+use crate::config::{ObjectStoreLocation, ServeArgs};
+use crate::groups::Groups;
+use crate::ingest::{self, IngestConfig, IngestDeps};
+use crate::metadata::{CachedMetadata, SharedMetadata, SqliteMetadata};
+use crate::metrics::Metrics;
+use crate::read::Reader;
+use crate::store::{CachedStore, InstrumentedStore, LocalStore, S3Config, S3Store, SharedStore};
+use crate::tail::Watermarks;
+
+/// Why an agent could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum BootError {
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    #[error("cannot open the metadata store: {0}")]
+    Metadata(String),
+    #[error("cannot open the object store: {0}")]
+    Store(String),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("server failed: {0}")]
+    Serve(std::io::Error),
+}
+
+/// A built agent, not yet serving.
+#[derive(Debug)]
+pub struct Agent {
+    pub state: AppState,
+    /// Stops background tasks (the flusher drains first).
+    pub background: CancellationToken,
+    pub tracker: TaskTracker,
+    pub shutdown_timeout: Duration,
+}
+
+/// Opens the metadata store the configuration names and applies migrations.
+pub async fn open_metadata(
+    args: &ServeArgs,
+    metrics: Arc<Metrics>,
+) -> Result<SharedMetadata, BootError> {
+    let store = match &args.metadata_url {
+        Some(url) => SqliteMetadata::open_url(url, metrics).await,
+        None => {
+            std::fs::create_dir_all(&args.data_dir)
+                .map_err(|e| BootError::Metadata(format!("{}: {e}", args.data_dir.display())))?;
+            SqliteMetadata::open(&args.data_dir.join("metadata.db"), metrics).await
+        }
+    }
+    .map_err(|e| BootError::Metadata(e.to_string()))?;
+    Ok(Arc::new(store))
+}
+
+async fn open_store(args: &ServeArgs) -> Result<SharedStore, BootError> {
+    match args.object_store_location().map_err(BootError::Config)? {
+        ObjectStoreLocation::Local(path) => {
+            let store = LocalStore::open(&path)
+                .map_err(|e| BootError::Store(format!("{}: {e}", path.display())))?;
+            Ok(Arc::new(store))
+        }
+        ObjectStoreLocation::S3 { bucket, prefix } => {
+            let store = S3Store::new(S3Config {
+                bucket,
+                prefix,
+                endpoint: args.s3_endpoint.clone(),
+                region: args.s3_region.clone(),
+                path_style: args.s3_path_style,
+                access_key_id: args.s3_access_key_id.clone(),
+                secret_access_key: args.s3_secret_access_key.clone(),
+            })
+            .await
+            .map_err(|e| BootError::Store(e.to_string()))?;
+            Ok(Arc::new(store))
+        }
+    }
+}
+
+/// Builds every layer of an agent from its configuration.
+pub async fn build(args: &ServeArgs) -> Result<Agent, BootError> {
+    args.validate().map_err(BootError::Config)?;
+    let metrics = Arc::new(Metrics::default());
+    let clock: SharedClock = Arc::new(SystemClock);
+    let raw_metadata = open_metadata(args, metrics.clone()).await?;
+    let metadata = Arc::new(CachedMetadata::new(
+        raw_metadata,
+        args.topic_cache_ttl.0,
+        metrics.clone(),
+    ));
+    let base_store = open_store(args).await?;
+    let counted: SharedStore = Arc::new(InstrumentedStore::new(base_store, metrics.clone()));
+    let store: SharedStore = Arc::new(CachedStore::new(
+        counted,
+        args.chunk_cache_bytes.0,
+        metrics.clone(),
+    ));
+    let watermarks = Arc::new(Watermarks::default());
+    let background = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    let shared_metadata: SharedMetadata = metadata.clone();
+    let ingest = ingest::start(
+        IngestConfig {
+            linger: args.linger(),
+            max_flush_bytes: args.max_flush_bytes.as_usize(),
+            max_inflight_flushes: args.max_inflight_flushes,
+            max_buffered_bytes: args.max_buffered_bytes.as_usize(),
+            writer_id: format!(
+                "{}-{}",
+                args.listen,
+                &uuid::Uuid::now_v7().simple().to_string()[20..]
+            ),
+            commit_resolve_timeout: Duration::from_secs(30),
+        },
+        IngestDeps {
+            store: store.clone(),
+            metadata: shared_metadata.clone(),
+            watermarks: watermarks.clone(),
+            metrics: metrics.clone(),
+            clock: clock.clone(),
+        },
+        background.clone(),
+        &tracker,
+    );
+    let reader = Reader::new(shared_metadata, store, watermarks.clone(), metrics.clone());
+    let state = AppState::new(Services {
+        limits: args.limits(),
+        groups: Groups::new(metadata.clone(), clock.clone()),
+        metadata,
+        ingest,
+        reader,
+        watermarks,
+        metrics,
+        clock,
+        round_robin: Default::default(),
+        draining: CancellationToken::new(),
+    });
+    Ok(Agent {
+        state,
+        background,
+        tracker,
+        shutdown_timeout: args.shutdown_timeout.0,
+    })
+}
+
+/// Serves `agent` on `listener` until `shutdown` resolves, then shuts down in order.
+pub async fn serve(
+    agent: Agent,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), BootError> {
+    let draining = agent.state.draining.clone();
+    let app = api::app(agent.state.clone());
+    let server =
+        axum::serve(listener, app).with_graceful_shutdown(draining.clone().cancelled_owned());
+    let server = tokio::spawn(async move { server.await });
+    tokio::select! {
+        _ = shutdown => {}
+        _ = draining.cancelled() => {}
+    }
+    tracing::info!("shutting down: refusing new requests, flushing buffered records");
+    draining.cancel();
+    agent.background.cancel();
+    agent.tracker.close();
+    let finished = tokio::time::timeout(agent.shutdown_timeout, async {
+        let served = server.await;
+        agent.tracker.wait().await;
+        served
+    })
+    .await;
+    match finished {
+        Ok(Ok(Ok(()))) => {
+            tracing::info!("shut down cleanly");
+            Ok(())
+        }
+        Ok(Ok(Err(e))) => Err(BootError::Serve(e)),
+        Ok(Err(e)) => Err(BootError::Serve(std::io::Error::other(e))),
+        Err(_) => {
+            tracing::warn!(timeout = ?agent.shutdown_timeout, "shutdown timed out; exiting with work unfinished");
+            Ok(())
+        }
+    }
+}
+
+/// Resolves on SIGTERM or ctrl-c.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}
+
+/// `streamhouse serve`: build, bind, log the address, serve until a signal.
+pub async fn run(args: ServeArgs) -> Result<(), BootError> {
+    let agent = build(&args).await?;
+    let listener = TcpListener::bind(args.listen)
+        .await
+        .map_err(|source| BootError::Listen {
+            addr: args.listen.to_string(),
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(BootError::Serve)?;
+    tracing::info!(
+        object_store = ?args.object_store_location().ok(),
+        linger = ?args.linger(),
+        "listening on http://{addr}"
+    );
+    serve(agent, listener, shutdown_signal()).await
+}
+
+/// `streamhouse migrate`: apply metadata migrations and exit.
+pub async fn migrate(args: ServeArgs) -> Result<(), BootError> {
+    args.validate().map_err(BootError::Config)?;
+    let store = open_metadata(&args, Arc::new(Metrics::default())).await?;
+    // Opening applied the migrations; a read proves the schema answers.
+    store
+        .list_topics(crate::model::DEFAULT_TENANT, None, 1)
+        .await
+        .map_err(|e| BootError::Metadata(e.to_string()))?;
+    tracing::info!("migrations applied");
+    Ok(())
+}

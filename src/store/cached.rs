@@ -1,0 +1,159 @@
+//! A read cache in front of any store, shared by every reader in the agent.
+//!
+//! Objects are immutable, so cached bytes never go stale. A successful put
+//! keeps the whole object (fresh data is read from memory, as the design
+//! asks); a ranged read keeps the range it fetched. Concurrent misses on
+//! the same range are coalesced into one GET, so a thousand readers of one
+//! chunk cost the store one request. The cache is weighed in bytes.
+
+use std::ops::Range;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use moka::future::Cache;
+
+use super::{DeleteOutcome, ListPage, ObjectStore, SharedStore, StoreError};
+use crate::metrics::Metrics;
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct CacheKey {
+    key: Arc<str>,
+    start: u64,
+    end: u64,
+}
+
+const WHOLE: u64 = u64::MAX;
+
+/// Byte cache layer; see the module header.
+#[derive(Debug)]
+pub struct CachedStore {
+    inner: SharedStore,
+    cache: Cache<CacheKey, Bytes>,
+    metrics: Arc<Metrics>,
+}
+
+impl CachedStore {
+    /// Wraps `inner` with a cache of at most `capacity_bytes`.
+    pub fn new(inner: SharedStore, capacity_bytes: u64, metrics: Arc<Metrics>) -> Self {
+        let cache = Cache::builder()
+            .max_capacity(capacity_bytes)
+            .weigher(|k: &CacheKey, v: &Bytes| {
+                (v.len() + k.key.len() + 64).try_into().unwrap_or(u32::MAX)
+            })
+            .time_to_idle(Duration::from_secs(600))
+            .build();
+        CachedStore {
+            inner,
+            cache,
+            metrics,
+        }
+    }
+}
+
+#[async_trait]
+impl ObjectStore for CachedStore {
+    async fn put(&self, key: &str, body: Bytes) -> Result<(), StoreError> {
+        self.inner.put(key, body.clone()).await?;
+        let k = CacheKey {
+            key: key.into(),
+            start: 0,
+            end: WHOLE,
+        };
+        self.cache.insert(k, body).await;
+        Ok(())
+    }
+
+    async fn get_range(&self, key: &str, range: Range<u64>) -> Result<Bytes, StoreError> {
+        let key: Arc<str> = key.into();
+        let whole = CacheKey {
+            key: key.clone(),
+            start: 0,
+            end: WHOLE,
+        };
+        if let Some(object) = self.cache.get(&whole).await {
+            if range.start < object.len() as u64 || object.is_empty() {
+                self.metrics.chunk_cache.hits.inc();
+                let end = range.end.min(object.len() as u64);
+                return Ok(object.slice(range.start as usize..end as usize));
+            }
+        }
+        let k = CacheKey {
+            key: key.clone(),
+            start: range.start,
+            end: range.end,
+        };
+        let missed = AtomicBool::new(false);
+        let inner = &self.inner;
+        let r = self
+            .cache
+            .try_get_with(k, async {
+                missed.store(true, Ordering::Relaxed);
+                inner.get_range(&key, range).await
+            })
+            .await;
+        if missed.load(Ordering::Relaxed) {
+            self.metrics.chunk_cache.misses.inc();
+        } else {
+            self.metrics.chunk_cache.hits.inc();
+        }
+        r.map_err(|e| (*e).clone())
+    }
+
+    async fn delete_many(&self, keys: &[String]) -> DeleteOutcome {
+        for k in keys {
+            self.cache
+                .invalidate(&CacheKey {
+                    key: k.as_str().into(),
+                    start: 0,
+                    end: WHOLE,
+                })
+                .await;
+        }
+        self.inner.delete_many(keys).await
+    }
+
+    async fn list(&self, prefix: &str, after: Option<&str>) -> Result<ListPage, StoreError> {
+        self.inner.list(prefix, after).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{InstrumentedStore, MemoryStore};
+
+    #[tokio::test]
+    async fn concurrent_misses_cost_one_get() {
+        let metrics = Arc::new(Metrics::default());
+        let mem: SharedStore = Arc::new(MemoryStore::default());
+        mem.put("o", Bytes::from(vec![7u8; 1000])).await.unwrap();
+        let counted: SharedStore = Arc::new(InstrumentedStore::new(mem, metrics.clone()));
+        let cached = Arc::new(CachedStore::new(counted, 1 << 20, metrics.clone()));
+        let reads = (0..200).map(|_| {
+            let c = cached.clone();
+            async move { c.get_range("o", 10..20).await.unwrap() }
+        });
+        let out = futures_util::future::join_all(reads).await;
+        assert!(out.iter().all(|b| b.len() == 10));
+        assert_eq!(metrics.object_gets.get(), 1);
+        assert_eq!(metrics.chunk_cache.misses.get(), 1);
+        assert_eq!(metrics.chunk_cache.hits.get(), 199);
+    }
+
+    #[tokio::test]
+    async fn put_objects_are_served_from_memory() {
+        let metrics = Arc::new(Metrics::default());
+        let mem: SharedStore = Arc::new(MemoryStore::default());
+        let counted: SharedStore = Arc::new(InstrumentedStore::new(mem, metrics.clone()));
+        let cached = CachedStore::new(counted, 1 << 20, metrics.clone());
+        cached
+            .put("o", Bytes::from_static(b"abcdef"))
+            .await
+            .unwrap();
+        assert_eq!(&cached.get_range("o", 2..4).await.unwrap()[..], b"cd");
+        assert_eq!(metrics.object_gets.get(), 0);
+    }
+}

@@ -1,0 +1,119 @@
+//! High watermarks that readers can wait on.
+//!
+//! Each agent keeps a `watch` per partition it has seen: a local commit
+//! advances it at once, waking every long-poll waiting on that partition.
+//! The map only grows with partitions actually produced to or read from on
+//! this agent, and entries nobody watches are dropped when it gets large.
+//! (Commits made by other agents reach it by polling; that arrives with
+//! cluster mode.)
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use crate::model::PartitionKey;
+
+/// Entries kept before idle ones are pruned.
+const PRUNE_ABOVE: usize = 200_000;
+
+/// Per-partition high watermarks; see the module header.
+#[derive(Debug, Default)]
+pub struct Watermarks {
+    map: Mutex<HashMap<PartitionKey, watch::Sender<i64>>>,
+}
+
+impl Watermarks {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<PartitionKey, watch::Sender<i64>>> {
+        self.map.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Raises a partition's watermark to `hw` (never lowers it).
+    pub fn advance(&self, key: PartitionKey, hw: i64) {
+        let mut map = self.lock();
+        match map.get(&key) {
+            Some(tx) => {
+                tx.send_if_modified(|v| {
+                    if hw > *v {
+                        *v = hw;
+                        true
+                    } else {
+                        false
+                    }
+                });
+            }
+            None => {
+                if map.len() >= PRUNE_ABOVE {
+                    map.retain(|_, tx| tx.receiver_count() > 0);
+                }
+                map.insert(key, watch::Sender::new(hw));
+            }
+        }
+    }
+
+    /// The last watermark this agent saw, if any.
+    pub fn get(&self, key: PartitionKey) -> Option<i64> {
+        self.lock().get(&key).map(|tx| *tx.borrow())
+    }
+
+    /// Forgets every partition of a topic (it was deleted).
+    pub fn forget_topic(&self, topic_id: uuid::Uuid) {
+        self.lock().retain(|(t, _), _| *t != topic_id);
+    }
+
+    /// Waits until the watermark passes `offset` or `timeout` elapses, and
+    /// returns the watermark then. `known` seeds a partition not seen yet.
+    pub async fn wait_beyond(
+        &self,
+        key: PartitionKey,
+        offset: i64,
+        known: i64,
+        timeout: Duration,
+    ) -> i64 {
+        let mut rx = {
+            let mut map = self.lock();
+            let tx = map.entry(key).or_insert_with(|| watch::Sender::new(known));
+            tx.send_if_modified(|v| {
+                if known > *v {
+                    *v = known;
+                    true
+                } else {
+                    false
+                }
+            });
+            tx.subscribe()
+        };
+        let waited = tokio::time::timeout(timeout, async {
+            rx.wait_for(|hw| *hw > offset).await.map(|hw| *hw)
+        })
+        .await;
+        match waited {
+            Ok(Ok(hw)) => hw,
+            _ => *rx.borrow(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[tokio::test(start_paused = true)]
+    async fn waiters_wake_on_advance_and_time_out_otherwise() {
+        let w = Arc::new(Watermarks::default());
+        let key = (uuid::Uuid::now_v7(), 0);
+        let w2 = w.clone();
+        let waiter =
+            tokio::spawn(async move { w2.wait_beyond(key, 5, 5, Duration::from_secs(10)).await });
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        w.advance(key, 7);
+        assert_eq!(waiter.await.unwrap(), 7);
+        let start = tokio::time::Instant::now();
+        assert_eq!(w.wait_beyond(key, 7, 0, Duration::from_secs(3)).await, 7);
+        assert_eq!(start.elapsed(), Duration::from_secs(3));
+        w.advance(key, 6);
+        assert_eq!(w.get(key), Some(7), "never lowered");
+    }
+}
