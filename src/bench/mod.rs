@@ -1,6 +1,18 @@
 //! `streamhouse bench`: measures a running agent from outside, over HTTP.
+//!
+//! Each bench prints one JSON line: what it ran, throughput, and latency
+//! percentiles. Benches measure; they never pass or fail on a number.
+
+mod consume;
+mod http;
+mod produce;
+mod stats;
+
+use std::time::Duration;
 
 use clap::{Args, Subcommand};
+
+use crate::config::HumanDuration;
 
 /// `streamhouse bench` arguments.
 #[derive(Debug, Args)]
@@ -9,14 +21,62 @@ pub struct BenchArgs {
     pub kind: BenchKind,
 }
 
+/// Options every bench shares.
+#[derive(Debug, Clone, Args)]
+pub struct Common {
+    /// Agent base URL.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    pub url: String,
+    /// Requests in flight at once (one connection each).
+    #[arg(long, default_value_t = 64)]
+    pub concurrency: usize,
+    /// How long to run.
+    #[arg(long, default_value = "10s")]
+    pub duration: HumanDuration,
+}
+
 /// Which measurement to run.
 #[derive(Debug, Subcommand)]
 pub enum BenchKind {
-    /// Placeholder.
-    Http,
+    /// GET /healthz as fast as possible: the HTTP stack's ceiling.
+    Http(Common),
+    /// Produce records and measure acknowledged throughput and latency.
+    Produce(produce::ProduceArgs),
+    /// Read a topic from the start (catch-up) and measure throughput.
+    Consume(consume::ConsumeArgs),
 }
 
 /// Runs a bench and prints one JSON line.
-pub async fn run(_args: BenchArgs) -> anyhow::Result<()> {
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let line = match args.kind {
+        BenchKind::Http(c) => http::run(&c).await?,
+        BenchKind::Produce(p) => produce::run(&p).await?,
+        BenchKind::Consume(c) => consume::run(&c).await?,
+    };
+    println!("{line}");
+    Ok(())
+}
+
+/// An HTTP client tuned for load: one pooled connection per worker.
+pub(crate) fn client(concurrency: usize) -> anyhow::Result<reqwest::Client> {
+    Ok(reqwest::Client::builder()
+        .pool_max_idle_per_host(concurrency.max(1))
+        .tcp_nodelay(true)
+        .timeout(Duration::from_secs(120))
+        .http1_only()
+        .build()?)
+}
+
+/// Creates `topic` with `partitions` unless it exists.
+pub(crate) async fn ensure_topic(client: &reqwest::Client, url: &str, topic: &str, partitions: u32) -> anyhow::Result<()> {
+    let resp = client
+        .post(format!("{url}/v1/topics"))
+        .json(&serde_json::json!({"name": topic, "partitions": partitions}))
+        .send()
+        .await?;
+    let status = resp.status();
+    if !(status.is_success() || status.as_u16() == 409) {
+        anyhow::bail!("creating topic {topic}: {status}: {}", resp.text().await.unwrap_or_default());
+    }
     Ok(())
 }
