@@ -52,9 +52,9 @@ impl FromStr for ByteSize {
 impl fmt::Display for ByteSize {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let n = self.0;
-        if n >= 1 << 20 && n % (1 << 20) == 0 {
+        if n >= 1 << 20 && n.is_multiple_of(1 << 20) {
             write!(f, "{}MiB", n >> 20)
-        } else if n >= 1 << 10 && n % (1 << 10) == 0 {
+        } else if n >= 1 << 10 && n.is_multiple_of(1 << 10) {
             write!(f, "{}KiB", n >> 10)
         } else {
             write!(f, "{n}B")
@@ -371,13 +371,13 @@ impl ServeArgs {
         if self.s3_access_key_id.is_some() != self.s3_secret_access_key.is_some() {
             return Err("s3-access-key-id and s3-secret-access-key must be given together".into());
         }
-        if let Some(url) = &self.metadata_url {
-            if !url.starts_with("sqlite:") {
-                return Err(format!(
-                    "metadata-url {:?} is not supported yet; use a sqlite: URL or leave it unset",
-                    redact_url(url)
-                ));
-            }
+        if let Some(url) = &self.metadata_url
+            && !url.starts_with("sqlite:")
+        {
+            return Err(format!(
+                "metadata-url {:?} is not supported yet; use a sqlite: URL or leave it unset",
+                redact_url(url)
+            ));
         }
         Ok(())
     }

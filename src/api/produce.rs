@@ -219,31 +219,31 @@ pub(super) async fn publish(
         .get(axum::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
-    if content_type.as_deref().is_some_and(is_json_media_type) {
-        if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(&value) {
-            return Err(ApiError::new(
-                ErrorCode::InvalidJson,
-                format!(
-                    "the body is labelled {} but is not valid JSON: {e}",
-                    content_type.unwrap_or_default()
-                ),
-            )
-            .with_field("body"));
-        }
+    if content_type.as_deref().is_some_and(is_json_media_type)
+        && let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(&value)
+    {
+        return Err(ApiError::new(
+            ErrorCode::InvalidJson,
+            format!(
+                "the body is labelled {} but is not valid JSON: {e}",
+                content_type.unwrap_or_default()
+            ),
+        )
+        .with_field("body"));
     }
     let key = q.key.map(Bytes::from);
-    if let Some(k) = &key {
-        if k.len() > state.limits.max_key_bytes {
-            return Err(ApiError::too_large(
-                "key",
-                state.limits.max_key_bytes,
-                format!(
-                    "key is {} bytes; the limit is {} (max-key-bytes)",
-                    k.len(),
-                    state.limits.max_key_bytes
-                ),
-            ));
-        }
+    if let Some(k) = &key
+        && k.len() > state.limits.max_key_bytes
+    {
+        return Err(ApiError::too_large(
+            "key",
+            state.limits.max_key_bytes,
+            format!(
+                "key is {} bytes; the limit is {} (max-key-bytes)",
+                k.len(),
+                state.limits.max_key_bytes
+            ),
+        ));
     }
     let partition = pick_partition(&state, &topic, q.partition, key.as_deref(), "partition")?;
     let headers = content_type

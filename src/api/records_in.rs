@@ -187,19 +187,19 @@ fn convert(
         (None, Some(k)) => Some(decode_b64(at("key_b64"), &k)?),
         (None, None) => None,
     };
-    if let Some(k) = &key {
-        if k.len() > limits.max_key_bytes {
-            return Err(ApiError::too_large(
+    if let Some(k) = &key
+        && k.len() > limits.max_key_bytes
+    {
+        return Err(ApiError::too_large(
+            at("key"),
+            limits.max_key_bytes,
+            format!(
+                "{} is {} bytes; the limit is {} (max-key-bytes)",
                 at("key"),
-                limits.max_key_bytes,
-                format!(
-                    "{} is {} bytes; the limit is {} (max-key-bytes)",
-                    at("key"),
-                    k.len(),
-                    limits.max_key_bytes
-                ),
-            ));
-        }
+                k.len(),
+                limits.max_key_bytes
+            ),
+        ));
     }
     let mut headers = Vec::new();
     let mut header_bytes = 0;
@@ -280,30 +280,30 @@ fn convert(
         }
         (None, None) => None,
     };
-    if let Some(v) = &value {
-        if v.len() > limits.max_value_bytes {
-            return Err(ApiError::too_large(
+    if let Some(v) = &value
+        && v.len() > limits.max_value_bytes
+    {
+        return Err(ApiError::too_large(
+            at("value"),
+            limits.max_value_bytes,
+            format!(
+                "{} is {} bytes; the limit is {} (max-value-bytes)",
                 at("value"),
-                limits.max_value_bytes,
-                format!(
-                    "{} is {} bytes; the limit is {} (max-value-bytes)",
-                    at("value"),
-                    v.len(),
-                    limits.max_value_bytes
-                ),
-            ));
-        }
+                v.len(),
+                limits.max_value_bytes
+            ),
+        ));
     }
-    if let Some(ts) = r.timestamp {
-        if ts < 0 {
-            return Err(ApiError::field(
-                at("timestamp"),
-                format!(
-                    "{} must be milliseconds since the Unix epoch, not negative",
-                    at("timestamp")
-                ),
-            ));
-        }
+    if let Some(ts) = r.timestamp
+        && ts < 0
+    {
+        return Err(ApiError::field(
+            at("timestamp"),
+            format!(
+                "{} must be milliseconds since the Unix epoch, not negative",
+                at("timestamp")
+            ),
+        ));
     }
     Ok(ParsedRecord {
         partition: r.partition,

@@ -98,13 +98,13 @@ pub(super) async fn create(
         )
         .with_limit(max as u64));
     }
-    if let Some(r) = req.retention_ms {
-        if r <= 0 {
-            return Err(ApiError::field(
-                "retention_ms",
-                "retention_ms must be positive, or absent to keep records forever",
-            ));
-        }
+    if let Some(r) = req.retention_ms
+        && r <= 0
+    {
+        return Err(ApiError::field(
+            "retention_ms",
+            "retention_ms must be positive, or absent to keep records forever",
+        ));
     }
     let topic = NewTopic {
         tenant: DEFAULT_TENANT.to_string(),

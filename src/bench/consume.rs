@@ -59,7 +59,11 @@ struct ReadPage {
     next_offset: i64,
 }
 
-async fn describe(client: &reqwest::Client, url: &str, topic: &str) -> anyhow::Result<Vec<Partition>> {
+async fn describe(
+    client: &reqwest::Client,
+    url: &str,
+    topic: &str,
+) -> anyhow::Result<Vec<Partition>> {
     let d: Detail = client
         .get(format!("{url}/v1/topics/{topic}"))
         .send()
@@ -105,7 +109,11 @@ async fn fill(client: &reqwest::Client, a: &ConsumeArgs, missing: usize) -> anyh
 pub(crate) async fn run(a: &ConsumeArgs) -> anyhow::Result<String> {
     let client = client(a.concurrency.max(16))?;
     ensure_topic(&client, &a.url, &a.topic, a.partitions).await?;
-    let have: i64 = describe(&client, &a.url, &a.topic).await?.iter().map(|p| p.high_watermark).sum();
+    let have: i64 = describe(&client, &a.url, &a.topic)
+        .await?
+        .iter()
+        .map(|p| p.high_watermark)
+        .sum();
     if (have as usize) < a.records {
         fill(&client, a, a.records - have as usize).await?;
     }

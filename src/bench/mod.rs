@@ -68,7 +68,12 @@ pub(crate) fn client(concurrency: usize) -> anyhow::Result<reqwest::Client> {
 }
 
 /// Creates `topic` with `partitions` unless it exists.
-pub(crate) async fn ensure_topic(client: &reqwest::Client, url: &str, topic: &str, partitions: u32) -> anyhow::Result<()> {
+pub(crate) async fn ensure_topic(
+    client: &reqwest::Client,
+    url: &str,
+    topic: &str,
+    partitions: u32,
+) -> anyhow::Result<()> {
     let resp = client
         .post(format!("{url}/v1/topics"))
         .json(&serde_json::json!({"name": topic, "partitions": partitions}))
@@ -76,7 +81,10 @@ pub(crate) async fn ensure_topic(client: &reqwest::Client, url: &str, topic: &st
         .await?;
     let status = resp.status();
     if !(status.is_success() || status.as_u16() == 409) {
-        anyhow::bail!("creating topic {topic}: {status}: {}", resp.text().await.unwrap_or_default());
+        anyhow::bail!(
+            "creating topic {topic}: {status}: {}",
+            resp.text().await.unwrap_or_default()
+        );
     }
     Ok(())
 }

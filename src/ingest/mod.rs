@@ -29,6 +29,9 @@ use crate::tail::Watermarks;
 
 pub use batcher::Ingest;
 
+#[cfg(test)]
+mod tests;
+
 /// How the batcher behaves.
 #[derive(Debug, Clone)]
 pub struct IngestConfig {

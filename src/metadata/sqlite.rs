@@ -38,10 +38,10 @@ pub struct SqliteMetadata {
 }
 
 fn map_err(e: sqlx::Error) -> MetadataError {
-    if let sqlx::Error::Database(db) = &e {
-        if db.is_unique_violation() {
-            return MetadataError::AlreadyExists(db.message().to_string());
-        }
+    if let sqlx::Error::Database(db) = &e
+        && db.is_unique_violation()
+    {
+        return MetadataError::AlreadyExists(db.message().to_string());
     }
     MetadataError::Unavailable(e.to_string().into())
 }

