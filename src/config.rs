@@ -127,7 +127,8 @@ pub struct ServeArgs {
     #[arg(long, env = "STREAMHOUSE_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
 
-    /// Metadata store URL (default: sqlite file in the data dir).
+    /// Metadata store URL: `postgres://…` (PostgreSQL or CockroachDB) or `sqlite:…`
+    /// (default: a SQLite file in the data dir).
     #[arg(long, env = "STREAMHOUSE_METADATA_URL")]
     pub metadata_url: Option<String>,
 
@@ -214,6 +215,26 @@ pub struct ServeArgs {
     /// Memory for cached object bytes.
     #[arg(long, env = "STREAMHOUSE_CHUNK_CACHE_BYTES", default_value = "256MiB")]
     pub chunk_cache_bytes: ByteSize,
+
+    /// How often other agents' commits are looked for (one batched query).
+    #[arg(
+        long,
+        env = "STREAMHOUSE_WATERMARK_POLL_INTERVAL",
+        default_value = "100ms"
+    )]
+    pub watermark_poll_interval: HumanDuration,
+
+    /// Offset-index rows kept in memory.
+    #[arg(
+        long,
+        env = "STREAMHOUSE_INDEX_CACHE_ROWS",
+        default_value_t = 1_000_000
+    )]
+    pub index_cache_rows: u64,
+
+    /// How long a cached index row lives; keep it within half the object GC grace.
+    #[arg(long, env = "STREAMHOUSE_INDEX_CACHE_TTL", default_value = "5m")]
+    pub index_cache_ttl: HumanDuration,
 
     /// How long a topic's metadata is cached.
     #[arg(long, env = "STREAMHOUSE_TOPIC_CACHE_TTL", default_value = "60s")]
@@ -372,12 +393,17 @@ impl ServeArgs {
             return Err("s3-access-key-id and s3-secret-access-key must be given together".into());
         }
         if let Some(url) = &self.metadata_url
-            && !url.starts_with("sqlite:")
+            && !["sqlite:", "postgres://", "postgresql://"]
+                .iter()
+                .any(|p| url.starts_with(p))
         {
             return Err(format!(
-                "metadata-url {:?} is not supported yet; use a sqlite: URL or leave it unset",
+                "metadata-url {:?} is not supported; use postgres://… (PostgreSQL or CockroachDB) or sqlite:…",
                 redact_url(url)
             ));
+        }
+        if self.watermark_poll_interval.0 < Duration::from_millis(5) {
+            return Err("watermark-poll-interval must be at least 5ms".into());
         }
         Ok(())
     }

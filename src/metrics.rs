@@ -144,13 +144,17 @@ pub struct Metrics {
     pub object_errors: Counter,
     pub metadata_commits: Counter,
     pub metadata_statements: Counter,
+    pub commit_statements: Counter,
     pub metadata_errors: Counter,
+    pub metadata_retries: Counter,
+    pub watermark_polls: Counter,
     pub read_requests: Counter,
     pub read_records: Counter,
     pub read_bytes: Counter,
     pub chunk_cache: CacheStats,
     pub topic_cache: CacheStats,
     pub watermark_cache: CacheStats,
+    pub index_cache: CacheStats,
 }
 
 impl Default for Metrics {
@@ -177,13 +181,17 @@ impl Default for Metrics {
             object_errors: Counter::default(),
             metadata_commits: Counter::default(),
             metadata_statements: Counter::default(),
+            commit_statements: Counter::default(),
             metadata_errors: Counter::default(),
+            metadata_retries: Counter::default(),
+            watermark_polls: Counter::default(),
             read_requests: Counter::default(),
             read_records: Counter::default(),
             read_bytes: Counter::default(),
             chunk_cache: CacheStats::default(),
             topic_cache: CacheStats::default(),
             watermark_cache: CacheStats::default(),
+            index_cache: CacheStats::default(),
         }
     }
 }
@@ -339,6 +347,24 @@ impl Metrics {
         );
         counter(
             out,
+            "streamhouse_metadata_retries_total",
+            "Metadata transactions re-run after a serialization conflict or deadlock.",
+            &self.metadata_retries,
+        );
+        counter(
+            out,
+            "streamhouse_metadata_commit_statements_total",
+            "Round trips sent by flush commits (retries included); divide by commits for the cost of one.",
+            &self.commit_statements,
+        );
+        counter(
+            out,
+            "streamhouse_watermark_polls_total",
+            "Batched high-watermark polls of the metadata store (one per interval with watchers).",
+            &self.watermark_polls,
+        );
+        counter(
+            out,
             "streamhouse_read_requests_total",
             "Record read requests served.",
             &self.read_requests,
@@ -380,9 +406,10 @@ impl Metrics {
         o
     }
 
-    fn caches(&self) -> [(&'static str, &CacheStats); 3] {
+    fn caches(&self) -> [(&'static str, &CacheStats); 4] {
         [
             ("chunks", &self.chunk_cache),
+            ("index", &self.index_cache),
             ("topics", &self.topic_cache),
             ("watermarks", &self.watermark_cache),
         ]

@@ -19,7 +19,9 @@ use crate::clock::{SharedClock, SystemClock};
 use crate::config::{ObjectStoreLocation, ServeArgs};
 use crate::groups::Groups;
 use crate::ingest::{self, IngestConfig, IngestDeps};
-use crate::metadata::{CachedMetadata, SharedMetadata, SqliteMetadata};
+use crate::metadata::{
+    CacheConfig, CachedMetadata, PostgresMetadata, SharedMetadata, SqliteMetadata,
+};
 use crate::metrics::Metrics;
 use crate::read::Reader;
 use crate::store::{CachedStore, InstrumentedStore, LocalStore, S3Config, S3Store, SharedStore};
@@ -58,16 +60,26 @@ pub async fn open_metadata(
     args: &ServeArgs,
     metrics: Arc<Metrics>,
 ) -> Result<SharedMetadata, BootError> {
-    let store = match &args.metadata_url {
-        Some(url) => SqliteMetadata::open_url(url, metrics).await,
+    let err = |e: crate::metadata::MetadataError| BootError::Metadata(e.to_string());
+    match &args.metadata_url {
+        Some(url) if url.starts_with("postgres") => {
+            let store = PostgresMetadata::connect(url, true, metrics)
+                .await
+                .map_err(err)?;
+            Ok(Arc::new(store))
+        }
+        Some(url) => Ok(Arc::new(
+            SqliteMetadata::open_url(url, metrics).await.map_err(err)?,
+        )),
         None => {
             std::fs::create_dir_all(&args.data_dir)
                 .map_err(|e| BootError::Metadata(format!("{}: {e}", args.data_dir.display())))?;
-            SqliteMetadata::open(&args.data_dir.join("metadata.db"), metrics).await
+            let path = args.data_dir.join("metadata.db");
+            Ok(Arc::new(
+                SqliteMetadata::open(&path, metrics).await.map_err(err)?,
+            ))
         }
     }
-    .map_err(|e| BootError::Metadata(e.to_string()))?;
-    Ok(Arc::new(store))
 }
 
 async fn open_store(args: &ServeArgs) -> Result<SharedStore, BootError> {
@@ -102,7 +114,11 @@ pub async fn build(args: &ServeArgs) -> Result<Agent, BootError> {
     let raw_metadata = open_metadata(args, metrics.clone()).await?;
     let metadata = Arc::new(CachedMetadata::new(
         raw_metadata,
-        args.topic_cache_ttl.0,
+        CacheConfig {
+            topic_ttl: args.topic_cache_ttl.0,
+            index_rows: args.index_cache_rows,
+            index_ttl: args.index_cache_ttl.0,
+        },
         metrics.clone(),
     ));
     let base_store = open_store(args).await?;
@@ -139,6 +155,13 @@ pub async fn build(args: &ServeArgs) -> Result<Agent, BootError> {
         background.clone(),
         &tracker,
     );
+    tracker.spawn(crate::tail::poller::run(
+        watermarks.clone(),
+        metadata.clone(),
+        metrics.clone(),
+        args.watermark_poll_interval.0,
+        background.clone(),
+    ));
     let reader = Reader::new(shared_metadata, store, watermarks.clone(), metrics.clone());
     let state = AppState::new(Services {
         limits: args.limits(),

@@ -1,22 +1,36 @@
 //! Cost shape: N produce requests spread over M partitions cost one object
-//! PUT and a constant number of metadata statements per flush, whatever M.
+//! PUT and a constant number of metadata round trips per flush, whatever M,
+//! on SQLite and on PostgreSQL.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
 use common::TestAgent;
-use serde_json::json;
+use common::postgres::Postgres;
+use serde_json::{Value, json};
 
-async fn one_flush_cost(a: &TestAgent, topic: &str, partitions: u32) -> (u64, u64, u64) {
+/// Produces one record to each of `partitions` partitions in `requests`
+/// concurrent requests, all inside one linger window; returns the object
+/// PUTs, commit round trips and flushes it cost.
+async fn one_flush_cost(
+    a: &TestAgent,
+    topic: &str,
+    partitions: u32,
+    requests: u32,
+) -> (u64, u64, u64) {
     a.create_topic(topic, partitions).await;
-    let (puts, stmts, flushes) = (
-        a.metrics.object_puts.get(),
-        a.metrics.metadata_statements.get(),
-        a.metrics.flushes.get(),
+    let m = &a.metrics;
+    let before = (
+        m.object_puts.get(),
+        m.commit_statements.get(),
+        m.flushes.get(),
     );
-    // Every request lands within one linger window, so one flush takes them all.
-    let requests = (0..partitions).map(|p| {
+    let sends = (0..requests).map(|i| {
+        let records: Vec<Value> = (i..partitions)
+            .step_by(requests as usize)
+            .map(|p| json!({"value": p, "partition": p}))
+            .collect();
         let (c, u) = (
             a.client.clone(),
             a.u(&format!("/v1/topics/{topic}/records")),
@@ -24,38 +38,51 @@ async fn one_flush_cost(a: &TestAgent, topic: &str, partitions: u32) -> (u64, u6
         async move {
             let r = c
                 .post(u)
-                .json(&json!({"records": [{"value": p, "partition": p}]}))
+                .json(&json!({"records": records}))
                 .send()
                 .await
                 .unwrap();
             assert_eq!(r.status(), 200);
         }
     });
-    futures_util::future::join_all(requests).await;
+    futures_util::future::join_all(sends).await;
     (
-        a.metrics.object_puts.get() - puts,
-        a.metrics.metadata_statements.get() - stmts,
-        a.metrics.flushes.get() - flushes,
+        m.object_puts.get() - before.0,
+        m.commit_statements.get() - before.1,
+        m.flushes.get() - before.2,
     )
 }
 
-#[tokio::test]
-async fn a_flush_costs_one_put_and_constant_statements_whatever_the_partitions() {
-    let a = TestAgent::start(&["--linger", "1500ms"]).await;
-    let mut statements = Vec::new();
-    for (i, m) in [1u32, 10, 300].into_iter().enumerate() {
-        let (puts, stmts, flushes) = one_flush_cost(&a, &format!("cost{i}"), m).await;
-        assert_eq!(flushes, 1, "{m} partitions: one flush");
-        assert_eq!(puts, 1, "{m} partitions: one object PUT");
-        statements.push(stmts);
+async fn check_constant_cost(a: &TestAgent, shapes: &[(u32, u32)]) {
+    let mut round_trips = Vec::new();
+    for (i, &(partitions, requests)) in shapes.iter().enumerate() {
+        let (puts, trips, flushes) =
+            one_flush_cost(a, &format!("cost{i}"), partitions, requests).await;
+        assert_eq!(flushes, 1, "{partitions} partitions: one flush");
+        assert_eq!(puts, 1, "{partitions} partitions: one object PUT");
+        round_trips.push(trips);
     }
     assert!(
-        statements.windows(2).all(|w| w[0] == w[1]),
-        "statements per flush {statements:?}"
+        round_trips.windows(2).all(|w| w[0] == w[1]),
+        "round trips per flush {round_trips:?}"
     );
     assert!(
-        statements[0] <= 6,
-        "a flush commit is at most 6 statements, got {}",
-        statements[0]
+        round_trips[0] <= 6,
+        "a flush commit is at most 6 round trips, got {}",
+        round_trips[0]
     );
+}
+
+#[tokio::test]
+async fn sqlite_flush_costs_one_put_and_constant_statements() {
+    let a = TestAgent::start(&["--linger", "1500ms"]).await;
+    check_constant_cost(&a, &[(1, 1), (10, 10), (300, 300)]).await;
+}
+
+#[tokio::test]
+async fn postgres_flush_of_1000_partitions_costs_what_one_partition_costs() {
+    let pg = Postgres::start();
+    let url = pg.database(false);
+    let a = TestAgent::start(&["--linger", "2s", "--metadata-url", &url]).await;
+    check_constant_cost(&a, &[(1, 1), (1000, 100), (10, 10)]).await;
 }

@@ -144,6 +144,12 @@ impl MetadataStore for FaultyMetadata {
     async fn group_offsets(&self, t: &str, g: &str) -> Result<Vec<GroupOffsetRow>, MetadataError> {
         self.inner.group_offsets(t, g).await
     }
+    async fn topic_epoch(&self) -> Result<i64, MetadataError> {
+        self.inner.topic_epoch().await
+    }
+    async fn live_topics(&self, ids: &[Uuid]) -> Result<Vec<Uuid>, MetadataError> {
+        self.inner.live_topics(ids).await
+    }
 }
 
 struct Rig {

@@ -2,9 +2,12 @@
 //!
 //! Topics are looked up by name on every produce and read, so they are
 //! cached for a short TTL and invalidated at once by local creates and
-//! deletes. Only live topics are cached: a topic created elsewhere is seen
-//! on the next lookup. Everything else passes through; group offsets are
-//! never cached.
+//! deletes; deletions made by other agents are found by the tail poller
+//! (`topic_epoch`), which calls [`CachedMetadata::forget_topic_id`]. Only
+//! live topics are cached: a topic created elsewhere is seen on the next
+//! lookup. Offset-index rows are cached too (see `index_cache`): local
+//! commits insert theirs, reads insert what they fetch. Group offsets and
+//! partition states are never cached here.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,6 +16,7 @@ use async_trait::async_trait;
 use moka::future::Cache;
 use uuid::Uuid;
 
+use super::index_cache::IndexCache;
 use super::{
     BatchRow, ChunkOutcome, FlushCommit, GroupOffsetCommit, GroupOffsetRow, MetadataError,
     MetadataStore, SharedMetadata,
@@ -25,18 +29,47 @@ use crate::model::{NewTopic, PartitionKey, PartitionState, TopicMeta};
 pub struct CachedMetadata {
     inner: SharedMetadata,
     topics: Cache<(String, String), Arc<TopicMeta>>,
+    index: IndexCache,
     metrics: Arc<Metrics>,
 }
 
+/// Sizes and lifetimes of the metadata caches.
+#[derive(Debug, Clone, Copy)]
+pub struct CacheConfig {
+    pub topic_ttl: Duration,
+    pub index_rows: u64,
+    /// At most half the object GC grace period.
+    pub index_ttl: Duration,
+}
+
 impl CachedMetadata {
-    pub fn new(inner: SharedMetadata, topic_ttl: Duration, metrics: Arc<Metrics>) -> Self {
+    pub fn new(inner: SharedMetadata, config: CacheConfig, metrics: Arc<Metrics>) -> Self {
         CachedMetadata {
             inner,
             topics: Cache::builder()
                 .max_capacity(100_000)
-                .time_to_live(topic_ttl)
+                .time_to_live(config.topic_ttl)
                 .build(),
+            index: IndexCache::new(config.index_rows, config.index_ttl),
             metrics,
+        }
+    }
+
+    /// Ids of the topics this agent has cached.
+    pub fn cached_topic_ids(&self) -> Vec<Uuid> {
+        self.topics.iter().map(|(_, t)| t.id).collect()
+    }
+
+    /// Forgets a cached topic by id (it was deleted elsewhere).
+    pub async fn forget_topic_id(&self, id: Uuid) {
+        let keys: Vec<_> = self
+            .topics
+            .iter()
+            .filter(|(_, t)| t.id == id)
+            .map(|(k, _)| (*k).clone())
+            .collect();
+        for k in keys {
+            self.topics.invalidate(&k).await;
         }
     }
 
@@ -129,7 +162,27 @@ impl MetadataStore for CachedMetadata {
     }
 
     async fn commit_flush(&self, commit: &FlushCommit) -> Result<Vec<ChunkOutcome>, MetadataError> {
-        self.inner.commit_flush(commit).await
+        let outcomes = self.inner.commit_flush(commit).await?;
+        for (c, o) in commit.chunks.iter().zip(&outcomes) {
+            if let ChunkOutcome::Committed { base_offset } = o {
+                // The running timestamp maximum is not known here; seek by
+                // time always asks the store, never this cache.
+                self.index.insert(
+                    c.topic_id,
+                    c.partition,
+                    BatchRow {
+                        base_offset: *base_offset,
+                        last_offset: base_offset + i64::from(c.record_count) - 1,
+                        object_id: commit.object_id,
+                        byte_offset: c.byte_offset,
+                        byte_len: c.byte_len,
+                        record_count: c.record_count,
+                        max_timestamp: c.max_timestamp,
+                    },
+                );
+            }
+        }
+        Ok(outcomes)
     }
 
     async fn find_batches(
@@ -139,9 +192,22 @@ impl MetadataStore for CachedMetadata {
         offset: i64,
         limit: u32,
     ) -> Result<Vec<BatchRow>, MetadataError> {
-        self.inner
+        let cached = self
+            .index
+            .run_from(topic_id, partition, offset, limit as usize);
+        if !cached.is_empty() {
+            self.metrics.index_cache.hits.inc();
+            return Ok(cached);
+        }
+        self.metrics.index_cache.misses.inc();
+        let rows = self
+            .inner
             .find_batches(topic_id, partition, offset, limit)
-            .await
+            .await?;
+        for r in &rows {
+            self.index.insert(topic_id, partition, *r);
+        }
+        Ok(rows)
     }
 
     async fn find_batch_by_time(
@@ -173,5 +239,13 @@ impl MetadataStore for CachedMetadata {
         group: &str,
     ) -> Result<Vec<GroupOffsetRow>, MetadataError> {
         self.inner.group_offsets(tenant, group).await
+    }
+
+    async fn topic_epoch(&self) -> Result<i64, MetadataError> {
+        self.inner.topic_epoch().await
+    }
+
+    async fn live_topics(&self, ids: &[Uuid]) -> Result<Vec<Uuid>, MetadataError> {
+        self.inner.live_topics(ids).await
     }
 }

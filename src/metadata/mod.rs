@@ -2,12 +2,16 @@
 //!
 //! The `MetadataStore` trait is the source of truth and the sequencer:
 //! `commit_flush` assigns offsets to every chunk of one object in one
-//! transaction. Implementations: SQLite (embedded). Calls are batch-shaped
+//! transaction. Implementations: SQLite (embedded) and PostgreSQL (also
+//! CockroachDB) for clusters. Calls are batch-shaped
 //! so a flush costs a constant number of statements whatever the number of
-//! partitions it touches. `cache` wraps any store with an in-process cache.
+//! partitions it touches. `cache` wraps any store with an in-process cache
+//! of topics and of the offset index.
 
 mod cache;
 pub mod conformance;
+mod index_cache;
+mod postgres;
 mod sqlite;
 
 use std::fmt::Debug;
@@ -16,9 +20,11 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use uuid::Uuid;
 
+use crate::metrics::Metrics;
 use crate::model::{NewTopic, PartitionKey, PartitionState, TopicMeta};
 
-pub use cache::CachedMetadata;
+pub use cache::{CacheConfig, CachedMetadata};
+pub use postgres::PostgresMetadata;
 pub use sqlite::SqliteMetadata;
 
 /// Why a metadata call failed. Callers see few kinds, each with one action.
@@ -188,6 +194,40 @@ pub trait MetadataStore: Send + Sync + Debug {
         tenant: &str,
         group: &str,
     ) -> Result<Vec<GroupOffsetRow>, MetadataError>;
+
+    /// A counter that changes whenever a topic is deleted, so agents can
+    /// poll one row to learn that their caches may hold a dead topic.
+    async fn topic_epoch(&self) -> Result<i64, MetadataError>;
+
+    /// Which of these topic ids are still live.
+    async fn live_topics(&self, ids: &[Uuid]) -> Result<Vec<Uuid>, MetadataError>;
+}
+
+tokio::task_local! {
+    static COMMIT_STATEMENTS: std::cell::Cell<u64>;
+}
+
+/// Counts `n` statements (round trips) sent to the store, and attributes
+/// them to the flush commit running on this task, if any.
+pub(crate) fn count_statements(metrics: &Metrics, n: u64) {
+    metrics.metadata_statements.add(n);
+    let _ = COMMIT_STATEMENTS.try_with(|c| c.set(c.get() + n));
+}
+
+/// Runs one `commit_flush` body, adding the statements it sent (retries
+/// included) to `streamhouse_metadata_commit_statements_total`.
+pub(crate) async fn counting_commit<T>(
+    metrics: &Metrics,
+    body: impl std::future::Future<Output = T>,
+) -> T {
+    let (out, n) = COMMIT_STATEMENTS
+        .scope(std::cell::Cell::new(0), async {
+            let out = body.await;
+            (out, COMMIT_STATEMENTS.with(std::cell::Cell::get))
+        })
+        .await;
+    metrics.commit_statements.add(n);
+    out
 }
 
 /// Shared handle to any metadata store.

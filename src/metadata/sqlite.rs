@@ -145,7 +145,7 @@ impl SqliteMetadata {
     }
 
     fn stmt(&self, n: u64) {
-        self.metrics.metadata_statements.add(n);
+        super::count_statements(&self.metrics, n);
     }
 
     async fn begin(&self) -> Result<Transaction<'static, Sqlite>, MetadataError> {
@@ -190,6 +190,101 @@ impl SqliteMetadata {
             .iter()
             .map(|c| match found.get(&(c.topic_id, c.partition)) {
                 Some(&base_offset) => ChunkOutcome::Committed { base_offset },
+                None => ChunkOutcome::TopicGone,
+            })
+            .collect())
+    }
+
+    async fn commit_flush_once(
+        &self,
+        commit: &FlushCommit,
+    ) -> Result<Vec<ChunkOutcome>, MetadataError> {
+        let chunks: Vec<_> = commit
+            .chunks
+            .iter()
+            .map(|c| {
+                json!([
+                    c.topic_id.to_string(),
+                    c.partition,
+                    c.record_count,
+                    c.max_timestamp,
+                    c.byte_offset,
+                    c.byte_len
+                ])
+            })
+            .collect();
+        let chunks = serde_json::Value::Array(chunks).to_string();
+        let object_id = commit.object_id.to_string();
+
+        let mut tx = self.begin().await?;
+        self.stmt(1);
+        let exists = sqlx::query("SELECT 1 FROM objects WHERE id = ?1")
+            .bind(&object_id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        if exists.is_some() {
+            let outcomes = self.read_back(&mut tx, commit).await?;
+            self.commit(tx).await?;
+            return Ok(outcomes);
+        }
+
+        self.stmt(3);
+        sqlx::query(
+            "INSERT INTO objects (id, object_key, size, state, writer, created_at) \
+             VALUES (?1, ?2, ?3, 'live', ?4, ?5)",
+        )
+        .bind(&object_id)
+        .bind(object_key(commit.object_id))
+        .bind(commit.object_size as i64)
+        .bind(&commit.writer)
+        .bind(commit.created_at_ms)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+
+        let rows = sqlx::query(&format!(
+            "UPDATE partitions SET next_offset = next_offset + c.cnt, \
+             max_timestamp = max(max_timestamp, c.mts), bytes = bytes + c.len \
+             FROM ({CHUNKS_CTE}) AS c \
+             WHERE partitions.topic_id = c.t AND partitions.partition = c.p \
+             RETURNING topic_id, partition, next_offset"
+        ))
+        .bind(&chunks)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(map_err)?;
+
+        sqlx::query(&format!(
+            "INSERT INTO batches (topic_id, partition, last_offset, base_offset, object_id, \
+             byte_offset, byte_len, record_count, max_timestamp) \
+             SELECT c.t, c.p, p.next_offset - 1, p.next_offset - c.cnt, ?2, c.off, c.len, c.cnt, \
+             p.max_timestamp FROM ({CHUNKS_CTE}) AS c \
+             JOIN partitions p ON p.topic_id = c.t AND p.partition = c.p"
+        ))
+        .bind(&chunks)
+        .bind(&object_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        self.commit(tx).await?;
+        self.metrics.metadata_commits.inc();
+
+        let mut next = std::collections::HashMap::with_capacity(rows.len());
+        for row in &rows {
+            let key = (
+                uuid_col(row, "topic_id")?,
+                row.try_get::<i32, _>("partition").map_err(map_err)?,
+            );
+            next.insert(key, row.try_get::<i64, _>("next_offset").map_err(map_err)?);
+        }
+        Ok(commit
+            .chunks
+            .iter()
+            .map(|c| match next.get(&(c.topic_id, c.partition)) {
+                Some(&n) => ChunkOutcome::Committed {
+                    base_offset: n - i64::from(c.record_count),
+                },
                 None => ChunkOutcome::TopicGone,
             })
             .collect())
@@ -308,6 +403,11 @@ impl MetadataStore for SqliteMetadata {
                 .await
                 .map_err(map_err)?;
         }
+        self.stmt(1);
+        sqlx::query("UPDATE epochs SET value = value + 1 WHERE name = 'topics'")
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
         self.commit(tx).await?;
         Ok(Some(topic))
     }
@@ -357,95 +457,7 @@ impl MetadataStore for SqliteMetadata {
     }
 
     async fn commit_flush(&self, commit: &FlushCommit) -> Result<Vec<ChunkOutcome>, MetadataError> {
-        let chunks: Vec<_> = commit
-            .chunks
-            .iter()
-            .map(|c| {
-                json!([
-                    c.topic_id.to_string(),
-                    c.partition,
-                    c.record_count,
-                    c.max_timestamp,
-                    c.byte_offset,
-                    c.byte_len
-                ])
-            })
-            .collect();
-        let chunks = serde_json::Value::Array(chunks).to_string();
-        let object_id = commit.object_id.to_string();
-
-        let mut tx = self.begin().await?;
-        self.stmt(1);
-        let exists = sqlx::query("SELECT 1 FROM objects WHERE id = ?1")
-            .bind(&object_id)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        if exists.is_some() {
-            let outcomes = self.read_back(&mut tx, commit).await?;
-            self.commit(tx).await?;
-            return Ok(outcomes);
-        }
-
-        self.stmt(3);
-        sqlx::query(
-            "INSERT INTO objects (id, object_key, size, state, writer, created_at) \
-             VALUES (?1, ?2, ?3, 'live', ?4, ?5)",
-        )
-        .bind(&object_id)
-        .bind(object_key(commit.object_id))
-        .bind(commit.object_size as i64)
-        .bind(&commit.writer)
-        .bind(commit.created_at_ms)
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?;
-
-        let rows = sqlx::query(&format!(
-            "UPDATE partitions SET next_offset = next_offset + c.cnt, \
-             max_timestamp = max(max_timestamp, c.mts), bytes = bytes + c.len \
-             FROM ({CHUNKS_CTE}) AS c \
-             WHERE partitions.topic_id = c.t AND partitions.partition = c.p \
-             RETURNING topic_id, partition, next_offset"
-        ))
-        .bind(&chunks)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(map_err)?;
-
-        sqlx::query(&format!(
-            "INSERT INTO batches (topic_id, partition, last_offset, base_offset, object_id, \
-             byte_offset, byte_len, record_count, max_timestamp) \
-             SELECT c.t, c.p, p.next_offset - 1, p.next_offset - c.cnt, ?2, c.off, c.len, c.cnt, \
-             p.max_timestamp FROM ({CHUNKS_CTE}) AS c \
-             JOIN partitions p ON p.topic_id = c.t AND p.partition = c.p"
-        ))
-        .bind(&chunks)
-        .bind(&object_id)
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        self.commit(tx).await?;
-        self.metrics.metadata_commits.inc();
-
-        let mut next = std::collections::HashMap::with_capacity(rows.len());
-        for row in &rows {
-            let key = (
-                uuid_col(row, "topic_id")?,
-                row.try_get::<i32, _>("partition").map_err(map_err)?,
-            );
-            next.insert(key, row.try_get::<i64, _>("next_offset").map_err(map_err)?);
-        }
-        Ok(commit
-            .chunks
-            .iter()
-            .map(|c| match next.get(&(c.topic_id, c.partition)) {
-                Some(&n) => ChunkOutcome::Committed {
-                    base_offset: n - i64::from(c.record_count),
-                },
-                None => ChunkOutcome::TopicGone,
-            })
-            .collect())
+        super::counting_commit(&self.metrics, self.commit_flush_once(commit)).await
     }
 
     async fn find_batches(
@@ -549,6 +561,33 @@ impl MetadataStore for SqliteMetadata {
             })
             .collect()
     }
+
+    async fn topic_epoch(&self) -> Result<i64, MetadataError> {
+        self.stmt(1);
+        sqlx::query_scalar("SELECT value FROM epochs WHERE name = 'topics'")
+            .fetch_one(&self.reader)
+            .await
+            .map_err(map_err)
+    }
+
+    async fn live_topics(&self, ids: &[Uuid]) -> Result<Vec<Uuid>, MetadataError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let arr: Vec<String> = ids.iter().map(Uuid::to_string).collect();
+        self.stmt(1);
+        let rows: Vec<String> = sqlx::query_scalar(
+            "SELECT id FROM topics WHERE deleted_at IS NULL AND id IN (SELECT value FROM json_each(?1))",
+        )
+        .bind(serde_json::to_string(&arr).unwrap_or_default())
+        .fetch_all(&self.reader)
+        .await
+        .map_err(map_err)?;
+        Ok(rows
+            .iter()
+            .filter_map(|s| Uuid::parse_str(s).ok())
+            .collect())
+    }
 }
 
 #[cfg(test)]
@@ -556,7 +595,7 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn conformance() {
+    async fn conformance_suite() {
         let dir = tempfile::tempdir().unwrap();
         let metrics = Arc::new(Metrics::default());
         let store = SqliteMetadata::open(&dir.path().join("m.db"), metrics)

@@ -140,8 +140,8 @@ impl Reader {
             }
         };
         // A cached watermark may be behind a commit made elsewhere: look
-        // again before calling an offset out of range.
-        if offset > hw || offset < start.unwrap_or(0) {
+        // again before answering "nothing there" or "out of range".
+        if start.is_none() && offset >= hw {
             let (s, h) = self.refresh(key).await?;
             (start, hw) = (Some(s), h);
         }
@@ -155,6 +155,10 @@ impl Reader {
         }
         if offset == hw && !req.wait.is_zero() {
             hw = self.watermarks.wait_beyond(key, offset, hw, req.wait).await;
+            if self.watermarks.get(key).is_none() {
+                // The poller forgot the partition: its topic is gone.
+                return Err(ReadError::TopicGone);
+            }
         }
         let mut result = ReadResult {
             records: Vec::new(),
@@ -162,46 +166,51 @@ impl Reader {
             high_watermark: hw,
             log_start_offset: log_start,
         };
-        if offset >= hw || req.max_records == 0 {
-            return Ok(result);
-        }
-        let rows = self
-            .metadata
-            .find_batches(
-                req.topic.id,
-                req.partition,
-                offset,
-                req.max_records.min(1000) as u32,
-            )
-            .await?;
         let mut bytes = 0usize;
-        let mut chunks = futures_util::stream::iter(rows.into_iter().map(|row| self.fetch(row)))
-            .buffered(FETCH_CONCURRENCY);
-        'rows: while let Some(chunk) = chunks.next().await {
-            let (row, records) = chunk?;
-            if result.records.is_empty() && row.base_offset > offset {
-                // Retention removed the offset between the checks above and here.
-                let (s, h) = self.refresh(key).await?;
-                return Err(ReadError::OutOfRange {
-                    offset,
-                    log_start_offset: s,
-                    high_watermark: h,
-                });
+        // The index may answer in pieces (the cache holds a contiguous run),
+        // so keep asking from where the last piece ended.
+        'index: while result.next_offset < hw {
+            let want = (req.max_records - result.records.len()).clamp(1, 1000);
+            let rows = self
+                .metadata
+                .find_batches(req.topic.id, req.partition, result.next_offset, want as u32)
+                .await?;
+            if rows.is_empty() {
+                break;
             }
-            for r in records {
-                if r.offset < offset {
-                    continue;
+            let before = result.next_offset;
+            let mut chunks =
+                futures_util::stream::iter(rows.into_iter().map(|row| self.fetch(row)))
+                    .buffered(FETCH_CONCURRENCY);
+            while let Some(chunk) = chunks.next().await {
+                let (row, records) = chunk?;
+                if result.records.is_empty() && row.base_offset > offset {
+                    // Retention removed the offset between the checks above and here.
+                    let (s, h) = self.refresh(key).await?;
+                    return Err(ReadError::OutOfRange {
+                        offset,
+                        log_start_offset: s,
+                        high_watermark: h,
+                    });
                 }
-                let size =
-                    r.value.as_ref().map_or(0, |v| v.len()) + r.key.as_ref().map_or(0, |k| k.len());
-                if !result.records.is_empty()
-                    && (result.records.len() >= req.max_records || bytes + size > req.max_bytes)
-                {
-                    break 'rows;
+                for r in records {
+                    if r.offset < result.next_offset {
+                        continue;
+                    }
+                    let size = r.value.as_ref().map_or(0, |v| v.len())
+                        + r.key.as_ref().map_or(0, |k| k.len());
+                    if !result.records.is_empty()
+                        && (result.records.len() >= req.max_records || bytes + size > req.max_bytes)
+                    {
+                        break 'index;
+                    }
+                    bytes += size;
+                    result.next_offset = r.offset + 1;
+                    result.records.push(r);
                 }
-                bytes += size;
-                result.next_offset = r.offset + 1;
-                result.records.push(r);
+            }
+            if result.next_offset == before {
+                break;
             }
         }
         result.high_watermark = result.high_watermark.max(result.next_offset);

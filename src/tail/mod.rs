@@ -2,10 +2,12 @@
 //!
 //! Each agent keeps a `watch` per partition it has seen: a local commit
 //! advances it at once, waking every long-poll waiting on that partition.
-//! The map only grows with partitions actually produced to or read from on
-//! this agent, and entries nobody watches are dropped when it gets large.
-//! (Commits made by other agents reach it by polling; that arrives with
-//! cluster mode.)
+//! Commits made by other agents are found by [`poller`]: one batched query
+//! per interval covering every partition someone here is waiting on. The
+//! map only grows with partitions actually produced to or read from on this
+//! agent, and entries nobody watches are dropped when it gets large.
+
+pub mod poller;
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -55,6 +57,20 @@ impl Watermarks {
     /// The last watermark this agent saw, if any.
     pub fn get(&self, key: PartitionKey) -> Option<i64> {
         self.lock().get(&key).map(|tx| *tx.borrow())
+    }
+
+    /// Partitions someone on this agent is waiting on.
+    pub fn watched(&self) -> Vec<PartitionKey> {
+        self.lock()
+            .iter()
+            .filter(|(_, tx)| tx.receiver_count() > 0)
+            .map(|(k, _)| *k)
+            .collect()
+    }
+
+    /// Forgets one partition; its waiters wake and find it gone.
+    pub fn forget(&self, key: PartitionKey) {
+        self.lock().remove(&key);
     }
 
     /// Forgets every partition of a topic (it was deleted).

@@ -3,6 +3,7 @@
 //! to install; nothing is skipped.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod postgres;
 pub mod seaweed;
 
 use std::io::{BufRead, BufReader};
