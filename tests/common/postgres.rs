@@ -117,7 +117,7 @@ impl Postgres {
         let log = self.dir.path().join("server.log").display().to_string();
         let opts = format!(
             "-p {} -k {} -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=off \
-             -c synchronous_commit=off -c full_page_writes=off",
+             -c full_page_writes=off",
             self.port,
             self.dir.path().display()
         );
