@@ -96,12 +96,32 @@ async fn three_agents_share_one_log() {
     let c = Cluster::start(3).await;
 
     // A topic created through A is usable through B and C at once.
-    let r = c.client.post(c.url(0, "/v1/topics")).json(&json!({"name": "shared", "partitions": 4})).send().await.unwrap();
+    let r = c
+        .client
+        .post(c.url(0, "/v1/topics"))
+        .json(&json!({"name": "shared", "partitions": 4}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 201);
     for agent in [1, 2] {
-        let r = c.client.get(c.url(agent, "/v1/topics/shared")).send().await.unwrap();
+        let r = c
+            .client
+            .get(c.url(agent, "/v1/topics/shared"))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 200);
-        assert_eq!(c.produce(agent, "shared", json!([{"value": format!("hello from {agent}"), "partition": 0}])).await.status(), 200);
+        assert_eq!(
+            c.produce(
+                agent,
+                "shared",
+                json!([{"value": format!("hello from {agent}"), "partition": 0}])
+            )
+            .await
+            .status(),
+            200
+        );
     }
 
     // Concurrent produce to the same partitions through all three agents.
@@ -130,7 +150,11 @@ async fn three_agents_share_one_log() {
         acked.extend(t.await.unwrap());
     }
     let unique: BTreeSet<(i64, i64)> = acked.iter().map(|(p, o, _)| (*p, *o)).collect();
-    assert_eq!(unique.len(), acked.len(), "every acknowledged offset is unique");
+    assert_eq!(
+        unique.len(),
+        acked.len(),
+        "every acknowledged offset is unique"
+    );
 
     // Every agent returns the same gapless log holding every acknowledged record.
     let mut logs: Vec<BTreeMap<(i64, i64), Value>> = Vec::new();
@@ -138,7 +162,10 @@ async fn three_agents_share_one_log() {
         let mut log = BTreeMap::new();
         for p in 0..4 {
             let recs = c.read_all(agent, "shared", p).await;
-            assert!(recs.iter().enumerate().all(|(i, (o, _))| *o == i as i64), "partition {p} is gapless on agent {agent}");
+            assert!(
+                recs.iter().enumerate().all(|(i, (o, _))| *o == i as i64),
+                "partition {p} is gapless on agent {agent}"
+            );
             for (o, v) in recs {
                 log.insert((p, o), v);
             }
@@ -148,30 +175,63 @@ async fn three_agents_share_one_log() {
     assert_eq!(logs[0], logs[1]);
     assert_eq!(logs[0], logs[2]);
     for (p, o, v) in &acked {
-        assert_eq!(logs[0].get(&(*p, *o)), Some(v), "acknowledged {p}/{o} reads back");
+        assert_eq!(
+            logs[0].get(&(*p, *o)),
+            Some(v),
+            "acknowledged {p}/{o} reads back"
+        );
     }
 
     // A long-poll waiting on B returns a record committed through A.
     let hw = c.read_all(1, "shared", 3).await.len() as i64;
-    let url = c.url(1, &format!("/v1/topics/shared/partitions/3/records?offset={hw}&wait_ms=15000"));
+    let url = c.url(
+        1,
+        &format!("/v1/topics/shared/partitions/3/records?offset={hw}&wait_ms=15000"),
+    );
     let client = c.client.clone();
-    let waiter = tokio::spawn(async move { client.get(url).send().await.unwrap().json::<Value>().await.unwrap() });
+    let waiter = tokio::spawn(async move {
+        client
+            .get(url)
+            .send()
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap()
+    });
     tokio::time::sleep(Duration::from_millis(300)).await;
     let sent = Instant::now();
-    assert_eq!(c.produce(0, "shared", json!([{"value": "across agents", "partition": 3}])).await.status(), 200);
+    assert_eq!(
+        c.produce(
+            0,
+            "shared",
+            json!([{"value": "across agents", "partition": 3}])
+        )
+        .await
+        .status(),
+        200
+    );
     let page = waiter.await.unwrap();
     let delay = sent.elapsed();
     assert_eq!(page["records"][0]["value"], "across agents");
-    assert!(delay < Duration::from_secs(5), "woken by the poll, took {delay:?}");
+    assert!(
+        delay < Duration::from_secs(5),
+        "woken by the poll, took {delay:?}"
+    );
 
     // B's cached watermark is older than A's commit; reading at it refreshes.
     let p2 = c.read_all(1, "shared", 2).await.len() as i64;
-    let r = c.produce(0, "shared", json!([{"value": "fresh", "partition": 2}])).await;
+    let r = c
+        .produce(0, "shared", json!([{"value": "fresh", "partition": 2}]))
+        .await;
     let ack: Value = r.json().await.unwrap();
     assert_eq!(ack["offsets"][0]["offset"], p2);
     let page: Value = c
         .client
-        .get(c.url(1, &format!("/v1/topics/shared/partitions/2/records?offset={p2}")))
+        .get(c.url(
+            1,
+            &format!("/v1/topics/shared/partitions/2/records?offset={p2}"),
+        ))
         .send()
         .await
         .unwrap()
@@ -182,8 +242,14 @@ async fn three_agents_share_one_log() {
 
     // Two agents creating one topic at once: one wins, the other gets 409.
     let (r1, r2) = tokio::join!(
-        c.client.post(c.url(0, "/v1/topics")).json(&json!({"name": "race", "partitions": 2})).send(),
-        c.client.post(c.url(1, "/v1/topics")).json(&json!({"name": "race", "partitions": 2})).send(),
+        c.client
+            .post(c.url(0, "/v1/topics"))
+            .json(&json!({"name": "race", "partitions": 2}))
+            .send(),
+        c.client
+            .post(c.url(1, "/v1/topics"))
+            .json(&json!({"name": "race", "partitions": 2}))
+            .send(),
     );
     let mut statuses = [r1.unwrap().status().as_u16(), r2.unwrap().status().as_u16()];
     statuses.sort();
@@ -198,7 +264,12 @@ async fn three_agents_share_one_log() {
         writers.push(tokio::spawn(async move {
             let mut statuses = Vec::new();
             for i in 0..40 {
-                let r = client.post(&url).json(&json!({"records": [{"value": i}]})).send().await.unwrap();
+                let r = client
+                    .post(&url)
+                    .json(&json!({"records": [{"value": i}]}))
+                    .send()
+                    .await
+                    .unwrap();
                 statuses.push(r.status().as_u16());
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
@@ -206,15 +277,39 @@ async fn three_agents_share_one_log() {
         }));
     }
     tokio::time::sleep(Duration::from_millis(150)).await;
-    assert_eq!(c.client.delete(c.url(0, "/v1/topics/race")).send().await.unwrap().status(), 204);
+    assert_eq!(
+        c.client
+            .delete(c.url(0, "/v1/topics/race"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        204
+    );
     for w in writers {
         let statuses = w.await.unwrap();
-        assert!(statuses.iter().all(|s| *s == 200 || *s == 404), "{statuses:?}");
-        assert_eq!(*statuses.last().unwrap(), 404, "writers learn of the deletion");
+        assert!(
+            statuses.iter().all(|s| *s == 200 || *s == 404),
+            "{statuses:?}"
+        );
+        assert_eq!(
+            *statuses.last().unwrap(),
+            404,
+            "writers learn of the deletion"
+        );
     }
     for agent in 0..3 {
-        let r = c.client.get(c.url(agent, "/v1/topics/race/partitions/0/records?offset=0")).send().await.unwrap();
-        assert_eq!(r.status(), 404, "agent {agent} no longer serves the deleted topic");
+        let r = c
+            .client
+            .get(c.url(agent, "/v1/topics/race/partitions/0/records?offset=0"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            r.status(),
+            404,
+            "agent {agent} no longer serves the deleted topic"
+        );
     }
 }
 
@@ -224,23 +319,44 @@ async fn a_metadata_outage_answers_503_and_agents_recover_by_themselves() {
     let url = pg.database(false);
     let a = TestAgent::start(&["--metadata-url", &url, "--linger", "10ms"]).await;
     a.create_topic("m", 1).await;
-    a.produce("m", json!({"records": [{"value": "before"}]})).await;
+    a.produce("m", json!({"records": [{"value": "before"}]}))
+        .await;
     pg.stop();
 
     let started = Instant::now();
-    let r = a.client.post(a.u("/v1/topics/m/records")).json(&json!({"records": [{"value": "during"}]})).send().await.unwrap();
+    let r = a
+        .client
+        .post(a.u("/v1/topics/m/records"))
+        .json(&json!({"records": [{"value": "during"}]}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 503);
     let p: Value = r.json().await.unwrap();
     assert!(p["detail"].as_str().unwrap().contains("not stored"), "{p}");
-    let r = a.client.get(a.u("/v1/topics/other/partitions/0/records")).send().await.unwrap();
+    let r = a
+        .client
+        .get(a.u("/v1/topics/other/partitions/0/records"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 503, "a lookup that needs the store answers 503");
     assert_eq!(r.headers()["content-type"], "application/problem+json");
-    assert!(started.elapsed() < Duration::from_secs(30), "answers, does not hang");
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "answers, does not hang"
+    );
 
     pg.start_server();
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let r = a.client.post(a.u("/v1/topics/m/records")).json(&json!({"records": [{"value": "after"}]})).send().await.unwrap();
+        let r = a
+            .client
+            .post(a.u("/v1/topics/m/records"))
+            .json(&json!({"records": [{"value": "after"}]}))
+            .send()
+            .await
+            .unwrap();
         if r.status() == 200 {
             break;
         }
@@ -248,6 +364,15 @@ async fn a_metadata_outage_answers_503_and_agents_recover_by_themselves() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let page = a.read("m", 0, "offset=0").await;
-    let values: Vec<&str> = page["records"].as_array().unwrap().iter().map(|r| r["value"].as_str().unwrap()).collect();
-    assert_eq!(values, ["before", "after"], "nothing of the failed request is visible");
+    let values: Vec<&str> = page["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["value"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        values,
+        ["before", "after"],
+        "nothing of the failed request is visible"
+    );
 }

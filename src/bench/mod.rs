@@ -5,7 +5,9 @@
 
 mod consume;
 mod http;
+mod pathological;
 mod produce;
+mod scrape;
 mod stats;
 
 use std::time::Duration;
@@ -44,6 +46,8 @@ pub enum BenchKind {
     Produce(produce::ProduceArgs),
     /// Read a topic from the start (catch-up) and measure throughput.
     Consume(consume::ConsumeArgs),
+    /// Single-record requests spread over many partitions and agents at a fixed rate.
+    Pathological(pathological::PathologicalArgs),
 }
 
 /// Runs a bench and prints one JSON line.
@@ -52,6 +56,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         BenchKind::Http(c) => http::run(&c).await?,
         BenchKind::Produce(p) => produce::run(&p).await?,
         BenchKind::Consume(c) => consume::run(&c).await?,
+        BenchKind::Pathological(p) => pathological::run(&p).await?,
     };
     println!("{line}");
     Ok(())
