@@ -42,7 +42,8 @@ impl Gauge {
 
 /// Latency buckets in seconds: 0.5 ms to 10 s.
 pub const SECONDS_BUCKETS: &[f64] = &[
-    0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+    0.0005, 0.001, 0.0015, 0.002, 0.003, 0.004, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05,
+    0.075, 0.1, 0.15, 0.2, 0.25, 0.35, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 /// Count buckets (records, partitions) from 1 to 100,000.
 pub const COUNT_BUCKETS: &[f64] = &[
@@ -135,6 +136,7 @@ pub struct Metrics {
     pub records_per_flush: Histogram,
     pub upload_seconds: Histogram,
     pub commit_seconds: Histogram,
+    pub commit_lock_seconds: Histogram,
     pub object_puts: Counter,
     pub object_put_bytes: Counter,
     pub object_gets: Counter,
@@ -172,6 +174,7 @@ impl Default for Metrics {
             records_per_flush: Histogram::new(COUNT_BUCKETS),
             upload_seconds: Histogram::new(SECONDS_BUCKETS),
             commit_seconds: Histogram::new(SECONDS_BUCKETS),
+            commit_lock_seconds: Histogram::new(SECONDS_BUCKETS),
             object_puts: Counter::default(),
             object_put_bytes: Counter::default(),
             object_gets: Counter::default(),
@@ -284,6 +287,12 @@ impl Metrics {
             "streamhouse_commit_seconds",
             "Metadata flush-commit latency.",
             &self.commit_seconds,
+        );
+        histogram(
+            out,
+            "streamhouse_commit_lock_seconds",
+            "Time a flush commit spends locking its partition rows (waiting for other commits of them).",
+            &self.commit_lock_seconds,
         );
         counter(
             out,

@@ -204,6 +204,11 @@ pub(crate) async fn run(a: &PathologicalArgs) -> anyhow::Result<String> {
         "objects_put_per_s": r2(d("streamhouse_object_puts_total") / secs),
         "metadata_commits_per_s": r2(commits / secs),
         "commit_ms": {"p50": ms(0.5), "p99": ms(0.99)},
+        "commit_lock_wait_ms": {
+            "p50": histogram_quantile(&before, &after, "streamhouse_commit_lock_seconds", 0.5).map(|s| r2(s * 1000.0)),
+            "p99": histogram_quantile(&before, &after, "streamhouse_commit_lock_seconds", 0.99).map(|s| r2(s * 1000.0)),
+        },
+        "commit_time_in_lock_wait_pct": r2(100.0 * d("streamhouse_commit_lock_seconds_sum") / d("streamhouse_commit_seconds_sum").max(1e-9)),
         "round_trips_per_commit": r2(d("streamhouse_metadata_commit_statements_total") / commits.max(1.0)),
         "commit_retries": d("streamhouse_metadata_retries_total"),
         "partitions_per_flush": r2(d("streamhouse_flush_partitions_sum") / d("streamhouse_flush_partitions_count").max(1.0)),

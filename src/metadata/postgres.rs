@@ -1,11 +1,11 @@
 //! PostgreSQL (and CockroachDB) metadata store: the cluster's sequencer.
 //!
-//! A flush commit is one transaction of six round trips whatever the number
+//! A flush commit is one transaction of five round trips whatever the number
 //! of partitions in it, every per-chunk value travelling as an array
 //! (`unnest`): insert the object row keyed on its id (`ON CONFLICT DO
 //! NOTHING`, which waits for any still-running transaction of the same
-//! object), lock the touched partition rows in a fixed order, advance their
-//! offsets with `RETURNING`, insert the index rows. If the object row
+//! object), lock the touched partition rows in a fixed order, then advance
+//! their offsets and insert the index rows in one statement. If the object row
 //! already exists the commit happened before: its offsets are read back
 //! instead of writing twice. SQLSTATE 40001 and 40P01 are retried with
 //! jittered backoff; an error while COMMIT is in flight is reported as
@@ -282,7 +282,8 @@ impl PostgresMetadata {
             return Ok(outcomes(commit, &found));
         }
 
-        self.stmt(3);
+        self.stmt(2);
+        let locking = std::time::Instant::now();
         sqlx::query(
             "SELECT topic_id, partition FROM partitions \
              WHERE (topic_id, partition) IN (SELECT t, n FROM unnest($1::uuid[], $2::int[]) AS k(t, n)) \
@@ -292,76 +293,42 @@ impl PostgresMetadata {
         .bind(&a.partition)
         .fetch_all(&mut *tx)
         .await?;
+        self.metrics
+            .commit_lock_seconds
+            .observe_duration(locking.elapsed());
+        // Advance the offsets and write the index rows in one statement;
+        // chunks whose partitions are gone (topic deleted) match nothing.
         let rows = sqlx::query(
-            "UPDATE partitions AS p SET next_offset = p.next_offset + c.cnt, \
+            "WITH c AS (SELECT * FROM unnest($1::uuid[], $2::int[], $3::bigint[], $4::bigint[], \
+             $5::bigint[], $6::bigint[]) AS x(t, n, cnt, mts, off, len)), \
+             u AS (UPDATE partitions AS p SET next_offset = p.next_offset + c.cnt, \
              max_timestamp = GREATEST(p.max_timestamp, c.mts), bytes = p.bytes + c.len \
-             FROM unnest($1::uuid[], $2::int[], $3::bigint[], $4::bigint[], $5::bigint[]) AS c(t, n, cnt, mts, len) \
-             WHERE p.topic_id = c.t AND p.partition = c.n \
-             RETURNING p.topic_id, p.partition, p.next_offset, p.max_timestamp",
+             FROM c WHERE p.topic_id = c.t AND p.partition = c.n \
+             RETURNING p.topic_id, p.partition, p.next_offset, p.max_timestamp, c.cnt, c.off, c.len) \
+             INSERT INTO batches (topic_id, partition, last_offset, base_offset, object_id, \
+             byte_offset, byte_len, record_count, max_timestamp) \
+             SELECT topic_id, partition, next_offset - 1, next_offset - cnt, $7, off, len, cnt, max_timestamp FROM u \
+             RETURNING topic_id, partition, base_offset",
         )
         .bind(&a.topic)
         .bind(&a.partition)
         .bind(&a.count)
         .bind(&a.max_ts)
+        .bind(&a.offset)
         .bind(&a.len)
+        .bind(commit.object_id)
         .fetch_all(&mut *tx)
         .await?;
-        let mut next = HashMap::with_capacity(rows.len());
+        let mut based = HashMap::with_capacity(rows.len());
         for r in &rows {
-            next.insert(
+            based.insert(
                 (
                     r.try_get::<Uuid, _>("topic_id")?,
                     r.try_get::<i32, _>("partition")?,
                 ),
-                (
-                    r.try_get::<i64, _>("next_offset")?,
-                    r.try_get::<i64, _>("max_timestamp")?,
-                ),
+                r.try_get::<i64, _>("base_offset")?,
             );
         }
-        // Index rows for the chunks whose partitions still exist.
-        let (mut t, mut n, mut last, mut base, mut off, mut len, mut cnt, mut mts) = (
-            vec![],
-            vec![],
-            vec![],
-            vec![],
-            vec![],
-            vec![],
-            vec![],
-            vec![],
-        );
-        let mut based = HashMap::with_capacity(next.len());
-        for i in 0..a.topic.len() {
-            let Some(&(next_offset, running_max)) = next.get(&(a.topic[i], a.partition[i])) else {
-                continue;
-            };
-            t.push(a.topic[i]);
-            n.push(a.partition[i]);
-            last.push(next_offset - 1);
-            base.push(next_offset - a.count[i]);
-            off.push(a.offset[i]);
-            len.push(a.len[i]);
-            cnt.push(a.count[i]);
-            mts.push(running_max);
-            based.insert((a.topic[i], a.partition[i]), next_offset - a.count[i]);
-        }
-        sqlx::query(
-            "INSERT INTO batches (topic_id, partition, last_offset, base_offset, object_id, \
-             byte_offset, byte_len, record_count, max_timestamp) \
-             SELECT t, n, l, b, $9, o, ln, c, m FROM unnest($1::uuid[], $2::int[], $3::bigint[], \
-             $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[]) AS x(t, n, l, b, o, ln, c, m)",
-        )
-        .bind(&t)
-        .bind(&n)
-        .bind(&last)
-        .bind(&base)
-        .bind(&off)
-        .bind(&len)
-        .bind(&cnt)
-        .bind(&mts)
-        .bind(commit.object_id)
-        .execute(&mut *tx)
-        .await?;
         self.commit(tx).await?;
         self.metrics.metadata_commits.inc();
         Ok(outcomes(commit, &based))
