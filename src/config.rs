@@ -240,6 +240,32 @@ pub struct ServeArgs {
     #[arg(long, env = "STREAMHOUSE_TOPIC_CACHE_TTL", default_value = "60s")]
     pub topic_cache_ttl: HumanDuration,
 
+    /// A connection whose writes make no progress this long (a client that
+    /// stopped reading a stream) is closed; it can reconnect and resume.
+    #[arg(long, env = "STREAMHOUSE_STALL_TIMEOUT", default_value = "30s")]
+    pub stall_timeout: HumanDuration,
+
+    /// Interval of keep-alive comments on idle SSE streams.
+    #[arg(long, env = "STREAMHOUSE_SSE_HEARTBEAT", default_value = "15s")]
+    pub sse_heartbeat: HumanDuration,
+
+    /// Most subscriptions one WebSocket connection may hold.
+    #[arg(long, env = "STREAMHOUSE_WS_MAX_SUBSCRIPTIONS", default_value_t = 100)]
+    pub ws_max_subscriptions: usize,
+
+    /// Largest WebSocket message a client may send.
+    #[arg(long, env = "STREAMHOUSE_WS_MAX_MESSAGE_BYTES", default_value = "1MiB")]
+    pub ws_max_message_bytes: ByteSize,
+
+    /// Outgoing bytes a WebSocket connection may have queued; subscriptions
+    /// wait (and read nothing) while it is full.
+    #[arg(
+        long,
+        env = "STREAMHOUSE_WS_MAX_BUFFERED_BYTES",
+        default_value = "1MiB"
+    )]
+    pub ws_max_buffered_bytes: ByteSize,
+
     /// How long shutdown waits for requests and flushes before exiting anyway.
     #[arg(long, env = "STREAMHOUSE_SHUTDOWN_TIMEOUT", default_value = "30s")]
     pub shutdown_timeout: HumanDuration,
@@ -308,6 +334,12 @@ pub struct Limits {
     pub max_partitions_per_topic: i32,
     pub max_wait: Duration,
     pub max_flush_bytes: usize,
+    pub sse_heartbeat: Duration,
+    pub ws_max_subscriptions: usize,
+    pub ws_max_message_bytes: usize,
+    pub ws_max_buffered_bytes: usize,
+    /// Malformed WebSocket messages in a row before the connection is closed.
+    pub ws_max_bad_messages: u32,
 }
 
 /// Most records one read may return.
@@ -362,6 +394,11 @@ impl ServeArgs {
             max_partitions_per_topic: self.max_partitions_per_topic,
             max_wait: self.max_wait.0,
             max_flush_bytes: self.max_flush_bytes.as_usize(),
+            sse_heartbeat: self.sse_heartbeat.0,
+            ws_max_subscriptions: self.ws_max_subscriptions,
+            ws_max_message_bytes: self.ws_max_message_bytes.as_usize(),
+            ws_max_buffered_bytes: self.ws_max_buffered_bytes.as_usize().max(1),
+            ws_max_bad_messages: 10,
         }
     }
 

@@ -5,6 +5,7 @@
 //! Every layer receives the same `Arc<Metrics>`.
 
 use std::fmt::Write;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -130,6 +131,7 @@ pub struct Metrics {
     pub produce_rejected_overload: Counter,
     pub produce_ack_seconds: Histogram,
     pub buffered_bytes: Gauge,
+    pub open_streams: Gauge,
     pub flushes: Counter,
     pub flush_failures: Counter,
     pub partitions_per_flush: Histogram,
@@ -168,6 +170,7 @@ impl Default for Metrics {
             produce_rejected_overload: Counter::default(),
             produce_ack_seconds: Histogram::new(SECONDS_BUCKETS),
             buffered_bytes: Gauge::default(),
+            open_streams: Gauge::default(),
             flushes: Counter::default(),
             flush_failures: Counter::default(),
             partitions_per_flush: Histogram::new(COUNT_BUCKETS),
@@ -212,11 +215,45 @@ fn histogram(out: &mut String, name: &str, help: &str, h: &Histogram) {
     h.render(out, name, "");
 }
 
+/// Counts an open stream in `open_streams` until dropped.
+#[derive(Debug)]
+pub struct OpenStream(Arc<Metrics>);
+
+impl Drop for OpenStream {
+    fn drop(&mut self) {
+        self.0.open_streams.add(-1);
+    }
+}
+
+/// Resident set size of this process, from `/proc/self/statm` (Linux).
+fn resident_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096)
+}
+
 impl Metrics {
+    /// Marks a stream (SSE or WebSocket) open until the guard drops.
+    pub fn stream_opened(self: &Arc<Self>) -> OpenStream {
+        self.open_streams.add(1);
+        OpenStream(self.clone())
+    }
+
     /// Renders every metric in the Prometheus text exposition format.
     pub fn render(&self) -> String {
         let mut o = String::with_capacity(8 * 1024);
         let out = &mut o;
+        if let Some(rss) = resident_bytes() {
+            let _ = writeln!(
+                out,
+                "# HELP process_resident_memory_bytes Resident memory size in bytes.\n# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes {rss}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP streamhouse_open_streams Open SSE streams and WebSocket connections.\n# TYPE streamhouse_open_streams gauge\nstreamhouse_open_streams {}",
+            self.open_streams.get()
+        );
         counter(
             out,
             "streamhouse_produce_requests_total",

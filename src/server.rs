@@ -53,6 +53,8 @@ pub struct Agent {
     pub background: CancellationToken,
     pub tracker: TaskTracker,
     pub shutdown_timeout: Duration,
+    /// Connections whose writes stall this long are closed.
+    pub stall_timeout: Duration,
 }
 
 /// Opens the metadata store the configuration names and applies migrations.
@@ -180,6 +182,7 @@ pub async fn build(args: &ServeArgs) -> Result<Agent, BootError> {
         background,
         tracker,
         shutdown_timeout: args.shutdown_timeout.0,
+        stall_timeout: args.stall_timeout.0,
     })
 }
 

@@ -4,7 +4,7 @@ use axum::Router;
 use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
-use super::{groups, ops, produce, read, records_out, topics};
+use super::{groups, ops, produce, read, records_out, topics, ws};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -17,7 +17,7 @@ use super::{groups, ops, produce, read, records_out, topics};
     paths(
         topics::create, topics::list, topics::describe, topics::delete,
         produce::produce, produce::publish,
-        read::read, read::offsets,
+        read::read, read::offsets, read::topic_stream, read::multi_stream, ws::upgrade,
         groups::commit, groups::fetch, groups::lag,
         ops::healthz, ops::readyz, ops::metrics,
     ),
@@ -28,6 +28,7 @@ use super::{groups, ops, produce, read, records_out, topics};
     tags(
         (name = "topics", description = "Create, list, describe and delete topics"),
         (name = "records", description = "Produce and read records"),
+        (name = "live", description = "Follow topics live: Server-Sent Events and WebSocket"),
         (name = "groups", description = "Consumer-group offsets and lag"),
         (name = "operations", description = "Health, readiness and metrics"),
     )

@@ -24,6 +24,13 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
     }
 }
 
+/// Parses a request's query string, for handlers that choose the shape late.
+pub(super) fn query_of<T: DeserializeOwned>(uri: &axum::http::Uri) -> Result<T, ApiError> {
+    Query::<T>::try_from_uri(uri)
+        .map(|Query(v)| v)
+        .map_err(|e| ApiError::new(ErrorCode::InvalidQuery, e.body_text()))
+}
+
 /// Path parameters; a bad one is a 400 (or 404 for partitions) naming it.
 #[derive(Debug, Clone)]
 pub(super) struct ApiPath<T>(pub T);

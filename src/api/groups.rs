@@ -15,7 +15,7 @@ const MAX_GROUP_NAME: usize = 255;
 const MAX_OFFSETS_PER_COMMIT: usize = 10_000;
 const MAX_OFFSET_METADATA: usize = 4096;
 
-fn validate_group(name: &str) -> Result<(), ApiError> {
+pub(super) fn validate_group(name: &str) -> Result<(), ApiError> {
     let ok = !name.is_empty()
         && name.len() <= MAX_GROUP_NAME
         && name

@@ -7,12 +7,15 @@ mod docs;
 mod error;
 mod extract;
 mod groups;
+pub mod listener;
 mod ops;
 mod produce;
 mod read;
 mod records_in;
 mod records_out;
+mod sse;
 mod topics;
+mod ws;
 
 use std::ops::Deref;
 use std::sync::Arc;
@@ -47,6 +50,9 @@ pub mod paths {
     pub const PUBLISH: &str = "/v1/topics/{topic}/publish";
     pub const PARTITION_RECORDS: &str = "/v1/topics/{topic}/partitions/{partition}/records";
     pub const PARTITION_OFFSETS: &str = "/v1/topics/{topic}/partitions/{partition}/offsets";
+    pub const TOPIC_STREAM: &str = "/v1/topics/{topic}/stream";
+    pub const STREAM: &str = "/v1/stream";
+    pub const WS: &str = "/v1/ws";
     pub const GROUP_OFFSETS: &str = "/v1/groups/{group}/offsets";
     pub const GROUP_LAG: &str = "/v1/groups/{group}/lag";
     pub const HEALTHZ: &str = "/healthz";
@@ -115,6 +121,9 @@ pub fn app(state: AppState) -> Router {
         .route(paths::PUBLISH, post(produce::publish))
         .route(paths::PARTITION_RECORDS, get(read::read))
         .route(paths::PARTITION_OFFSETS, get(read::offsets))
+        .route(paths::TOPIC_STREAM, get(read::topic_stream))
+        .route(paths::STREAM, get(read::multi_stream))
+        .route(paths::WS, get(ws::upgrade))
         .route(
             paths::GROUP_OFFSETS,
             post(groups::commit).get(groups::fetch),

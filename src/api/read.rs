@@ -4,14 +4,15 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::header;
+use axum::http::{HeaderMap, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
 use super::AppState;
 use super::error::{ApiError, ErrorCode};
-use super::extract::{ApiPath, ApiQuery};
+use super::extract::{ApiPath, ApiQuery, query_of};
 use super::records_out::render_read;
+use super::sse::{self, StreamQuery, wants_event_stream};
 use crate::config::{MAX_READ_BYTES, MAX_READ_RECORDS};
 use crate::model::{DEFAULT_TENANT, TopicMeta};
 use crate::read::ReadRequest;
@@ -54,15 +55,31 @@ async fn topic_partition(
 /// Read records of one partition from an offset.
 #[utoipa::path(get, path = "/v1/topics/{topic}/partitions/{partition}/records", tag = "records",
     params(("topic" = String, Path), ("partition" = i32, Path), ReadQuery),
-    responses((status = 200, description = "Records from the offset on", body = super::ReadResponse),
+    responses((status = 200, description = "Records from the offset on. With `Accept: text/event-stream` \
+the partition is followed live instead (Server-Sent Events: `event: records`, `id` = the next offset; \
+query `from` = earliest|latest|<offset>|ts:<ms>, default latest; `Last-Event-ID` resumes)", content(
+                (super::ReadResponse = "application/json"),
+                (String = "text/event-stream"))),
               (status = 400, description = "Invalid parameter", body = super::Problem, content_type = "application/problem+json"),
               (status = 404, description = "No such topic or partition", body = super::Problem, content_type = "application/problem+json"),
               (status = 416, description = "Offset outside [log start, high watermark]", body = super::Problem, content_type = "application/problem+json")))]
 pub(super) async fn read(
     State(state): State<AppState>,
     ApiPath((name, partition)): ApiPath<(String, i64)>,
-    ApiQuery(q): ApiQuery<ReadQuery>,
+    headers: HeaderMap,
+    uri: Uri,
 ) -> Result<Response, ApiError> {
+    if wants_event_stream(&headers) {
+        let q: StreamQuery = query_of(&uri)?;
+        if q.topics.is_some() {
+            return Err(
+                ApiError::new(ErrorCode::InvalidQuery, "topics= belongs to /v1/stream")
+                    .with_field("topics"),
+            );
+        }
+        return sse::partition(state, &name, partition, q, &headers).await;
+    }
+    let q: ReadQuery = query_of(&uri)?;
     let limit = q.limit.unwrap_or(100);
     if !(1..=MAX_READ_RECORDS).contains(&limit) {
         return Err(ApiError::new(
@@ -171,4 +188,49 @@ pub(super) async fn offsets(
         offset,
         timestamp,
     }))
+}
+
+/// Follow every partition of a topic live (Server-Sent Events).
+#[utoipa::path(get, path = "/v1/topics/{topic}/stream", tag = "live",
+    params(("topic" = String, Path), StreamQuery),
+    responses((status = 200, description = "Server-Sent Events: `event: records` per partition batch, \
+`id` = next offsets of all partitions (`topic=o0,o1,...`), resumed with `Last-Event-ID`; \
+`event: error` then end when the topic is deleted", content_type = "text/event-stream", body = String),
+              (status = 404, description = "No such topic", body = super::Problem, content_type = "application/problem+json")))]
+pub(super) async fn topic_stream(
+    State(state): State<AppState>,
+    ApiPath(name): ApiPath<String>,
+    headers: HeaderMap,
+    ApiQuery(q): ApiQuery<StreamQuery>,
+) -> Result<Response, ApiError> {
+    if q.topics.is_some() {
+        return Err(
+            ApiError::new(ErrorCode::InvalidQuery, "topics= belongs to /v1/stream")
+                .with_field("topics"),
+        );
+    }
+    sse::topics(state, &[name], q, &headers).await
+}
+
+/// Follow several topics over one connection (Server-Sent Events).
+#[utoipa::path(get, path = "/v1/stream", tag = "live",
+    params(StreamQuery),
+    responses((status = 200, description = "Server-Sent Events for every partition of `topics`; \
+`id` covers every partition (`a=o0,o1~b=o0`)", content_type = "text/event-stream", body = String),
+              (status = 404, description = "No such topic", body = super::Problem, content_type = "application/problem+json")))]
+pub(super) async fn multi_stream(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ApiQuery(q): ApiQuery<StreamQuery>,
+) -> Result<Response, ApiError> {
+    let names: Vec<String> = q
+        .topics
+        .as_deref()
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(str::to_string)
+        .collect();
+    sse::topics(state, &names, q, &headers).await
 }

@@ -331,6 +331,11 @@ mod tests {
             max_partitions_per_topic: 10,
             max_wait: std::time::Duration::from_secs(1),
             max_flush_bytes: 1 << 20,
+            sse_heartbeat: std::time::Duration::from_secs(15),
+            ws_max_subscriptions: 10,
+            ws_max_message_bytes: 1 << 20,
+            ws_max_buffered_bytes: 1 << 20,
+            ws_max_bad_messages: 10,
         }
     }
 

@@ -6,6 +6,8 @@
 //! through the shared byte cache, and decodes records from the offset on
 //! until the record or byte limit is reached.
 
+pub mod follow;
+
 use std::sync::Arc;
 use std::time::Duration;
 

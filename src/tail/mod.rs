@@ -59,6 +59,23 @@ impl Watermarks {
         self.lock().get(&key).map(|tx| *tx.borrow())
     }
 
+    /// A receiver of a partition's watermark, seeding it with `known` (the
+    /// watermark never moves backwards). While the receiver lives, the
+    /// poller keeps the partition current.
+    pub fn subscribe(&self, key: PartitionKey, known: i64) -> watch::Receiver<i64> {
+        let mut map = self.lock();
+        let tx = map.entry(key).or_insert_with(|| watch::Sender::new(known));
+        tx.send_if_modified(|v| {
+            if known > *v {
+                *v = known;
+                true
+            } else {
+                false
+            }
+        });
+        tx.subscribe()
+    }
+
     /// Partitions someone on this agent is waiting on.
     pub fn watched(&self) -> Vec<PartitionKey> {
         self.lock()

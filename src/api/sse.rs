@@ -1,0 +1,337 @@
+//! Server-Sent Events: follow one partition, a whole topic, or several
+//! topics over one connection.
+//!
+//! Each event carries every record that is ready (up to a limit) for one
+//! partition, in the same JSON shape as a REST read, and an `id` from which
+//! the stream resumes exactly: for one partition it is simply the next
+//! offset; for several it lists the next offset of every followed
+//! partition (`orders=5,7,0~audit=12`). A reconnect sends it back as
+//! `Last-Event-ID`, which takes precedence over `from`. Comments keep idle
+//! connections alive. Events are produced only when the connection asks for
+//! the next one, so a slow reader slows its stream, never the server.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::HeaderMap;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use futures_util::Stream;
+use serde::Deserialize;
+
+use super::AppState;
+use super::error::{ApiError, ErrorCode};
+use super::records_out::render_read;
+use crate::model::{DEFAULT_TENANT, TopicMeta};
+use crate::read::ReadError;
+use crate::read::follow::{Batch, Follower, StartAt};
+
+/// Most partitions one stream may follow.
+pub(super) const MAX_STREAM_PARTITIONS: usize = 10_000;
+
+/// Stream parameters.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub(super) struct StreamQuery {
+    /// Where to start: `earliest`, `latest` (default), an offset, or `ts:<millis>`.
+    /// A `Last-Event-ID` header takes precedence.
+    pub from: Option<String>,
+    /// Topics to follow, comma-separated (`/v1/stream` only).
+    pub topics: Option<String>,
+    /// Most records in one event (1 to 10000, default 1000).
+    pub limit: Option<usize>,
+    /// Most key and value bytes in one event (default 1 MiB).
+    pub max_bytes: Option<usize>,
+}
+
+/// True when the client asked for an event stream.
+pub(super) fn wants_event_stream(headers: &HeaderMap) -> bool {
+    headers
+        .get(axum::http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/event-stream"))
+}
+
+fn parse_from(from: Option<&str>) -> Result<StartAt, ApiError> {
+    match from {
+        None => Ok(StartAt::Latest),
+        Some(s) => StartAt::parse(s).ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::InvalidQuery,
+                format!("from={s:?} must be earliest, latest, an offset, or ts:<millis>"),
+            )
+            .with_field("from")
+        }),
+    }
+}
+
+fn last_event_id(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+}
+
+/// Renders a resume token: the next offset of every followed partition.
+pub(super) fn resume_token(follower: &Follower, single: bool) -> String {
+    if single {
+        return follower
+            .positions()
+            .next()
+            .map(|(_, _, o)| o.to_string())
+            .unwrap_or_default();
+    }
+    let mut out = String::new();
+    let mut current: Option<&str> = None;
+    for (topic, _, next) in follower.positions() {
+        if current != Some(topic) {
+            if current.is_some() {
+                out.push('~');
+            }
+            out.push_str(topic);
+            out.push('=');
+            current = Some(topic);
+        } else {
+            out.push(',');
+        }
+        out.push_str(&next.to_string());
+    }
+    out
+}
+
+/// Parses a multi-partition token into next offsets per topic.
+pub(super) fn parse_token(token: &str) -> Result<HashMap<String, Vec<i64>>, ApiError> {
+    let bad = || {
+        ApiError::new(
+            ErrorCode::InvalidField,
+            format!("Last-Event-ID {token:?} is not a resume id this server issued"),
+        )
+        .with_field("Last-Event-ID")
+    };
+    let mut out = HashMap::new();
+    for part in token.split('~') {
+        let (topic, offsets) = part.split_once('=').ok_or_else(bad)?;
+        let offsets: Result<Vec<i64>, _> = offsets.split(',').map(str::parse).collect();
+        let offsets = offsets.map_err(|_| bad())?;
+        if offsets.iter().any(|o| *o < 0) {
+            return Err(bad());
+        }
+        out.insert(topic.to_string(), offsets);
+    }
+    Ok(out)
+}
+
+fn limits(state: &AppState, q: &StreamQuery) -> Result<(usize, usize), ApiError> {
+    let limit = q.limit.unwrap_or(1000);
+    if !(1..=crate::config::MAX_READ_RECORDS).contains(&limit) {
+        return Err(
+            ApiError::new(ErrorCode::InvalidQuery, "limit must be between 1 and 10000")
+                .with_field("limit")
+                .with_limit(crate::config::MAX_READ_RECORDS as u64),
+        );
+    }
+    let max_bytes = q.max_bytes.unwrap_or(1 << 20);
+    if !(1..=crate::config::MAX_READ_BYTES).contains(&max_bytes) {
+        return Err(ApiError::new(
+            ErrorCode::InvalidQuery,
+            "max_bytes must be between 1 and 67108864",
+        )
+        .with_field("max_bytes")
+        .with_limit(crate::config::MAX_READ_BYTES as u64));
+    }
+    let _ = state;
+    Ok((limit, max_bytes))
+}
+
+async fn topic(state: &AppState, name: &str) -> Result<Arc<TopicMeta>, ApiError> {
+    state
+        .metadata
+        .topic(DEFAULT_TENANT, name)
+        .await?
+        .ok_or_else(|| ApiError::topic_not_found(name))
+}
+
+/// SSE on one partition (from the records route, with `Accept: text/event-stream`).
+pub(super) async fn partition(
+    state: AppState,
+    name: &str,
+    partition: i64,
+    q: StreamQuery,
+    headers: &HeaderMap,
+) -> Result<Response, ApiError> {
+    let (limit, max_bytes) = limits(&state, &q)?;
+    let t = topic(&state, name).await?;
+    if partition < 0 || partition >= i64::from(t.partition_count) {
+        return Err(ApiError::partition_not_found(
+            name,
+            partition,
+            t.partition_count,
+        ));
+    }
+    let start = match last_event_id(headers) {
+        Some(id) => StartAt::Offset(id.parse().map_err(|_| {
+            ApiError::new(
+                ErrorCode::InvalidField,
+                format!("Last-Event-ID {id:?} must be an offset"),
+            )
+            .with_field("Last-Event-ID")
+        })?),
+        None => parse_from(q.from.as_deref())?,
+    };
+    let follower = Follower::new(
+        state.reader.clone(),
+        &state.watermarks,
+        vec![(t, partition as i32, start)],
+        limit,
+        max_bytes,
+    )
+    .await?;
+    Ok(respond(state, follower, true))
+}
+
+/// SSE on every partition of several topics.
+pub(super) async fn topics(
+    state: AppState,
+    names: &[String],
+    q: StreamQuery,
+    headers: &HeaderMap,
+) -> Result<Response, ApiError> {
+    let (limit, max_bytes) = limits(&state, &q)?;
+    if names.is_empty() {
+        return Err(ApiError::new(
+            ErrorCode::InvalidQuery,
+            "name at least one topic: topics=a,b",
+        )
+        .with_field("topics"));
+    }
+    let from = parse_from(q.from.as_deref())?;
+    let resume = last_event_id(headers)
+        .map(|t| parse_token(&t))
+        .transpose()?;
+    let mut starts = Vec::new();
+    for name in names {
+        let t = topic(&state, name).await?;
+        let offsets = resume.as_ref().and_then(|r| r.get(name));
+        for p in 0..t.partition_count {
+            let at = match offsets.and_then(|o| o.get(p as usize)) {
+                Some(&o) => StartAt::Offset(o),
+                None => from,
+            };
+            starts.push((t.clone(), p, at));
+        }
+        if starts.len() > MAX_STREAM_PARTITIONS {
+            return Err(ApiError::new(
+                ErrorCode::InvalidQuery,
+                format!("a stream may follow at most {MAX_STREAM_PARTITIONS} partitions"),
+            )
+            .with_field("topics")
+            .with_limit(MAX_STREAM_PARTITIONS as u64));
+        }
+    }
+    let follower = Follower::new(
+        state.reader.clone(),
+        &state.watermarks,
+        starts,
+        limit,
+        max_bytes,
+    )
+    .await?;
+    Ok(respond(state, follower, false))
+}
+
+fn event_of(batch: &Batch, token: String) -> Event {
+    let body = render_read(
+        &batch.topic.name,
+        batch.partition,
+        &batch.records,
+        batch.next_offset,
+        batch.high_watermark,
+        0,
+    );
+    Event::default()
+        .event("records")
+        .id(token)
+        .data(String::from_utf8_lossy(&body))
+}
+
+fn error_event(e: ApiError) -> Event {
+    let problem = serde_json::json!({
+        "type": format!("urn:streamhouse:problem:{}", e.code.code()),
+        "status": e.code.status().as_u16(),
+        "detail": e.detail,
+    });
+    Event::default().event("error").data(problem.to_string())
+}
+
+struct StreamState {
+    _open: crate::metrics::OpenStream,
+    state: AppState,
+    follower: Follower,
+    single: bool,
+    done: bool,
+}
+
+fn respond(state: AppState, follower: Follower, single: bool) -> Response {
+    let heartbeat = state.limits.sse_heartbeat;
+    let s = StreamState {
+        _open: state.metrics.stream_opened(),
+        state,
+        follower,
+        single,
+        done: false,
+    };
+    let stream = futures_util::stream::unfold(s, |mut s| async move {
+        if s.done {
+            return None;
+        }
+        let draining = s.state.draining.clone();
+        let next = tokio::select! {
+            r = s.follower.next() => r,
+            _ = draining.cancelled() => Err(ReadError::Unavailable("the agent is shutting down; reconnect to resume".into())),
+        };
+        let event = match next {
+            Ok(batch) => event_of(&batch, resume_token(&s.follower, s.single)),
+            Err(e) => {
+                s.done = true;
+                let api = match e {
+                    ReadError::Unavailable(reason) => {
+                        ApiError::new(ErrorCode::Unavailable, reason.to_string())
+                    }
+                    other => ApiError::from(other),
+                };
+                error_event(api)
+            }
+        };
+        Some((Ok::<_, Infallible>(event), s))
+    });
+    sse_response(stream, heartbeat)
+}
+
+fn sse_response<S>(stream: S, heartbeat: Duration) -> Response
+where
+    S: Stream<Item = Result<Event, Infallible>> + Send + 'static,
+{
+    Sse::new(stream)
+        .keep_alive(KeepAlive::new().interval(heartbeat).text("keep-alive"))
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_round_trip() {
+        let parsed = parse_token("orders=5,7,0~audit.log=12").unwrap();
+        assert_eq!(parsed["orders"], vec![5, 7, 0]);
+        assert_eq!(parsed["audit.log"], vec![12]);
+        for bad in ["orders", "orders=x", "orders=-1", "=5"] {
+            let r = parse_token(bad);
+            assert!(r.is_err() || bad == "=5", "{bad}");
+        }
+    }
+}

@@ -1,0 +1,500 @@
+//! The WebSocket API at `/v1/ws`: subscribe, unsubscribe, produce, commit
+//! and ping over one connection, as JSON text messages.
+//!
+//! Client messages carry `"type"`: `subscribe` {id?, topic, partitions?
+//! (list or "all"), from?}, `unsubscribe` {subscription}, `produce`
+//! {request_id?, topic, records}, `commit` {request_id?, group, offsets},
+//! `ping` {request_id?}. The server answers `subscribed`, `unsubscribed`,
+//! `records`, `produced`, `committed`, `pong` and `error`. Every
+//! subscription reads storage only when the connection's outgoing budget
+//! (`--ws-max-buffered-bytes`) has room, so a slow client slows its own
+//! subscriptions and costs bounded memory. A malformed message gets an
+//! `error` message; a client that keeps sending them is disconnected.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::response::Response;
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use serde_json::{Value, json};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio_util::sync::CancellationToken;
+
+use super::AppState;
+use super::error::{ApiError, ErrorCode};
+use super::records_in::{ParsedRecord, parse_json};
+use super::records_out::render_read;
+use crate::groups::OffsetEntry;
+use crate::ingest::ProduceRequest;
+use crate::ingest::partitioner::partition_for_key;
+use crate::model::DEFAULT_TENANT;
+use crate::read::follow::{Follower, StartAt};
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Partitions {
+    All(String),
+    List(Vec<i64>),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+enum ClientMessage<'a> {
+    Subscribe {
+        id: Option<String>,
+        topic: String,
+        partitions: Option<Partitions>,
+        from: Option<String>,
+        limit: Option<usize>,
+    },
+    Unsubscribe {
+        subscription: String,
+    },
+    Produce {
+        request_id: Option<String>,
+        topic: String,
+        #[serde(borrow)]
+        records: &'a RawValue,
+    },
+    Commit {
+        request_id: Option<String>,
+        group: String,
+        offsets: Vec<super::groups::OffsetIn>,
+    },
+    Ping {
+        request_id: Option<String>,
+    },
+}
+
+/// One outgoing message and the budget it holds until written.
+type Outgoing = (Message, Option<OwnedSemaphorePermit>);
+
+/// Sends messages to the connection's writer within its byte budget.
+#[derive(Clone)]
+struct Outbox {
+    tx: mpsc::Sender<Outgoing>,
+    budget: Arc<Semaphore>,
+    max: usize,
+}
+
+impl Outbox {
+    /// Queues `text`, waiting while the connection is over its budget.
+    async fn send(&self, text: String) -> bool {
+        let cost = text.len().clamp(1, self.max) as u32;
+        let Ok(permit) = self.budget.clone().acquire_many_owned(cost).await else {
+            return false;
+        };
+        self.tx
+            .send((Message::Text(Utf8Bytes::from(text)), Some(permit)))
+            .await
+            .is_ok()
+    }
+
+    async fn json(&self, v: Value) -> bool {
+        self.send(v.to_string()).await
+    }
+
+    async fn error(
+        &self,
+        request_id: Option<&str>,
+        subscription: Option<&str>,
+        e: &ApiError,
+    ) -> bool {
+        let mut v = json!({
+            "type": "error",
+            "code": e.code.code(),
+            "status": e.code.status().as_u16(),
+            "message": e.detail,
+        });
+        if let Some(r) = request_id {
+            v["request_id"] = json!(r);
+        }
+        if let Some(s) = subscription {
+            v["subscription"] = json!(s);
+        }
+        if let Some(f) = &e.field {
+            v["field"] = json!(f);
+        }
+        if let Some(l) = e.limit {
+            v["limit"] = json!(l);
+        }
+        self.json(v).await
+    }
+}
+
+/// Upgrade `/v1/ws` to a WebSocket speaking the JSON protocol above.
+#[utoipa::path(get, path = "/v1/ws", tag = "live",
+    description = "WebSocket. Client messages (JSON text, by `type`): \
+`{\"type\":\"subscribe\",\"id\":\"s1\",\"topic\":\"t\",\"partitions\":\"all\"|[0,1],\"from\":\"earliest|latest|<offset>|ts:<ms>\"}`, \
+`{\"type\":\"unsubscribe\",\"subscription\":\"s1\"}`, \
+`{\"type\":\"produce\",\"request_id\":\"r1\",\"topic\":\"t\",\"records\":[...]}` (records as in POST .../records), \
+`{\"type\":\"commit\",\"request_id\":\"c1\",\"group\":\"g\",\"offsets\":[{\"topic\":\"t\",\"partition\":0,\"offset\":5}]}`, \
+`{\"type\":\"ping\"}`. Server messages: `subscribed` {subscription, topic, partitions:[{partition, offset}]}, \
+`records` {subscription, topic, partition, records, next_offset, high_watermark}, `unsubscribed`, \
+`produced` {request_id, offsets}, `committed` {request_id, group, committed}, `pong`, \
+`error` {request_id?, subscription?, code, status, message, field?, limit?}.",
+    responses((status = 101, description = "Switching protocols to WebSocket")))]
+pub(super) async fn upgrade(State(state): State<AppState>, ws: WebSocketUpgrade) -> Response {
+    let limits = &state.limits;
+    ws.read_buffer_size(4 * 1024)
+        .write_buffer_size(4 * 1024)
+        .max_write_buffer_size(limits.ws_max_buffered_bytes.max(64 * 1024) * 2)
+        // Twice the limit: messages between the two get a friendly error.
+        .max_message_size(limits.ws_max_message_bytes * 2)
+        .max_frame_size(limits.ws_max_message_bytes * 2)
+        .on_upgrade(move |socket| connection(state, socket))
+}
+
+async fn connection(state: AppState, socket: WebSocket) {
+    let _open = state.metrics.stream_opened();
+    let (mut sink, mut incoming) = socket.split();
+    let (tx, mut rx) = mpsc::channel::<Outgoing>(256);
+    let max = state.limits.ws_max_buffered_bytes;
+    let outbox = Outbox {
+        tx,
+        budget: Arc::new(Semaphore::new(max)),
+        max,
+    };
+    let writer = tokio::spawn(async move {
+        while let Some((msg, permit)) = rx.recv().await {
+            let close = matches!(msg, Message::Close(_));
+            if sink.send(msg).await.is_err() || close {
+                break;
+            }
+            drop(permit);
+        }
+        let _ = sink.close().await;
+    });
+
+    let mut subs: HashMap<String, CancellationToken> = HashMap::new();
+    let mut bad_in_a_row = 0u32;
+    let mut next_id = 0u64;
+    let close_reason = loop {
+        let msg = tokio::select! {
+            m = incoming.next() => m,
+            _ = state.draining.cancelled() => break Some((1001, "the agent is shutting down; reconnect to resume")),
+        };
+        let text = match msg {
+            None | Some(Err(_)) | Some(Ok(Message::Close(_))) => break None,
+            Some(Ok(Message::Text(t))) => t,
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+            Some(Ok(Message::Binary(_))) => {
+                bad_in_a_row += 1;
+                let e = ApiError::new(
+                    ErrorCode::InvalidJson,
+                    "send JSON text messages, not binary",
+                );
+                outbox.error(None, None, &e).await;
+                if bad_in_a_row > state.limits.ws_max_bad_messages {
+                    break Some((1008, "too many malformed messages"));
+                }
+                continue;
+            }
+        };
+        if text.len() > state.limits.ws_max_message_bytes {
+            bad_in_a_row += 1;
+            let limit = state.limits.ws_max_message_bytes;
+            let e = ApiError::too_large(
+                "message",
+                limit,
+                format!("a message may be at most {limit} bytes (ws-max-message-bytes)"),
+            );
+            outbox.error(None, None, &e).await;
+            continue;
+        }
+        let parsed: Result<ClientMessage<'_>, _> = serde_json::from_str(&text);
+        let msg = match parsed {
+            Ok(m) => {
+                bad_in_a_row = 0;
+                m
+            }
+            Err(e) => {
+                bad_in_a_row += 1;
+                let e = ApiError::new(ErrorCode::InvalidJson, format!("malformed message: {e}"));
+                outbox.error(None, None, &e).await;
+                if bad_in_a_row > state.limits.ws_max_bad_messages {
+                    break Some((1008, "too many malformed messages"));
+                }
+                continue;
+            }
+        };
+        match msg {
+            ClientMessage::Subscribe {
+                id,
+                topic,
+                partitions,
+                from,
+                limit,
+            } => {
+                subs.retain(|_, c| !c.is_cancelled());
+                if subs.len() >= state.limits.ws_max_subscriptions {
+                    let max = state.limits.ws_max_subscriptions;
+                    let e = ApiError::new(ErrorCode::PayloadTooLarge, format!("a connection may hold at most {max} subscriptions (ws-max-subscriptions)"))
+                        .with_field("subscribe")
+                        .with_limit(max as u64);
+                    outbox.error(None, id.as_deref(), &e).await;
+                    continue;
+                }
+                let id = id.unwrap_or_else(|| {
+                    next_id += 1;
+                    format!("s{next_id}")
+                });
+                if subs.contains_key(&id) {
+                    let e = ApiError::field("id", format!("subscription {id:?} already exists"));
+                    outbox.error(None, Some(&id), &e).await;
+                    continue;
+                }
+                match subscribe(&state, &topic, partitions, from.as_deref(), limit).await {
+                    Ok(follower) => {
+                        let positions: Vec<Value> = follower
+                            .positions()
+                            .map(|(_, p, o)| json!({"partition": p, "offset": o}))
+                            .collect();
+                        outbox.json(json!({"type": "subscribed", "subscription": id, "topic": topic, "partitions": positions})).await;
+                        let cancel = CancellationToken::new();
+                        subs.insert(id.clone(), cancel.clone());
+                        tokio::spawn(follow(
+                            follower,
+                            id,
+                            outbox.clone(),
+                            cancel,
+                            state.draining.clone(),
+                        ));
+                    }
+                    Err(e) => {
+                        outbox.error(None, Some(&id), &e).await;
+                    }
+                }
+            }
+            ClientMessage::Unsubscribe { subscription } => match subs.remove(&subscription) {
+                Some(cancel) => {
+                    cancel.cancel();
+                    outbox
+                        .json(json!({"type": "unsubscribed", "subscription": subscription}))
+                        .await;
+                }
+                None => {
+                    let e = ApiError::field(
+                        "subscription",
+                        format!("no subscription {subscription:?}"),
+                    );
+                    outbox.error(None, Some(&subscription), &e).await;
+                }
+            },
+            ClientMessage::Produce {
+                request_id,
+                topic,
+                records,
+            } => {
+                // Produce runs beside the read loop so a slow commit does not
+                // hold up other messages.
+                let (state, outbox) = (state.clone(), outbox.clone());
+                let body = Bytes::from(format!("{{\"records\":{}}}", records.get()));
+                tokio::spawn(async move {
+                    match produce(&state, &topic, &body).await {
+                        Ok(offsets) => outbox.json(json!({"type": "produced", "request_id": request_id, "offsets": offsets})).await,
+                        Err(e) => outbox.error(request_id.as_deref(), None, &e).await,
+                    };
+                });
+            }
+            ClientMessage::Commit {
+                request_id,
+                group,
+                offsets,
+            } => {
+                let entries: Vec<OffsetEntry> = offsets
+                    .into_iter()
+                    .map(|o| OffsetEntry {
+                        topic: o.topic,
+                        partition: o.partition,
+                        offset: o.offset,
+                        metadata: o.metadata,
+                    })
+                    .collect();
+                match commit(&state, &group, &entries).await {
+                    Ok(()) => outbox.json(json!({"type": "committed", "request_id": request_id, "group": group, "committed": entries.len()})).await,
+                    Err(e) => outbox.error(request_id.as_deref(), None, &e).await,
+                };
+            }
+            ClientMessage::Ping { request_id } => {
+                outbox
+                    .json(json!({"type": "pong", "request_id": request_id}))
+                    .await;
+            }
+        }
+    };
+    for (_, cancel) in subs {
+        cancel.cancel();
+    }
+    if let Some((code, reason)) = close_reason {
+        let frame = CloseFrame {
+            code,
+            reason: Utf8Bytes::from_static(reason),
+        };
+        let _ = outbox.tx.send((Message::Close(Some(frame)), None)).await;
+    }
+    drop(outbox);
+    let _ = writer.await;
+}
+
+async fn subscribe(
+    state: &AppState,
+    name: &str,
+    partitions: Option<Partitions>,
+    from: Option<&str>,
+    limit: Option<usize>,
+) -> Result<Follower, ApiError> {
+    let topic = state
+        .metadata
+        .topic(DEFAULT_TENANT, name)
+        .await?
+        .ok_or_else(|| ApiError::topic_not_found(name).with_field("topic"))?;
+    let list: Vec<i32> = match partitions {
+        None => (0..topic.partition_count).collect(),
+        Some(Partitions::All(s)) if s == "all" => (0..topic.partition_count).collect(),
+        Some(Partitions::All(s)) => {
+            return Err(ApiError::field(
+                "partitions",
+                format!("partitions must be \"all\" or a list of numbers, not {s:?}"),
+            ));
+        }
+        Some(Partitions::List(l)) => {
+            let mut out = Vec::with_capacity(l.len());
+            for p in l {
+                if p < 0 || p >= i64::from(topic.partition_count) {
+                    return Err(
+                        ApiError::partition_not_found(name, p, topic.partition_count)
+                            .with_field("partitions"),
+                    );
+                }
+                out.push(p as i32);
+            }
+            out.sort_unstable();
+            out.dedup();
+            out
+        }
+    };
+    let at = match from {
+        None => StartAt::Latest,
+        Some(s) => StartAt::parse(s).ok_or_else(|| {
+            ApiError::field(
+                "from",
+                format!("from={s:?} must be earliest, latest, an offset, or ts:<millis>"),
+            )
+        })?,
+    };
+    let limit = limit
+        .unwrap_or(1000)
+        .clamp(1, crate::config::MAX_READ_RECORDS);
+    let starts = list.into_iter().map(|p| (topic.clone(), p, at)).collect();
+    Ok(Follower::new(
+        state.reader.clone(),
+        &state.watermarks,
+        starts,
+        limit,
+        1 << 20,
+    )
+    .await?)
+}
+
+/// Delivers one subscription until it is cancelled or its topic goes away.
+async fn follow(
+    mut follower: Follower,
+    id: String,
+    outbox: Outbox,
+    cancel: CancellationToken,
+    draining: CancellationToken,
+) {
+    loop {
+        let batch = tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = draining.cancelled() => return,
+            b = follower.next() => b,
+        };
+        match batch {
+            Ok(b) => {
+                let body = render_read(
+                    &b.topic.name,
+                    b.partition,
+                    &b.records,
+                    b.next_offset,
+                    b.high_watermark,
+                    0,
+                );
+                let mut text = String::with_capacity(body.len() + 64);
+                text.push_str("{\"type\":\"records\",\"subscription\":");
+                text.push_str(&Value::String(id.clone()).to_string());
+                text.push(',');
+                text.push_str(&String::from_utf8_lossy(&body[1..]));
+                if !outbox.send(text).await {
+                    return;
+                }
+            }
+            Err(e) => {
+                outbox.error(None, Some(&id), &ApiError::from(e)).await;
+                return;
+            }
+        }
+    }
+}
+
+async fn produce(state: &AppState, name: &str, body: &Bytes) -> Result<Vec<Value>, ApiError> {
+    let topic = state
+        .metadata
+        .topic(DEFAULT_TENANT, name)
+        .await?
+        .ok_or_else(|| ApiError::topic_not_found(name).with_field("topic"))?;
+    let parsed = parse_json(body, &state.limits, state.clock.now_ms())?;
+    if parsed.is_empty() {
+        return Err(ApiError::field(
+            "records",
+            "records must hold at least one record",
+        ));
+    }
+    let mut records = Vec::with_capacity(parsed.len());
+    for (i, ParsedRecord { partition, record }) in parsed.into_iter().enumerate() {
+        let p = match (partition, record.key.as_deref()) {
+            (Some(p), _) if p < 0 || p >= i64::from(topic.partition_count) => {
+                return Err(
+                    ApiError::partition_not_found(name, p, topic.partition_count)
+                        .with_field(format!("records[{i}].partition")),
+                );
+            }
+            (Some(p), _) => p as i32,
+            (None, Some(k)) => partition_for_key(k, topic.partition_count),
+            (None, None) => state.round_robin.next(topic.partition_count),
+        };
+        records.push((p, record));
+    }
+    let offsets = state
+        .ingest
+        .produce(ProduceRequest { topic, records })
+        .await?;
+    Ok(offsets
+        .iter()
+        .map(|o| json!({"partition": o.partition, "offset": o.offset}))
+        .collect())
+}
+
+async fn commit(state: &AppState, group: &str, entries: &[OffsetEntry]) -> Result<(), ApiError> {
+    if entries.is_empty() {
+        return Err(ApiError::field(
+            "offsets",
+            "offsets must hold at least one entry",
+        ));
+    }
+    super::groups::validate_group(group)?;
+    if let Some((i, _)) = entries.iter().enumerate().find(|(_, e)| e.offset < 0) {
+        return Err(ApiError::field(
+            format!("offsets[{i}].offset"),
+            "offset must not be negative",
+        ));
+    }
+    state.groups.commit(DEFAULT_TENANT, group, entries).await?;
+    Ok(())
+}
