@@ -194,6 +194,7 @@ pub async fn serve(
 ) -> Result<(), BootError> {
     let draining = agent.state.draining.clone();
     let app = api::app(agent.state.clone());
+    let listener = api::listener::GuardedListener::new(listener, agent.stall_timeout);
     let server =
         axum::serve(listener, app).with_graceful_shutdown(draining.clone().cancelled_owned());
     let server = tokio::spawn(async move { server.await });

@@ -42,8 +42,9 @@ enum Partitions {
     List(Vec<i64>),
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+/// A client message. Each kind is its own struct so that unknown fields are
+/// refused and produce records stay byte-exact (borrowed, not re-encoded).
+#[derive(Debug)]
 enum ClientMessage<'a> {
     Subscribe {
         id: Option<String>,
@@ -58,7 +59,6 @@ enum ClientMessage<'a> {
     Produce {
         request_id: Option<String>,
         topic: String,
-        #[serde(borrow)]
         records: &'a RawValue,
     },
     Commit {
@@ -69,6 +69,111 @@ enum ClientMessage<'a> {
     Ping {
         request_id: Option<String>,
     },
+}
+
+#[derive(Deserialize)]
+struct Tag<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: std::borrow::Cow<'a, str>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SubscribeMsg {
+    #[serde(rename = "type")]
+    _kind: String,
+    id: Option<String>,
+    topic: String,
+    partitions: Option<Partitions>,
+    from: Option<String>,
+    limit: Option<usize>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UnsubscribeMsg {
+    #[serde(rename = "type")]
+    _kind: String,
+    subscription: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProduceMsg<'a> {
+    #[serde(rename = "type")]
+    _kind: String,
+    request_id: Option<String>,
+    topic: String,
+    #[serde(borrow)]
+    records: &'a RawValue,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CommitMsg {
+    #[serde(rename = "type")]
+    _kind: String,
+    request_id: Option<String>,
+    group: String,
+    offsets: Vec<super::groups::OffsetIn>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PingMsg {
+    #[serde(rename = "type")]
+    _kind: String,
+    request_id: Option<String>,
+}
+
+fn parse_message(text: &str) -> Result<ClientMessage<'_>, String> {
+    let tag: Tag<'_> = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    let e = |e: serde_json::Error| e.to_string();
+    Ok(match tag.kind.as_ref() {
+        "subscribe" => {
+            let m: SubscribeMsg = serde_json::from_str(text).map_err(e)?;
+            ClientMessage::Subscribe {
+                id: m.id,
+                topic: m.topic,
+                partitions: m.partitions,
+                from: m.from,
+                limit: m.limit,
+            }
+        }
+        "unsubscribe" => {
+            let m: UnsubscribeMsg = serde_json::from_str(text).map_err(e)?;
+            ClientMessage::Unsubscribe {
+                subscription: m.subscription,
+            }
+        }
+        "produce" => {
+            let m: ProduceMsg<'_> = serde_json::from_str(text).map_err(e)?;
+            ClientMessage::Produce {
+                request_id: m.request_id,
+                topic: m.topic,
+                records: m.records,
+            }
+        }
+        "commit" => {
+            let m: CommitMsg = serde_json::from_str(text).map_err(e)?;
+            ClientMessage::Commit {
+                request_id: m.request_id,
+                group: m.group,
+                offsets: m.offsets,
+            }
+        }
+        "ping" => {
+            let m: PingMsg = serde_json::from_str(text).map_err(e)?;
+            ClientMessage::Ping {
+                request_id: m.request_id,
+            }
+        }
+        other => {
+            return Err(format!(
+                "unknown message type {other:?}; expected subscribe, unsubscribe, produce, commit or ping"
+            ));
+        }
+    })
 }
 
 /// One outgoing message and the budget it holds until written.
@@ -207,7 +312,7 @@ async fn connection(state: AppState, socket: WebSocket) {
             outbox.error(None, None, &e).await;
             continue;
         }
-        let parsed: Result<ClientMessage<'_>, _> = serde_json::from_str(&text);
+        let parsed = parse_message(&text);
         let msg = match parsed {
             Ok(m) => {
                 bad_in_a_row = 0;
