@@ -3,7 +3,9 @@
 //! Each bench prints one JSON line: what it ran, throughput, and latency
 //! percentiles. Benches measure; they never pass or fail on a number.
 
+mod connections;
 mod consume;
+mod e2e;
 mod http;
 mod pathological;
 mod produce;
@@ -48,6 +50,10 @@ pub enum BenchKind {
     Consume(consume::ConsumeArgs),
     /// Single-record requests spread over many partitions and agents at a fixed rate.
     Pathological(pathological::PathologicalArgs),
+    /// Produce on one agent, follow on another (SSE or WebSocket): delivery latency, then catch-up.
+    E2e(e2e::E2eArgs),
+    /// Idle WebSocket subscriptions: the agent's memory per connection.
+    Connections(connections::ConnectionsArgs),
 }
 
 /// Runs a bench and prints one JSON line.
@@ -57,6 +63,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         BenchKind::Produce(p) => produce::run(&p).await?,
         BenchKind::Consume(c) => consume::run(&c).await?,
         BenchKind::Pathological(p) => pathological::run(&p).await?,
+        BenchKind::E2e(e) => e2e::run(&e).await?,
+        BenchKind::Connections(c) => connections::run(&c).await?,
     };
     println!("{line}");
     Ok(())
