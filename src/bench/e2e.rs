@@ -67,6 +67,9 @@ pub struct E2eArgs {
     /// Skip the catch-up read at the end.
     #[arg(long)]
     pub no_catchup: bool,
+    /// Parallel readers for the catch-up read (ranges of the partitions).
+    #[arg(long, default_value_t = 4)]
+    pub catchup_readers: usize,
 }
 
 fn now_micros() -> u64 {
@@ -85,8 +88,24 @@ fn stamped_value(size: usize, micros: u64) -> String {
     v
 }
 
-fn sent_at(value: &Value) -> Option<u64> {
-    value.as_str()?.split(':').next()?.parse().ok()
+/// The send time stamped at the start of a value (raw JSON string).
+fn sent_at(raw: &str) -> Option<u64> {
+    raw.strip_prefix('"')?.split(':').next()?.parse().ok()
+}
+
+/// The parts of a records message or event the bench looks at, borrowed.
+#[derive(serde::Deserialize)]
+struct Incoming<'a> {
+    #[serde(rename = "type", default, borrow)]
+    kind: Option<&'a str>,
+    #[serde(default, borrow)]
+    records: Vec<IncomingRecord<'a>>,
+}
+
+#[derive(serde::Deserialize)]
+struct IncomingRecord<'a> {
+    #[serde(borrow)]
+    value: Option<&'a serde_json::value::RawValue>,
 }
 
 /// Latency percentiles in ms: p50, p90, p99, max.
@@ -107,14 +126,13 @@ struct Delivered {
     latencies: std::sync::Mutex<Vec<u64>>,
 }
 
-fn record_batch(d: &Delivered, records: &Value) {
+fn record_batch(d: &Delivered, records: &[IncomingRecord<'_>]) {
     let now = now_micros();
-    let mut lat = Vec::new();
-    for r in records.as_array().map(Vec::as_slice).unwrap_or_default() {
-        if let Some(t) = sent_at(&r["value"]) {
-            lat.push(now.saturating_sub(t));
-        }
-    }
+    let lat: Vec<u64> = records
+        .iter()
+        .filter_map(|r| sent_at(r.value?.get()))
+        .map(|t| now.saturating_sub(t))
+        .collect();
     d.count.fetch_add(lat.len() as u64, Ordering::Relaxed);
     if let Ok(mut l) = d.latencies.lock() {
         l.extend(lat);
@@ -133,13 +151,13 @@ async fn subscriber_ws(
         .await?;
     while let Some(m) = ws.next().await {
         let Message::Text(t) = m? else { continue };
-        let v: Value = serde_json::from_str(&t)?;
-        match v["type"].as_str() {
+        let v: Incoming<'_> = serde_json::from_str(&t)?;
+        match v.kind {
             Some("subscribed") => {
                 let _ = ready.send(()).await;
             }
-            Some("records") => record_batch(&d, &v["records"]),
-            Some("error") => anyhow::bail!("subscription failed: {v}"),
+            Some("records") => record_batch(&d, &v.records),
+            Some("error") => anyhow::bail!("subscription failed: {t}"),
             _ => {}
         }
     }
@@ -167,8 +185,8 @@ async fn subscriber_sse(
     while let Some(e) = events.next().await {
         let e = e?;
         if e.event == "records" {
-            let v: Value = serde_json::from_str(&e.data)?;
-            record_batch(&d, &v["records"]);
+            let v: Incoming<'_> = serde_json::from_str(&e.data)?;
+            record_batch(&d, &v.records);
         }
     }
     Ok(())
@@ -306,32 +324,97 @@ pub(crate) async fn run(a: &E2eArgs) -> anyhow::Result<String> {
     .to_string())
 }
 
-/// Reads every partition from its start over REST.
-async fn catchup(http: &reqwest::Client, a: &E2eArgs) -> anyhow::Result<Value> {
-    let started = Instant::now();
-    let (mut records, mut value_bytes) = (0u64, 0u64);
-    let reads = (0..a.partitions).map(|p| {
-        let (http, base, topic) = (http.clone(), a.consumer_url.clone(), a.topic.clone());
-        async move {
-            let (mut n, mut bytes, mut offset) = (0u64, 0u64, 0i64);
-            loop {
-                let page: Value = http
-                    .get(format!("{base}/v1/topics/{topic}/partitions/{p}/records?offset={offset}&limit=10000&max_bytes=67108864"))
-                    .send()
-                    .await?
-                    .error_for_status()?
-                    .json()
-                    .await?;
-                let recs = page["records"].as_array().map(Vec::as_slice).unwrap_or_default();
-                n += recs.len() as u64;
-                bytes += recs.iter().map(|r| r["value"].as_str().map_or(0, str::len) as u64 + 2).sum::<u64>();
-                offset = page["next_offset"].as_i64().unwrap_or(offset);
-                if recs.is_empty() || offset >= page["high_watermark"].as_i64().unwrap_or(0) {
-                    return anyhow::Ok((n, bytes));
-                }
-            }
+#[derive(serde::Deserialize)]
+struct PageRecord<'a> {
+    #[serde(borrow)]
+    value: &'a serde_json::value::RawValue,
+}
+
+#[derive(serde::Deserialize)]
+struct Page<'a> {
+    #[serde(borrow)]
+    records: Vec<PageRecord<'a>>,
+    next_offset: i64,
+}
+
+/// Reads one range of a partition over REST; returns records and value bytes.
+async fn read_range(
+    http: reqwest::Client,
+    base: String,
+    topic: String,
+    p: u32,
+    from: i64,
+    to: i64,
+) -> anyhow::Result<(u64, u64)> {
+    let (mut n, mut bytes, mut offset) = (0u64, 0u64, from);
+    while offset < to {
+        let limit = (to - offset).min(10_000);
+        let body = http
+            .get(format!("{base}/v1/topics/{topic}/partitions/{p}/records?offset={offset}&limit={limit}&max_bytes=67108864"))
+            .send()
+            .await?
+            .error_for_status()?
+            .bytes()
+            .await?;
+        let page: Page<'_> = serde_json::from_slice(&body)?;
+        if page.records.is_empty() {
+            break;
         }
+        n += page.records.len() as u64;
+        bytes += page
+            .records
+            .iter()
+            .map(|r| r.value.get().len() as u64)
+            .sum::<u64>();
+        offset = page.next_offset;
+    }
+    Ok((n, bytes))
+}
+
+/// Reads every partition from its start over REST, each split into ranges
+/// read in parallel.
+async fn catchup(http: &reqwest::Client, a: &E2eArgs) -> anyhow::Result<Value> {
+    let mut ranges = Vec::new();
+    for p in 0..a.partitions {
+        let v: Value = http
+            .get(format!(
+                "{}/v1/topics/{}/partitions/{p}/offsets",
+                a.consumer_url, a.topic
+            ))
+            .send()
+            .await?
+            .json()
+            .await?;
+        let (start, hw) = (
+            v["log_start_offset"].as_i64().unwrap_or(0),
+            v["high_watermark"].as_i64().unwrap_or(0),
+        );
+        let per = a.partitions as i64;
+        let segments = (a.catchup_readers as i64 / per).max(1);
+        let step = ((hw - start) / segments).max(1);
+        let mut from = start;
+        while from < hw {
+            let to = if hw - from < 2 * step {
+                hw
+            } else {
+                from + step
+            };
+            ranges.push((p, from, to));
+            from = to;
+        }
+    }
+    let started = Instant::now();
+    let reads = ranges.into_iter().map(|(p, from, to)| {
+        read_range(
+            http.clone(),
+            a.consumer_url.clone(),
+            a.topic.clone(),
+            p,
+            from,
+            to,
+        )
     });
+    let (mut records, mut value_bytes) = (0u64, 0u64);
     for r in futures_util::future::join_all(reads).await {
         let (n, b) = r?;
         records += n;
@@ -340,6 +423,7 @@ async fn catchup(http: &reqwest::Client, a: &E2eArgs) -> anyhow::Result<Value> {
     let secs = started.elapsed().as_secs_f64();
     Ok(json!({
         "records": records,
+        "readers": a.catchup_readers,
         "seconds": r2(secs),
         "read_mibps": r2(value_bytes as f64 / (1024.0 * 1024.0) / secs),
         "records_per_s": r2(records as f64 / secs),

@@ -30,6 +30,10 @@ pub struct CachedMetadata {
     inner: SharedMetadata,
     topics: Cache<(String, String), Arc<TopicMeta>>,
     index: IndexCache,
+    /// Coalesces concurrent index misses for the same rows: a thousand
+    /// followers woken by one commit cost one query. Never holds empty
+    /// answers; entries live briefly (rows are immutable, so never wrong).
+    lookups: Cache<(Uuid, i32, i64, u32), Arc<Vec<BatchRow>>>,
     metrics: Arc<Metrics>,
 }
 
@@ -51,6 +55,10 @@ impl CachedMetadata {
                 .time_to_live(config.topic_ttl)
                 .build(),
             index: IndexCache::new(config.index_rows, config.index_ttl),
+            lookups: Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(Duration::from_secs(2))
+                .build(),
             metrics,
         }
     }
@@ -200,14 +208,31 @@ impl MetadataStore for CachedMetadata {
             return Ok(cached);
         }
         self.metrics.index_cache.misses.inc();
-        let rows = self
-            .inner
-            .find_batches(topic_id, partition, offset, limit)
-            .await?;
-        for r in &rows {
-            self.index.insert(topic_id, partition, *r);
+        let key = (topic_id, partition, offset, limit);
+        let fetched = self
+            .lookups
+            .try_get_with(key, async {
+                let rows = self
+                    .inner
+                    .find_batches(topic_id, partition, offset, limit)
+                    .await?;
+                for r in &rows {
+                    self.index.insert(topic_id, partition, *r);
+                }
+                if rows.is_empty() {
+                    // Not cached: the next caller must look again.
+                    return Err(None);
+                }
+                Ok(Arc::new(rows))
+            })
+            .await;
+        match fetched {
+            Ok(rows) => Ok(rows.as_ref().clone()),
+            Err(e) => match e.as_ref() {
+                None => Ok(Vec::new()),
+                Some(err) => Err(err.clone()),
+            },
         }
-        Ok(rows)
     }
 
     async fn find_batch_by_time(
