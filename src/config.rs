@@ -240,6 +240,20 @@ pub struct ServeArgs {
     #[arg(long, env = "STREAMHOUSE_TOPIC_CACHE_TTL", default_value = "60s")]
     pub topic_cache_ttl: HumanDuration,
 
+    /// How long an Idempotency-Key is remembered (a retry within it gets
+    /// the first answer).
+    #[arg(long, env = "STREAMHOUSE_IDEMPOTENCY_WINDOW", default_value = "1h")]
+    pub idempotency_window: HumanDuration,
+
+    /// Objects older than this that no committed row names are deleted by
+    /// the orphan collector; a flush older than half of it is refused.
+    #[arg(long, env = "STREAMHOUSE_ORPHAN_GRACE", default_value = "10m")]
+    pub orphan_grace: HumanDuration,
+
+    /// How often this agent looks for orphaned objects and expired keys.
+    #[arg(long, env = "STREAMHOUSE_MAINTENANCE_INTERVAL", default_value = "5m")]
+    pub maintenance_interval: HumanDuration,
+
     /// A connection whose writes make no progress this long (a client that
     /// stopped reading a stream) is closed; it can reconnect and resume.
     #[arg(long, env = "STREAMHOUSE_STALL_TIMEOUT", default_value = "30s")]
@@ -438,6 +452,15 @@ impl ServeArgs {
                 "metadata-url {:?} is not supported; use postgres://… (PostgreSQL or CockroachDB) or sqlite:…",
                 redact_url(url)
             ));
+        }
+        if self.index_cache_ttl.0 * 2 > self.orphan_grace.0 {
+            return Err(format!(
+                "index-cache-ttl ({}) must be at most half of orphan-grace ({}), so no cached pointer outlives its object",
+                self.index_cache_ttl, self.orphan_grace
+            ));
+        }
+        if self.orphan_grace.0 < Duration::from_secs(10) {
+            return Err("orphan-grace must be at least 10s".into());
         }
         if self.watermark_poll_interval.0 < Duration::from_millis(5) {
             return Err("watermark-poll-interval must be at least 5ms".into());

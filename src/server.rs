@@ -146,6 +146,8 @@ pub async fn build(args: &ServeArgs) -> Result<Agent, BootError> {
                 &uuid::Uuid::now_v7().simple().to_string()[20..]
             ),
             commit_resolve_timeout: Duration::from_secs(30),
+            idempotency_window: args.idempotency_window.0,
+            max_object_age: Some(args.orphan_grace.0 / 2),
         },
         IngestDeps {
             store: store.clone(),

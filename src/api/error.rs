@@ -29,6 +29,7 @@ pub enum ErrorCode {
     PartitionNotFound,
     TopicExists,
     OffsetOutOfRange,
+    IdempotencyKeyReused,
     RouteNotFound,
     MethodNotAllowed,
     Overloaded,
@@ -51,6 +52,7 @@ impl ErrorCode {
                 StatusCode::NOT_FOUND
             }
             ErrorCode::TopicExists => StatusCode::CONFLICT,
+            ErrorCode::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             ErrorCode::OffsetOutOfRange => StatusCode::RANGE_NOT_SATISFIABLE,
             ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ErrorCode::Overloaded => StatusCode::TOO_MANY_REQUESTS,
@@ -73,6 +75,7 @@ impl ErrorCode {
             ErrorCode::PartitionNotFound => "partition-not-found",
             ErrorCode::TopicExists => "topic-exists",
             ErrorCode::OffsetOutOfRange => "offset-out-of-range",
+            ErrorCode::IdempotencyKeyReused => "idempotency-key-reused",
             ErrorCode::RouteNotFound => "route-not-found",
             ErrorCode::MethodNotAllowed => "method-not-allowed",
             ErrorCode::Overloaded => "overloaded",
@@ -94,6 +97,7 @@ impl ErrorCode {
             ErrorCode::PartitionNotFound => "Partition not found",
             ErrorCode::TopicExists => "Topic already exists",
             ErrorCode::OffsetOutOfRange => "Offset out of range",
+            ErrorCode::IdempotencyKeyReused => "Idempotency key reused",
             ErrorCode::RouteNotFound => "No such route",
             ErrorCode::MethodNotAllowed => "Method not allowed",
             ErrorCode::Overloaded => "Too many buffered records",
@@ -241,7 +245,9 @@ impl From<MetadataError> for ApiError {
                 ApiError::new(ErrorCode::TopicExists, format!("{what} already exists"))
             }
             MetadataError::Invalid(msg) => ApiError::new(ErrorCode::InvalidField, msg),
-            MetadataError::Unavailable(_) | MetadataError::Ambiguous(_) => {
+            MetadataError::Unavailable(_)
+            | MetadataError::Ambiguous(_)
+            | MetadataError::KeysExist(_) => {
                 ApiError::unavailable("the metadata store is unavailable", e)
             }
         }
@@ -269,6 +275,11 @@ impl From<ProduceError> for ApiError {
                     "the records were not stored (object store or metadata store failed); nothing was appended, retry",
                 )
             }
+            ProduceError::KeyReused(ref key) => ApiError::new(
+                ErrorCode::IdempotencyKeyReused,
+                format!("Idempotency-Key {key:?} was already used with a different request; use a new key"),
+            )
+            .with_field("Idempotency-Key"),
             ProduceError::Unknown(ref cause) => {
                 tracing::warn!(%cause, "produce outcome unknown");
                 ApiError::new(

@@ -4,6 +4,7 @@ use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
@@ -12,8 +13,8 @@ use super::error::{ApiError, ErrorCode};
 use super::extract::{ApiPath, ApiQuery, is_json_media_type, media_type, read_body};
 use super::records_in::{ParsedRecord, parse_json, parse_ndjson};
 use crate::format::{Header, Record};
-use crate::ingest::ProduceRequest;
 use crate::ingest::partitioner::partition_for_key;
+use crate::ingest::{IdempotencyKey, ProduceRequest};
 use crate::model::{DEFAULT_TENANT, TopicMeta};
 
 /// A record to produce (documentation of the body shape).
@@ -89,16 +90,57 @@ fn pick_partition(
     }
 }
 
+/// Longest idempotency key.
+pub(super) const MAX_IDEMPOTENCY_KEY: usize = 255;
+
+/// The `Idempotency-Key` header, checked: 1 to 255 visible ASCII characters.
+pub(super) fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(v) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let key = v.to_str().unwrap_or("");
+    if key.is_empty()
+        || key.len() > MAX_IDEMPOTENCY_KEY
+        || !key.bytes().all(|b| (0x21..=0x7e).contains(&b))
+    {
+        return Err(ApiError::field(
+            "Idempotency-Key",
+            format!("Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters"),
+        )
+        .with_limit(MAX_IDEMPOTENCY_KEY as u64));
+    }
+    Ok(Some(key.to_string()))
+}
+
+/// SHA-256 over everything that shapes the records, so the same key with
+/// another request can be told apart.
+pub(super) fn fingerprint(parts: &[&[u8]]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update((p.len() as u64).to_be_bytes());
+        h.update(p);
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
 async fn append(
     state: &AppState,
     topic: std::sync::Arc<TopicMeta>,
     records: Vec<(i32, Record)>,
-) -> Result<Json<ProduceResponse>, ApiError> {
-    let offsets = state
+    key: Option<(String, String)>,
+) -> Result<Response, ApiError> {
+    let idempotency = key.map(|(key, fingerprint)| IdempotencyKey {
+        tenant: DEFAULT_TENANT.to_string(),
+        key,
+        fingerprint,
+    });
+    let produced = state
         .ingest
         .produce(ProduceRequest {
             topic: topic.clone(),
             records,
+            idempotency,
         })
         .await
         .map_err(|e| {
@@ -109,18 +151,33 @@ async fn append(
             }
             ApiError::from(e)
         })?;
-    Ok(Json(ProduceResponse {
-        offsets: offsets
+    let body = Json(ProduceResponse {
+        offsets: produced
+            .offsets
             .into_iter()
             .map(|o| RecordOffsetOut {
                 partition: o.partition,
                 offset: o.offset,
             })
             .collect(),
-    }))
+    });
+    let mut resp = body.into_response();
+    if produced.replayed {
+        resp.headers_mut().insert(
+            "idempotency-replayed",
+            axum::http::HeaderValue::from_static("true"),
+        );
+    }
+    Ok(resp)
 }
 
 /// Produce records (JSON or NDJSON). Answers once they are durable.
+///
+/// With an `Idempotency-Key` header (1 to 255 visible ASCII characters), a
+/// retry of the same request within the idempotency window returns the
+/// first answer and appends nothing (marked `Idempotency-Replayed: true`);
+/// a retry while the first is in flight waits for its answer; the same key
+/// with a different body gets 422.
 #[utoipa::path(post, path = "/v1/topics/{topic}/records", tag = "records", params(("topic" = String, Path)),
     request_body(content(
         (ProduceBody = "application/json"),
@@ -131,6 +188,7 @@ async fn append(
               (status = 404, description = "No such topic or partition", body = super::Problem, content_type = "application/problem+json"),
               (status = 413, description = "Too large", body = super::Problem, content_type = "application/problem+json"),
               (status = 415, description = "Unsupported content type", body = super::Problem, content_type = "application/problem+json"),
+              (status = 422, description = "Idempotency-Key already used with a different request", body = super::Problem, content_type = "application/problem+json"),
               (status = 429, description = "Agent buffer full; see Retry-After", body = super::Problem, content_type = "application/problem+json"),
               (status = 503, description = "Not stored; retry", body = super::Problem, content_type = "application/problem+json")))]
 pub(super) async fn produce(
@@ -138,7 +196,8 @@ pub(super) async fn produce(
     ApiPath(name): ApiPath<String>,
     headers: HeaderMap,
     body: Body,
-) -> Result<Json<ProduceResponse>, ApiError> {
+) -> Result<Response, ApiError> {
+    let key = idempotency_key(&headers)?;
     let ndjson = match media_type(&headers).as_deref() {
         None | Some("application/json") => false,
         Some("application/x-ndjson" | "application/ndjson" | "application/jsonl") => true,
@@ -178,7 +237,13 @@ pub(super) async fn produce(
         )?;
         records.push((p, record));
     }
-    append(&state, topic, records).await
+    let kind: &[u8] = if ndjson {
+        b"records:ndjson"
+    } else {
+        b"records:json"
+    };
+    let key = key.map(|k| (k, fingerprint(&[kind, &body])));
+    append(&state, topic, records, key).await
 }
 
 /// `publish` parameters.
@@ -193,7 +258,7 @@ pub(super) struct PublishQuery {
 
 /// Publish any body as one record (webhooks, serverless functions). The
 /// body is the value, stored verbatim; its Content-Type is kept in the
-/// record's `content-type` header.
+/// record's `content-type` header. `Idempotency-Key` works as for records.
 #[utoipa::path(post, path = "/v1/topics/{topic}/publish", tag = "records", params(("topic" = String, Path), PublishQuery),
     request_body(content = String, description = "Any bytes", content_type = "*/*"),
     responses((status = 200, description = "Stored", body = ProduceResponse),
@@ -206,7 +271,8 @@ pub(super) async fn publish(
     ApiQuery(q): ApiQuery<PublishQuery>,
     headers: HeaderMap,
     body: Body,
-) -> Result<Json<ProduceResponse>, ApiError> {
+) -> Result<Response, ApiError> {
+    let idem = idempotency_key(&headers)?;
     let topic = live_topic(&state, &name).await?;
     let limit = state.limits.max_value_bytes;
     let value: Bytes = read_body(body, limit).await.map_err(|mut e| {
@@ -231,6 +297,7 @@ pub(super) async fn publish(
         )
         .with_field("body"));
     }
+    let (q_key, q_partition) = (q.key.clone(), q.partition);
     let key = q.key.map(Bytes::from);
     if let Some(k) = &key
         && k.len() > state.limits.max_key_bytes
@@ -260,5 +327,20 @@ pub(super) async fn publish(
         value: Some(value),
         headers,
     };
-    append(&state, topic, vec![(partition, record)]).await
+    let key = idem.map(|k| {
+        let ct = record
+            .headers
+            .first()
+            .and_then(|h| h.value.clone())
+            .unwrap_or_default();
+        let query = format!("{:?}/{:?}", q_key, q_partition);
+        let print = fingerprint(&[
+            b"publish",
+            &ct,
+            query.as_bytes(),
+            record.value.as_deref().unwrap_or_default(),
+        ]);
+        (k, print)
+    });
+    append(&state, topic, vec![(partition, record)], key).await
 }

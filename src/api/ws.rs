@@ -60,6 +60,7 @@ enum ClientMessage<'a> {
         request_id: Option<String>,
         topic: String,
         records: &'a RawValue,
+        idempotency_key: Option<String>,
     },
     Commit {
         request_id: Option<String>,
@@ -106,6 +107,7 @@ struct ProduceMsg<'a> {
     topic: String,
     #[serde(borrow)]
     records: &'a RawValue,
+    idempotency_key: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -152,6 +154,7 @@ fn parse_message(text: &str) -> Result<ClientMessage<'_>, String> {
                 request_id: m.request_id,
                 topic: m.topic,
                 records: m.records,
+                idempotency_key: m.idempotency_key,
             }
         }
         "commit" => {
@@ -395,13 +398,14 @@ async fn connection(state: AppState, socket: WebSocket) {
                 request_id,
                 topic,
                 records,
+                idempotency_key,
             } => {
                 // Produce runs beside the read loop so a slow commit does not
                 // hold up other messages.
                 let (state, outbox) = (state.clone(), outbox.clone());
                 let body = Bytes::from(format!("{{\"records\":{}}}", records.get()));
                 tokio::spawn(async move {
-                    match produce(&state, &topic, &body).await {
+                    match produce(&state, &topic, &body, idempotency_key).await {
                         Ok(offsets) => outbox.json(json!({"type": "produced", "request_id": request_id, "offsets": offsets})).await,
                         Err(e) => outbox.error(request_id.as_deref(), None, &e).await,
                     };
@@ -548,7 +552,24 @@ async fn follow(
     }
 }
 
-async fn produce(state: &AppState, name: &str, body: &Bytes) -> Result<Vec<Value>, ApiError> {
+async fn produce(
+    state: &AppState,
+    name: &str,
+    body: &Bytes,
+    key: Option<String>,
+) -> Result<Vec<Value>, ApiError> {
+    if let Some(k) = &key {
+        if k.is_empty()
+            || k.len() > super::produce::MAX_IDEMPOTENCY_KEY
+            || !k.bytes().all(|b| (0x21..=0x7e).contains(&b))
+        {
+            return Err(ApiError::field(
+                "idempotency_key",
+                "idempotency_key must be 1 to 255 visible ASCII characters",
+            )
+            .with_limit(super::produce::MAX_IDEMPOTENCY_KEY as u64));
+        }
+    }
     let topic = state
         .metadata
         .topic(DEFAULT_TENANT, name)
@@ -576,11 +597,21 @@ async fn produce(state: &AppState, name: &str, body: &Bytes) -> Result<Vec<Value
         };
         records.push((p, record));
     }
-    let offsets = state
+    let idempotency = key.map(|key| crate::ingest::IdempotencyKey {
+        tenant: DEFAULT_TENANT.to_string(),
+        fingerprint: super::produce::fingerprint(&[b"records:json", body]),
+        key,
+    });
+    let produced = state
         .ingest
-        .produce(ProduceRequest { topic, records })
+        .produce(ProduceRequest {
+            topic,
+            records,
+            idempotency,
+        })
         .await?;
-    Ok(offsets
+    Ok(produced
+        .offsets
         .iter()
         .map(|o| json!({"partition": o.partition, "offset": o.offset}))
         .collect())

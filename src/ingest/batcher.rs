@@ -10,9 +10,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::flush::run_flush;
-use super::{IngestConfig, IngestDeps, ProduceError, ProduceRequest, RecordOffset};
+use super::idempotency::{Claim, KeysInFlight};
+use super::{IngestConfig, IngestDeps, ProduceError, ProduceRequest, Produced, RecordOffset};
 
-pub(super) type Reply = oneshot::Sender<Result<Vec<RecordOffset>, ProduceError>>;
+pub(super) type Reply = oneshot::Sender<Result<Produced, ProduceError>>;
 
 /// One buffered request and the producer waiting for it.
 #[derive(Debug)]
@@ -38,6 +39,7 @@ pub(super) struct Shared {
     pub deps: IngestDeps,
     buffer: Mutex<Buffer>,
     wake: Notify,
+    keys: Arc<KeysInFlight>,
 }
 
 impl Shared {
@@ -71,14 +73,51 @@ impl Ingest {
             deps,
             buffer: Mutex::new(Buffer::default()),
             wake: Notify::new(),
+            keys: Arc::new(KeysInFlight::default()),
         });
         let task_tracker = tracker.clone();
         tracker.spawn(flusher(shared.clone(), cancel, task_tracker));
         Ingest { shared }
     }
 
-    /// Buffers a request and waits until its records are committed.
-    pub async fn produce(&self, req: ProduceRequest) -> Result<Vec<RecordOffset>, ProduceError> {
+    /// Buffers a request and waits until its records are committed. With
+    /// an idempotency key, a repeat of an earlier request gets the earlier
+    /// answer (`replayed`) and appends nothing.
+    pub async fn produce(&self, req: ProduceRequest) -> Result<Produced, ProduceError> {
+        let Some(key) = req.idempotency.clone() else {
+            return self.append(req).await;
+        };
+        let guard = match self.shared.keys.claim(req.topic.id, &key).await {
+            Claim::Answered(r) => return r,
+            Claim::Owned(g) => g,
+        };
+        let now = self.shared.deps.clock.now_ms();
+        let recorded = self
+            .shared
+            .deps
+            .metadata
+            .lookup_key(&key.tenant, req.topic.id, &key.key, now)
+            .await;
+        let result = match recorded {
+            Ok(Some(rec)) if rec.fingerprint == key.fingerprint => Ok(Produced {
+                offsets: rec
+                    .offsets
+                    .iter()
+                    .map(|&(partition, offset)| RecordOffset { partition, offset })
+                    .collect(),
+                replayed: true,
+            }),
+            Ok(Some(_)) => Err(ProduceError::KeyReused(key.key.clone())),
+            Ok(None) => self.append(req).await,
+            Err(e) => Err(ProduceError::Unavailable(
+                format!("idempotency key lookup failed: {e}").into(),
+            )),
+        };
+        guard.settle(&result);
+        result
+    }
+
+    async fn append(&self, req: ProduceRequest) -> Result<Produced, ProduceError> {
         let cfg = &self.shared.config;
         let bytes = req.accounted_bytes();
         if bytes > cfg.max_flush_bytes {

@@ -12,9 +12,11 @@ use tokio::time::Instant;
 use uuid::Uuid;
 
 use super::batcher::{Pending, Shared};
-use super::{ProduceError, RecordOffset};
+use super::{ProduceError, Produced, RecordOffset};
 use crate::format::ObjectBuilder;
-use crate::metadata::{ChunkCommit, ChunkOutcome, FlushCommit, MetadataError};
+use crate::metadata::{
+    ChunkCommit, ChunkOutcome, FlushCommit, KeyCommit, MetadataError, RecordedKey,
+};
 use crate::model::object_key;
 use crate::store::StoreError;
 
@@ -72,7 +74,62 @@ async fn commit(shared: &Shared, commit: &FlushCommit) -> Result<Vec<ChunkOutcom
 }
 
 /// Runs one flush of `batch` to completion; every request gets an answer.
+/// A commit that finds idempotency keys already recorded answers those
+/// requests from the record and commits the rest as a new object.
 pub(super) async fn run_flush(shared: &Shared, batch: Vec<Pending>) {
+    let mut batch = batch;
+    for _ in 0..4 {
+        match flush_once(shared, batch).await {
+            None => return,
+            Some(rest) if rest.is_empty() => return,
+            Some(rest) => batch = rest,
+        }
+    }
+    answer_all(
+        shared,
+        batch,
+        ProduceError::Unavailable("idempotency keys kept colliding; retry".into()),
+    );
+}
+
+/// Answers the requests whose keys were found recorded; returns the rest.
+fn answer_recorded(shared: &Shared, batch: Vec<Pending>, recorded: &[RecordedKey]) -> Vec<Pending> {
+    let mut rest = Vec::with_capacity(batch.len());
+    let mut released = 0;
+    for p in batch {
+        let found = p.req.idempotency.as_ref().and_then(|k| {
+            recorded
+                .iter()
+                .find(|r| r.topic_id == p.req.topic.id && r.key == k.key)
+                .map(|r| (k, r))
+        });
+        match found {
+            None => rest.push(p),
+            Some((k, r)) => {
+                let answer = if r.fingerprint == k.fingerprint {
+                    Ok(Produced {
+                        offsets: r
+                            .offsets
+                            .iter()
+                            .map(|&(partition, offset)| RecordOffset { partition, offset })
+                            .collect(),
+                        replayed: true,
+                    })
+                } else {
+                    Err(ProduceError::KeyReused(k.key.clone()))
+                };
+                released += p.bytes;
+                let _ = p.reply.send(answer);
+            }
+        }
+    }
+    shared.release(released);
+    rest
+}
+
+/// One attempt: `None` when every request was answered, or the requests
+/// still to commit after a duplicate-key commit was abandoned.
+async fn flush_once(shared: &Shared, batch: Vec<Pending>) -> Option<Vec<Pending>> {
     let metrics = &shared.deps.metrics;
     // Group records by topic-partition, keeping each request's order.
     let mut groups: BTreeMap<(Uuid, i32), Vec<(usize, usize)>> = BTreeMap::new();
@@ -130,25 +187,54 @@ pub(super) async fn run_flush(shared: &Shared, batch: Vec<Pending>) {
             batch,
             ProduceError::Unavailable(format!("object upload failed: {e}").into()),
         );
-        return;
+        return None;
     }
     metrics.upload_seconds.observe_duration(started.elapsed());
 
+    let now = shared.deps.clock.now_ms();
+    let window = shared.config.idempotency_window.as_millis() as i64;
+    let keys = batch
+        .iter()
+        .zip(&placement)
+        .filter_map(|(p, places)| {
+            let k = p.req.idempotency.as_ref()?;
+            Some(KeyCommit {
+                tenant: k.tenant.clone(),
+                topic_id: p.req.topic.id,
+                key: k.key.clone(),
+                fingerprint: k.fingerprint.clone(),
+                created_at_ms: now,
+                expires_at_ms: now + window,
+                records: places.iter().map(|&(g, k)| (g as u32, k)).collect(),
+            })
+        })
+        .collect();
     let flush = FlushCommit {
         object_id,
         object_size: size,
         writer: shared.config.writer_id.clone(),
-        created_at_ms: shared.deps.clock.now_ms(),
+        created_at_ms: now,
         chunks,
+        keys,
+        max_object_age_ms: shared.config.max_object_age.map(|d| d.as_millis() as i64),
     };
     let started = Instant::now();
     let outcomes = match commit(shared, &flush).await {
         Ok(o) => o,
+        Err(MetadataError::KeysExist(recorded)) => {
+            // Nothing of this object committed: it is an orphan now.
+            shared
+                .deps
+                .store
+                .delete_many(std::slice::from_ref(&key))
+                .await;
+            return Some(answer_recorded(shared, batch, &recorded));
+        }
         Err(MetadataError::Ambiguous(reason)) => {
             metrics.flush_failures.inc();
             tracing::error!(%key, %reason, "commit outcome unknown after re-runs; object kept");
             answer_all(shared, batch, ProduceError::Unknown(reason));
-            return;
+            return None;
         }
         Err(e) => {
             metrics.flush_failures.inc();
@@ -163,7 +249,7 @@ pub(super) async fn run_flush(shared: &Shared, batch: Vec<Pending>) {
                 batch,
                 ProduceError::Unavailable(format!("commit failed: {e}").into()),
             );
-            return;
+            return None;
         }
     };
     metrics.commit_seconds.observe_duration(started.elapsed());
@@ -208,9 +294,13 @@ pub(super) async fn run_flush(shared: &Shared, batch: Vec<Pending>) {
                     .map(|(_, r)| r.value.as_ref().map_or(0, |v| v.len()) as u64)
                     .sum(),
             );
-            Ok(offsets)
+            Ok(Produced {
+                offsets,
+                replayed: false,
+            })
         };
         let _ = p.reply.send(answer);
     }
     shared.release(released);
+    None
 }

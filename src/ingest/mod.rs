@@ -11,6 +11,7 @@
 
 mod batcher;
 mod flush;
+mod idempotency;
 pub mod partitioner;
 
 use std::sync::Arc;
@@ -45,6 +46,11 @@ pub struct IngestConfig {
     pub max_buffered_bytes: usize,
     /// Names this agent in the objects it writes.
     pub writer_id: String,
+    /// How long an idempotency key is remembered.
+    pub idempotency_window: Duration,
+    /// A flush whose object is older than this when it commits is refused
+    /// (half the orphan grace), so the collector never deletes a committed object.
+    pub max_object_age: Option<Duration>,
     /// How long an ambiguous commit is re-run before giving up on an answer.
     pub commit_resolve_timeout: Duration,
 }
@@ -64,6 +70,27 @@ pub struct IngestDeps {
 pub struct ProduceRequest {
     pub topic: Arc<TopicMeta>,
     pub records: Vec<(i32, Record)>,
+    /// Makes a retry return the first answer instead of appending again.
+    pub idempotency: Option<IdempotencyKey>,
+}
+
+/// A client's idempotency key and what its request sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyKey {
+    pub tenant: String,
+    pub key: String,
+    /// SHA-256 (hex) of the request; the same key with another body is refused.
+    pub fingerprint: String,
+}
+
+/// What an acknowledged request got.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Produced {
+    /// One per record, in order.
+    pub offsets: Vec<RecordOffset>,
+    /// True when this is the recorded answer to an earlier request with the
+    /// same idempotency key: nothing was appended this time.
+    pub replayed: bool,
 }
 
 impl ProduceRequest {
@@ -105,6 +132,9 @@ pub enum ProduceError {
     /// The commit's outcome could not be learned; the records may be visible.
     #[error("the commit's outcome is unknown: {0}")]
     Unknown(Arc<str>),
+    /// The idempotency key was used before for a different request.
+    #[error("idempotency key {0:?} was already used with a different request")]
+    KeyReused(String),
 }
 
 /// Starts the batcher and its flusher task under `tracker`; the flusher

@@ -150,6 +150,24 @@ impl MetadataStore for FaultyMetadata {
     async fn live_topics(&self, ids: &[Uuid]) -> Result<Vec<Uuid>, MetadataError> {
         self.inner.live_topics(ids).await
     }
+    async fn lookup_key(
+        &self,
+        t: &str,
+        id: Uuid,
+        k: &str,
+        now: i64,
+    ) -> Result<Option<crate::metadata::RecordedKey>, MetadataError> {
+        self.inner.lookup_key(t, id, k, now).await
+    }
+    async fn expire_keys(&self, now: i64, limit: u32) -> Result<u64, MetadataError> {
+        self.inner.expire_keys(now, limit).await
+    }
+    async fn now_ms(&self) -> Result<i64, MetadataError> {
+        self.inner.now_ms().await
+    }
+    async fn known_objects(&self, ids: &[Uuid]) -> Result<Vec<Uuid>, MetadataError> {
+        self.inner.known_objects(ids).await
+    }
 }
 
 struct Rig {
@@ -193,6 +211,8 @@ async fn rig() -> Rig {
             max_buffered_bytes: 4 << 20,
             writer_id: "test".into(),
             commit_resolve_timeout: Duration::from_secs(5),
+            idempotency_window: Duration::from_secs(3600),
+            max_object_age: None,
         },
         IngestDeps {
             store: store.clone(),
@@ -215,6 +235,7 @@ async fn rig() -> Rig {
 
 fn request(topic: &Arc<TopicMeta>, n: usize) -> ProduceRequest {
     ProduceRequest {
+        idempotency: None,
         topic: topic.clone(),
         records: (0..n)
             .map(|i| {
@@ -252,7 +273,7 @@ async fn a_failed_upload_answers_503_deletes_the_object_and_exposes_nothing() {
     r.store.fail_puts.store(false, Ordering::SeqCst);
     let ok = r.ingest.produce(request(&r.topic, 4)).await.unwrap();
     assert_eq!(
-        ok.iter().map(|o| o.offset).collect::<Vec<_>>(),
+        ok.offsets.iter().map(|o| o.offset).collect::<Vec<_>>(),
         [0, 0, 1, 1]
     );
 }
@@ -274,7 +295,7 @@ async fn an_ambiguous_commit_is_resolved_by_rerunning_it_without_duplicates() {
     r.metadata.lost.store(1, Ordering::SeqCst);
     let offsets = r.ingest.produce(request(&r.topic, 4)).await.unwrap();
     assert_eq!(
-        offsets.iter().map(|o| o.offset).collect::<Vec<_>>(),
+        offsets.offsets.iter().map(|o| o.offset).collect::<Vec<_>>(),
         [0, 0, 1, 1]
     );
     assert_eq!(
@@ -288,7 +309,10 @@ async fn an_ambiguous_commit_is_resolved_by_rerunning_it_without_duplicates() {
     );
     assert_eq!(r.store.inner.len(), 1);
     let next = r.ingest.produce(request(&r.topic, 2)).await.unwrap();
-    assert_eq!(next.iter().map(|o| o.offset).collect::<Vec<_>>(), [2, 2]);
+    assert_eq!(
+        next.offsets.iter().map(|o| o.offset).collect::<Vec<_>>(),
+        [2, 2]
+    );
 }
 
 #[tokio::test]

@@ -273,4 +273,26 @@ impl MetadataStore for CachedMetadata {
     async fn live_topics(&self, ids: &[Uuid]) -> Result<Vec<Uuid>, MetadataError> {
         self.inner.live_topics(ids).await
     }
+
+    async fn lookup_key(
+        &self,
+        tenant: &str,
+        topic_id: Uuid,
+        key: &str,
+        now_ms: i64,
+    ) -> Result<Option<super::RecordedKey>, MetadataError> {
+        self.inner.lookup_key(tenant, topic_id, key, now_ms).await
+    }
+
+    async fn expire_keys(&self, now_ms: i64, limit: u32) -> Result<u64, MetadataError> {
+        self.inner.expire_keys(now_ms, limit).await
+    }
+
+    async fn now_ms(&self) -> Result<i64, MetadataError> {
+        self.inner.now_ms().await
+    }
+
+    async fn known_objects(&self, ids: &[Uuid]) -> Result<Vec<Uuid>, MetadataError> {
+        self.inner.known_objects(ids).await
+    }
 }

@@ -8,7 +8,8 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use super::{
-    ChunkCommit, ChunkOutcome, FlushCommit, GroupOffsetCommit, MetadataError, MetadataStore,
+    ChunkCommit, ChunkOutcome, FlushCommit, GroupOffsetCommit, KeyCommit, MetadataError,
+    MetadataStore,
 };
 use crate::model::{Compression, NewTopic};
 
@@ -40,6 +41,8 @@ fn flush(chunks: Vec<ChunkCommit>) -> FlushCommit {
         writer: "test".into(),
         created_at_ms: 1,
         chunks,
+        keys: Vec::new(),
+        max_object_age_ms: None,
     }
 }
 
@@ -56,6 +59,8 @@ pub async fn run<S: MetadataStore + ?Sized>(store: &S) {
     commits(store).await;
     deletion(store).await;
     groups(store).await;
+    keys(store).await;
+    clock_and_objects(store).await;
 }
 
 async fn topics<S: MetadataStore + ?Sized>(s: &S) {
@@ -260,4 +265,142 @@ async fn groups<S: MetadataStore + ?Sized>(s: &S) {
 /// Keeps `Arc` in scope for callers that hold stores behind one.
 pub async fn run_shared(store: Arc<dyn MetadataStore>) {
     run(store.as_ref()).await;
+}
+
+fn key(topic_id: Uuid, name: &str, print: &str, now: i64, records: Vec<(u32, u32)>) -> KeyCommit {
+    KeyCommit {
+        tenant: "t1".into(),
+        topic_id,
+        key: name.into(),
+        fingerprint: print.into(),
+        created_at_ms: now,
+        expires_at_ms: now + 1000,
+        records,
+    }
+}
+
+async fn keys<S: MetadataStore + ?Sized>(s: &S) {
+    let t = s
+        .create_topic(&new_topic("keyed", 2), 1)
+        .await
+        .expect("create");
+    // Two keyed requests in one flush: the answers are recorded with it.
+    let mut f = flush(vec![chunk(t.id, 0, 3, 1), chunk(t.id, 1, 1, 1)]);
+    f.keys = vec![
+        key(t.id, "k1", "p1", 100, vec![(0, 0), (0, 1), (1, 0)]),
+        key(t.id, "k2", "p2", 100, vec![(0, 2)]),
+    ];
+    s.commit_flush(&f).await.expect("commit");
+    let k1 = s
+        .lookup_key("t1", t.id, "k1", 200)
+        .await
+        .expect("lookup")
+        .expect("recorded");
+    assert_eq!(
+        (k1.fingerprint.as_str(), k1.offsets.clone()),
+        ("p1", vec![(0, 0), (0, 1), (1, 0)])
+    );
+    let k2 = s
+        .lookup_key("t1", t.id, "k2", 200)
+        .await
+        .expect("lookup")
+        .expect("recorded");
+    assert_eq!(k2.offsets, vec![(0, 2)]);
+    assert_eq!(
+        s.lookup_key("t2", t.id, "k1", 200).await.expect("lookup"),
+        None,
+        "keys are per tenant"
+    );
+
+    // A commit carrying a live key applies nothing and reports the record.
+    let mut again = flush(vec![chunk(t.id, 0, 1, 1)]);
+    again.keys = vec![key(t.id, "k1", "p1", 300, vec![(0, 0)])];
+    match s.commit_flush(&again).await {
+        Err(MetadataError::KeysExist(found)) => {
+            assert_eq!(found.len(), 1);
+            assert_eq!(found[0].offsets, vec![(0, 0), (0, 1), (1, 0)]);
+        }
+        other => panic!("expected KeysExist, got {other:?}"),
+    }
+    let states = s.partitions(t.id, 0, 10).await.expect("partitions");
+    assert_eq!(
+        states[0].next_offset, 3,
+        "the abandoned commit appended nothing"
+    );
+    assert!(
+        s.known_objects(&[again.object_id])
+            .await
+            .expect("known")
+            .is_empty()
+    );
+
+    // Expired keys are ignored, may be used again, and are cleaned up.
+    assert_eq!(
+        s.lookup_key("t1", t.id, "k1", 1100).await.expect("lookup"),
+        None
+    );
+    let mut reuse = flush(vec![chunk(t.id, 0, 1, 1)]);
+    reuse.keys = vec![key(t.id, "k1", "p9", 1200, vec![(0, 0)])];
+    s.commit_flush(&reuse)
+        .await
+        .expect("an expired key is free");
+    let k1 = s
+        .lookup_key("t1", t.id, "k1", 1300)
+        .await
+        .expect("lookup")
+        .expect("recorded");
+    assert_eq!(
+        (k1.fingerprint.as_str(), k1.offsets.clone()),
+        ("p9", vec![(0, 3)])
+    );
+    assert_eq!(
+        s.expire_keys(1150, 100).await.expect("expire"),
+        1,
+        "k2 expired at 1100"
+    );
+    assert!(
+        s.lookup_key("t1", t.id, "k1", 1300)
+            .await
+            .expect("lookup")
+            .is_some()
+    );
+}
+
+async fn clock_and_objects<S: MetadataStore + ?Sized>(s: &S) {
+    let now = s.now_ms().await.expect("clock");
+    let local = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
+    assert!((now - local).abs() < 60_000, "the store's clock is sane");
+    let t = s
+        .create_topic(&new_topic("aged", 1), 1)
+        .await
+        .expect("create");
+    let f = flush(vec![chunk(t.id, 0, 1, 1)]);
+    s.commit_flush(&f).await.expect("commit");
+    let unknown = Uuid::now_v7();
+    assert_eq!(
+        s.known_objects(&[f.object_id, unknown])
+            .await
+            .expect("known"),
+        vec![f.object_id]
+    );
+    // An object minted too long ago is refused, and nothing is applied.
+    let mut old = flush(vec![chunk(t.id, 0, 1, 1)]);
+    old.object_id = Uuid::new_v7(uuid::Timestamp::from_unix(uuid::NoContext, 1_000_000, 0));
+    old.max_object_age_ms = Some(60_000);
+    assert!(matches!(
+        s.commit_flush(&old).await,
+        Err(MetadataError::Unavailable(_))
+    ));
+    assert_eq!(
+        s.partitions(t.id, 0, 1).await.expect("partitions")[0].next_offset,
+        1
+    );
+    let mut young = flush(vec![chunk(t.id, 0, 1, 1)]);
+    young.max_object_age_ms = Some(60_000);
+    s.commit_flush(&young)
+        .await
+        .expect("a young object commits");
 }

@@ -11,6 +11,7 @@
 mod cache;
 pub mod conformance;
 mod index_cache;
+mod keys;
 mod postgres;
 mod sqlite;
 
@@ -24,6 +25,7 @@ use crate::metrics::Metrics;
 use crate::model::{NewTopic, PartitionKey, PartitionState, TopicMeta};
 
 pub use cache::{CacheConfig, CachedMetadata};
+pub use keys::{KeyCommit, RecordedKey, key_response, parse_response, uuid_v7_ms};
 pub use postgres::PostgresMetadata;
 pub use sqlite::SqliteMetadata;
 
@@ -43,6 +45,10 @@ pub enum MetadataError {
     /// lost around COMMIT). Resolve by re-running the same keyed call.
     #[error("metadata outcome unknown: {0}")]
     Ambiguous(Arc<str>),
+    /// A flush commit found idempotency keys already recorded and applied
+    /// nothing: answer those requests from the record, commit the rest anew.
+    #[error("{} idempotency keys are already recorded", .0.len())]
+    KeysExist(Vec<RecordedKey>),
 }
 
 /// One chunk of an object, to be sequenced.
@@ -67,6 +73,12 @@ pub struct FlushCommit {
     pub created_at_ms: i64,
     /// At most one chunk per topic-partition.
     pub chunks: Vec<ChunkCommit>,
+    /// Idempotency keys to record with the records.
+    pub keys: Vec<KeyCommit>,
+    /// Refuse the commit (as unavailable) when the object's UUIDv7 time is
+    /// older than this by the store's clock, so the orphan collector can
+    /// never delete an object that then commits.
+    pub max_object_age_ms: Option<i64>,
 }
 
 /// What became of one chunk of a commit.
@@ -201,6 +213,25 @@ pub trait MetadataStore: Send + Sync + Debug {
 
     /// Which of these topic ids are still live.
     async fn live_topics(&self, ids: &[Uuid]) -> Result<Vec<Uuid>, MetadataError>;
+
+    /// The live record of an idempotency key, if any.
+    async fn lookup_key(
+        &self,
+        tenant: &str,
+        topic_id: Uuid,
+        key: &str,
+        now_ms: i64,
+    ) -> Result<Option<RecordedKey>, MetadataError>;
+
+    /// Deletes up to `limit` keys expired at `now_ms`; returns how many.
+    async fn expire_keys(&self, now_ms: i64, limit: u32) -> Result<u64, MetadataError>;
+
+    /// The store's own clock (ms since the epoch): the one clock every agent
+    /// agrees on, used to judge object ages.
+    async fn now_ms(&self) -> Result<i64, MetadataError>;
+
+    /// Which of these object ids have a row (committed objects).
+    async fn known_objects(&self, ids: &[Uuid]) -> Result<Vec<Uuid>, MetadataError>;
 }
 
 tokio::task_local! {

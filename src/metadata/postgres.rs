@@ -247,15 +247,23 @@ impl PostgresMetadata {
     ) -> Result<Vec<ChunkOutcome>, Failure> {
         let mut tx = self.begin().await?;
         self.stmt(1);
+        // The row goes in only while the object is young enough by the
+        // store's clock (the orphan collector judges age by the same clock).
+        let born = super::uuid_v7_ms(commit.object_id).unwrap_or(i64::MAX);
         let inserted = sqlx::query(
             "INSERT INTO objects (id, object_key, size, state, writer, created_at) \
-             VALUES ($1, $2, $3, 'live', $4, $5) ON CONFLICT (id) DO NOTHING RETURNING id",
+             SELECT $1, $2, $3, 'live', $4, $5 \
+             WHERE $6::bigint IS NULL OR $7::bigint >= \
+             (extract(epoch from clock_timestamp()) * 1000)::bigint - $6::bigint \
+             ON CONFLICT (id) DO NOTHING RETURNING id",
         )
         .bind(commit.object_id)
         .bind(object_key(commit.object_id))
         .bind(commit.object_size as i64)
         .bind(&commit.writer)
         .bind(commit.created_at_ms)
+        .bind(commit.max_object_age_ms)
+        .bind(born)
         .fetch_optional(&mut *tx)
         .await?;
         if inserted.is_none() {
@@ -268,6 +276,18 @@ impl PostgresMetadata {
             .bind(commit.object_id)
             .fetch_all(&mut *tx)
             .await?;
+            if rows.is_empty() {
+                self.stmt(1);
+                let exists = sqlx::query("SELECT 1 FROM objects WHERE id = $1")
+                    .bind(commit.object_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                if exists.is_none() {
+                    return Err(Failure::Definite(MetadataError::Unavailable(
+                        "the flush took too long to commit (older than half the orphan grace); retry".into(),
+                    )));
+                }
+            }
             self.commit(tx).await?;
             let mut found = HashMap::new();
             for r in &rows {
@@ -280,6 +300,13 @@ impl PostgresMetadata {
                 );
             }
             return Ok(outcomes(commit, &found));
+        }
+
+        if !commit.keys.is_empty() {
+            if let Some(existing) = self.record_keys(&mut tx, commit).await? {
+                // Dropping the transaction rolls it back: nothing applied.
+                return Err(Failure::Definite(MetadataError::KeysExist(existing)));
+            }
         }
 
         self.stmt(2);
@@ -329,9 +356,94 @@ impl PostgresMetadata {
                 r.try_get::<i64, _>("base_offset")?,
             );
         }
+        let outcomes = outcomes(commit, &based);
+        if !commit.keys.is_empty() {
+            let (mut tenants, mut topics, mut keys, mut answers) = (vec![], vec![], vec![], vec![]);
+            for k in &commit.keys {
+                if let Some(r) = super::key_response(k, &commit.chunks, &outcomes) {
+                    tenants.push(k.tenant.clone());
+                    topics.push(k.topic_id);
+                    keys.push(k.key.clone());
+                    answers.push(r);
+                }
+            }
+            self.stmt(1);
+            sqlx::query(
+                "UPDATE idempotency_keys AS k SET response = x.r \
+                 FROM unnest($1::text[], $2::uuid[], $3::text[], $4::text[]) AS x(tn, t, key, r) \
+                 WHERE k.tenant = x.tn AND k.topic_id = x.t AND k.idem_key = x.key",
+            )
+            .bind(&tenants)
+            .bind(&topics)
+            .bind(&keys)
+            .bind(&answers)
+            .execute(&mut *tx)
+            .await?;
+        }
         self.commit(tx).await?;
         self.metrics.metadata_commits.inc();
-        Ok(outcomes(commit, &based))
+        Ok(outcomes)
+    }
+
+    /// Records the commit's keys; returns the ones already live instead
+    /// (the caller then abandons the transaction). A key being recorded by
+    /// a transaction still running elsewhere makes this wait for it.
+    async fn record_keys(
+        &self,
+        tx: &mut Transaction<'static, Postgres>,
+        commit: &FlushCommit,
+    ) -> Result<Option<Vec<super::RecordedKey>>, Failure> {
+        let tenants: Vec<String> = commit.keys.iter().map(|k| k.tenant.clone()).collect();
+        let topics: Vec<Uuid> = commit.keys.iter().map(|k| k.topic_id).collect();
+        let keys: Vec<String> = commit.keys.iter().map(|k| k.key.clone()).collect();
+        let prints: Vec<String> = commit.keys.iter().map(|k| k.fingerprint.clone()).collect();
+        let created: Vec<i64> = commit.keys.iter().map(|k| k.created_at_ms).collect();
+        let expires: Vec<i64> = commit.keys.iter().map(|k| k.expires_at_ms).collect();
+        self.stmt(1);
+        let inserted: Vec<(String, Uuid, String)> = sqlx::query_as(
+            "INSERT INTO idempotency_keys (tenant, topic_id, idem_key, fingerprint, created_at, expires_at) \
+             SELECT * FROM unnest($1::text[], $2::uuid[], $3::text[], $4::text[], $5::bigint[], $6::bigint[]) \
+             ON CONFLICT (tenant, topic_id, idem_key) DO UPDATE SET fingerprint = excluded.fingerprint, \
+             response = NULL, created_at = excluded.created_at, expires_at = excluded.expires_at \
+             WHERE idempotency_keys.expires_at <= excluded.created_at \
+             RETURNING tenant, topic_id, idem_key",
+        )
+        .bind(&tenants)
+        .bind(&topics)
+        .bind(&keys)
+        .bind(&prints)
+        .bind(&created)
+        .bind(&expires)
+        .fetch_all(&mut **tx)
+        .await?;
+        if inserted.len() == commit.keys.len() {
+            return Ok(None);
+        }
+        let fresh: std::collections::HashSet<_> = inserted.into_iter().collect();
+        let mut existing = Vec::new();
+        for k in &commit.keys {
+            if fresh.contains(&(k.tenant.clone(), k.topic_id, k.key.clone())) {
+                continue;
+            }
+            self.stmt(1);
+            let row: Option<(String, Option<String>)> = sqlx::query_as(
+                "SELECT fingerprint, response FROM idempotency_keys WHERE tenant = $1 AND topic_id = $2 AND idem_key = $3",
+            )
+            .bind(&k.tenant)
+            .bind(k.topic_id)
+            .bind(&k.key)
+            .fetch_optional(&mut **tx)
+            .await?;
+            if let Some((fingerprint, response)) = row {
+                existing.push(super::RecordedKey {
+                    topic_id: k.topic_id,
+                    key: k.key.clone(),
+                    fingerprint,
+                    offsets: super::parse_response(response.as_deref().unwrap_or("[]")),
+                });
+            }
+        }
+        Ok(Some(existing))
     }
 }
 
@@ -656,6 +768,70 @@ impl MetadataStore for PostgresMetadata {
         }
         self.stmt(1);
         sqlx::query_scalar("SELECT id FROM topics WHERE id = ANY($1) AND deleted_at IS NULL")
+            .bind(ids)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)
+    }
+
+    async fn lookup_key(
+        &self,
+        tenant: &str,
+        topic_id: Uuid,
+        key: &str,
+        now_ms: i64,
+    ) -> Result<Option<super::RecordedKey>, MetadataError> {
+        self.stmt(1);
+        let row: Option<(String, Option<String>)> = sqlx::query_as(
+            "SELECT fingerprint, response FROM idempotency_keys \
+             WHERE tenant = $1 AND topic_id = $2 AND idem_key = $3 AND expires_at > $4",
+        )
+        .bind(tenant)
+        .bind(topic_id)
+        .bind(key)
+        .bind(now_ms)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(row.map(|(fingerprint, response)| super::RecordedKey {
+            topic_id,
+            key: key.to_string(),
+            fingerprint,
+            offsets: super::parse_response(response.as_deref().unwrap_or("[]")),
+        }))
+    }
+
+    async fn expire_keys(&self, now_ms: i64, limit: u32) -> Result<u64, MetadataError> {
+        self.retrying(|| async {
+            self.stmt(1);
+            let done = sqlx::query(
+                "DELETE FROM idempotency_keys WHERE (tenant, topic_id, idem_key) IN \
+                 (SELECT tenant, topic_id, idem_key FROM idempotency_keys WHERE expires_at <= $1 LIMIT $2)",
+            )
+            .bind(now_ms)
+            .bind(i64::from(limit))
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+            Ok(done)
+        })
+        .await
+    }
+
+    async fn now_ms(&self) -> Result<i64, MetadataError> {
+        self.stmt(1);
+        sqlx::query_scalar("SELECT (extract(epoch from clock_timestamp()) * 1000)::bigint")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(map_err)
+    }
+
+    async fn known_objects(&self, ids: &[Uuid]) -> Result<Vec<Uuid>, MetadataError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.stmt(1);
+        sqlx::query_scalar("SELECT id FROM objects WHERE id = ANY($1)")
             .bind(ids)
             .fetch_all(&self.pool)
             .await

@@ -29,6 +29,13 @@ use super::{
 use crate::metrics::Metrics;
 use crate::model::{Compression, NewTopic, PartitionKey, PartitionState, TopicMeta, object_key};
 
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
 /// Metadata in one SQLite database file.
 #[derive(Debug, Clone)]
 pub struct SqliteMetadata {
@@ -228,8 +235,20 @@ impl SqliteMetadata {
             self.commit(tx).await?;
             return Ok(outcomes);
         }
+        // SQLite's clock is this process's clock.
+        if let (Some(max), Some(born)) = (
+            commit.max_object_age_ms,
+            super::uuid_v7_ms(commit.object_id),
+        ) {
+            if now_ms() - born > max {
+                return Err(MetadataError::Unavailable(
+                    "the flush took too long to commit (older than half the orphan grace); retry"
+                        .into(),
+                ));
+            }
+        }
 
-        self.stmt(3);
+        self.stmt(1);
         sqlx::query(
             "INSERT INTO objects (id, object_key, size, state, writer, created_at) \
              VALUES (?1, ?2, ?3, 'live', ?4, ?5)",
@@ -243,6 +262,14 @@ impl SqliteMetadata {
         .await
         .map_err(map_err)?;
 
+        if !commit.keys.is_empty() {
+            if let Some(existing) = self.record_keys(&mut tx, commit).await? {
+                // Dropping the transaction rolls it back: nothing applied.
+                return Err(MetadataError::KeysExist(existing));
+            }
+        }
+
+        self.stmt(2);
         let rows = sqlx::query(&format!(
             "UPDATE partitions SET next_offset = next_offset + c.cnt, \
              max_timestamp = max(max_timestamp, c.mts), bytes = bytes + c.len \
@@ -267,27 +294,110 @@ impl SqliteMetadata {
         .execute(&mut *tx)
         .await
         .map_err(map_err)?;
-        self.commit(tx).await?;
-        self.metrics.metadata_commits.inc();
 
-        let mut next = std::collections::HashMap::with_capacity(rows.len());
+        let mut bases = std::collections::HashMap::with_capacity(rows.len());
         for row in &rows {
             let key = (
                 uuid_col(row, "topic_id")?,
                 row.try_get::<i32, _>("partition").map_err(map_err)?,
             );
-            next.insert(key, row.try_get::<i64, _>("next_offset").map_err(map_err)?);
+            let next: i64 = row.try_get("next_offset").map_err(map_err)?;
+            let count = commit
+                .chunks
+                .iter()
+                .find(|c| (c.topic_id, c.partition) == key)
+                .map_or(0, |c| i64::from(c.record_count));
+            bases.insert(key, next - count);
         }
-        Ok(commit
-            .chunks
+        let outcomes = super::keys::outcomes_from(&commit.chunks, &bases);
+        if !commit.keys.is_empty() {
+            let answers: Vec<_> = commit
+                .keys
+                .iter()
+                .filter_map(|k| {
+                    let r = super::key_response(k, &commit.chunks, &outcomes)?;
+                    Some(json!([k.tenant, k.topic_id.to_string(), k.key, r]))
+                })
+                .collect();
+            self.stmt(1);
+            sqlx::query(
+                "UPDATE idempotency_keys SET response = j.value->>3 FROM json_each(?1) AS j \
+                 WHERE idempotency_keys.tenant = j.value->>0 AND idempotency_keys.topic_id = j.value->>1 \
+                 AND idempotency_keys.idem_key = j.value->>2",
+            )
+            .bind(serde_json::Value::Array(answers).to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        }
+        self.commit(tx).await?;
+        self.metrics.metadata_commits.inc();
+        Ok(outcomes)
+    }
+
+    /// Records the commit's keys; returns the ones already live instead
+    /// (the caller then abandons the transaction).
+    async fn record_keys(
+        &self,
+        tx: &mut Transaction<'static, Sqlite>,
+        commit: &FlushCommit,
+    ) -> Result<Option<Vec<super::RecordedKey>>, MetadataError> {
+        let rows: Vec<_> = commit
+            .keys
             .iter()
-            .map(|c| match next.get(&(c.topic_id, c.partition)) {
-                Some(&n) => ChunkOutcome::Committed {
-                    base_offset: n - i64::from(c.record_count),
-                },
-                None => ChunkOutcome::TopicGone,
+            .map(|k| {
+                json!([
+                    k.tenant,
+                    k.topic_id.to_string(),
+                    k.key,
+                    k.fingerprint,
+                    k.created_at_ms,
+                    k.expires_at_ms
+                ])
             })
-            .collect())
+            .collect();
+        self.stmt(1);
+        let inserted: Vec<(String, String, String)> = sqlx::query_as(
+            "INSERT INTO idempotency_keys (tenant, topic_id, idem_key, fingerprint, created_at, expires_at) \
+             SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5 FROM json_each(?1) WHERE true \
+             ON CONFLICT (tenant, topic_id, idem_key) DO UPDATE SET fingerprint = excluded.fingerprint, \
+             response = NULL, created_at = excluded.created_at, expires_at = excluded.expires_at \
+             WHERE idempotency_keys.expires_at <= excluded.created_at \
+             RETURNING tenant, topic_id, idem_key",
+        )
+        .bind(serde_json::Value::Array(rows).to_string())
+        .fetch_all(&mut **tx)
+        .await
+        .map_err(map_err)?;
+        if inserted.len() == commit.keys.len() {
+            return Ok(None);
+        }
+        let fresh: std::collections::HashSet<_> = inserted.into_iter().collect();
+        let mut existing = Vec::new();
+        for k in &commit.keys {
+            if fresh.contains(&(k.tenant.clone(), k.topic_id.to_string(), k.key.clone())) {
+                continue;
+            }
+            self.stmt(1);
+            let row: Option<(String, Option<String>)> = sqlx::query_as(
+                "SELECT fingerprint, response FROM idempotency_keys WHERE tenant = ?1 AND topic_id = ?2 AND idem_key = ?3",
+            )
+            .bind(&k.tenant)
+            .bind(k.topic_id.to_string())
+            .bind(&k.key)
+            .fetch_optional(&mut **tx)
+            .await
+            .map_err(map_err)?;
+            if let Some((fingerprint, response)) = row {
+                existing.push(super::RecordedKey {
+                    topic_id: k.topic_id,
+                    key: k.key.clone(),
+                    fingerprint,
+                    offsets: super::parse_response(response.as_deref().unwrap_or("[]")),
+                });
+            }
+        }
+        Ok(Some(existing))
     }
 }
 
@@ -578,6 +688,73 @@ impl MetadataStore for SqliteMetadata {
         self.stmt(1);
         let rows: Vec<String> = sqlx::query_scalar(
             "SELECT id FROM topics WHERE deleted_at IS NULL AND id IN (SELECT value FROM json_each(?1))",
+        )
+        .bind(serde_json::to_string(&arr).unwrap_or_default())
+        .fetch_all(&self.reader)
+        .await
+        .map_err(map_err)?;
+        Ok(rows
+            .iter()
+            .filter_map(|s| Uuid::parse_str(s).ok())
+            .collect())
+    }
+
+    async fn lookup_key(
+        &self,
+        tenant: &str,
+        topic_id: Uuid,
+        key: &str,
+        now_ms: i64,
+    ) -> Result<Option<super::RecordedKey>, MetadataError> {
+        self.stmt(1);
+        let row: Option<(String, Option<String>)> = sqlx::query_as(
+            "SELECT fingerprint, response FROM idempotency_keys \
+             WHERE tenant = ?1 AND topic_id = ?2 AND idem_key = ?3 AND expires_at > ?4",
+        )
+        .bind(tenant)
+        .bind(topic_id.to_string())
+        .bind(key)
+        .bind(now_ms)
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(map_err)?;
+        Ok(row.map(|(fingerprint, response)| super::RecordedKey {
+            topic_id,
+            key: key.to_string(),
+            fingerprint,
+            offsets: super::parse_response(response.as_deref().unwrap_or("[]")),
+        }))
+    }
+
+    async fn expire_keys(&self, now_ms: i64, limit: u32) -> Result<u64, MetadataError> {
+        let mut tx = self.begin().await?;
+        self.stmt(1);
+        let done = sqlx::query(
+            "DELETE FROM idempotency_keys WHERE (tenant, topic_id, idem_key) IN \
+             (SELECT tenant, topic_id, idem_key FROM idempotency_keys WHERE expires_at <= ?1 LIMIT ?2)",
+        )
+        .bind(now_ms)
+        .bind(i64::from(limit))
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?
+        .rows_affected();
+        self.commit(tx).await?;
+        Ok(done)
+    }
+
+    async fn now_ms(&self) -> Result<i64, MetadataError> {
+        Ok(now_ms())
+    }
+
+    async fn known_objects(&self, ids: &[Uuid]) -> Result<Vec<Uuid>, MetadataError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let arr: Vec<String> = ids.iter().map(Uuid::to_string).collect();
+        self.stmt(1);
+        let rows: Vec<String> = sqlx::query_scalar(
+            "SELECT id FROM objects WHERE id IN (SELECT value FROM json_each(?1))",
         )
         .bind(serde_json::to_string(&arr).unwrap_or_default())
         .fetch_all(&self.reader)

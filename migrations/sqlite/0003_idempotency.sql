@@ -1,0 +1,15 @@
+-- Idempotency keys: recorded in the transaction that commits the records,
+-- so a retried request is answered with the first response.
+CREATE TABLE idempotency_keys (
+    tenant      TEXT NOT NULL,
+    topic_id    TEXT NOT NULL,
+    idem_key    TEXT NOT NULL,
+    -- SHA-256 of what the request sent; the same key with another body is refused.
+    fingerprint TEXT NOT NULL,
+    -- The first answer: [[partition, offset], ...] per record.
+    response    TEXT,
+    created_at  INTEGER NOT NULL,
+    expires_at  INTEGER NOT NULL,
+    PRIMARY KEY (tenant, topic_id, idem_key)
+) WITHOUT ROWID;
+CREATE INDEX idempotency_keys_expiry ON idempotency_keys (expires_at);
