@@ -129,6 +129,8 @@ pub struct Metrics {
     pub produce_records: Counter,
     pub produce_bytes: Counter,
     pub produce_rejected_overload: Counter,
+    pub idempotent_replays: Counter,
+    pub idempotency_conflicts: Counter,
     pub produce_ack_seconds: Histogram,
     pub buffered_bytes: Gauge,
     pub open_streams: Gauge,
@@ -168,6 +170,8 @@ impl Default for Metrics {
             produce_records: Counter::default(),
             produce_bytes: Counter::default(),
             produce_rejected_overload: Counter::default(),
+            idempotent_replays: Counter::default(),
+            idempotency_conflicts: Counter::default(),
             produce_ack_seconds: Histogram::new(SECONDS_BUCKETS),
             buffered_bytes: Gauge::default(),
             open_streams: Gauge::default(),
@@ -277,6 +281,18 @@ impl Metrics {
             "streamhouse_produce_rejected_overload_total",
             "Produce requests refused with 429 because the buffer was full.",
             &self.produce_rejected_overload,
+        );
+        counter(
+            out,
+            "streamhouse_idempotent_replays_total",
+            "Produce requests answered from an earlier request with the same Idempotency-Key.",
+            &self.idempotent_replays,
+        );
+        counter(
+            out,
+            "streamhouse_idempotency_conflicts_total",
+            "Flush commits abandoned because another agent recorded one of their keys first.",
+            &self.idempotency_conflicts,
         );
         histogram(
             out,

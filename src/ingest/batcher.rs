@@ -114,6 +114,9 @@ impl Ingest {
             )),
         };
         guard.settle(&result);
+        if matches!(&result, Ok(p) if p.replayed) {
+            self.shared.deps.metrics.idempotent_replays.inc();
+        }
         result
     }
 

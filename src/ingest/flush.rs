@@ -222,6 +222,7 @@ async fn flush_once(shared: &Shared, batch: Vec<Pending>) -> Option<Vec<Pending>
     let outcomes = match commit(shared, &flush).await {
         Ok(o) => o,
         Err(MetadataError::KeysExist(recorded)) => {
+            metrics.idempotency_conflicts.inc();
             // Nothing of this object committed: it is an orphan now.
             shared
                 .deps
