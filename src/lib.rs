@@ -8,6 +8,7 @@
 //! - [`api`]: HTTP routes, errors, OpenAPI (the top; nothing imports it)
 //! - [`ingest`], [`read`], [`groups`]: produce, read, and group offsets
 //! - [`tail`]: high watermarks readers wait on
+//! - [`maintenance`]: expired keys and orphaned objects
 //! - [`metadata`], [`store`], [`format`]: SQL, object storage, the bytes
 //! - [`model`], [`config`], [`metrics`], [`clock`]: plain shared parts
 //!
@@ -20,6 +21,7 @@ pub mod config;
 pub mod format;
 pub mod groups;
 pub mod ingest;
+pub mod maintenance;
 pub mod metadata;
 pub mod metrics;
 pub mod model;

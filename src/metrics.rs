@@ -131,6 +131,8 @@ pub struct Metrics {
     pub produce_rejected_overload: Counter,
     pub idempotent_replays: Counter,
     pub idempotency_conflicts: Counter,
+    pub keys_expired: Counter,
+    pub orphans_deleted: Counter,
     pub produce_ack_seconds: Histogram,
     pub buffered_bytes: Gauge,
     pub open_streams: Gauge,
@@ -172,6 +174,8 @@ impl Default for Metrics {
             produce_rejected_overload: Counter::default(),
             idempotent_replays: Counter::default(),
             idempotency_conflicts: Counter::default(),
+            keys_expired: Counter::default(),
+            orphans_deleted: Counter::default(),
             produce_ack_seconds: Histogram::new(SECONDS_BUCKETS),
             buffered_bytes: Gauge::default(),
             open_streams: Gauge::default(),
@@ -293,6 +297,13 @@ impl Metrics {
             "streamhouse_idempotency_conflicts_total",
             "Flush commits abandoned because another agent recorded one of their keys first.",
             &self.idempotency_conflicts,
+        );
+        counter(out, "streamhouse_keys_expired_total", "Expired idempotency keys deleted.", &self.keys_expired);
+        counter(
+            out,
+            "streamhouse_orphans_deleted_total",
+            "Objects no commit names, deleted after the orphan grace.",
+            &self.orphans_deleted,
         );
         histogram(
             out,

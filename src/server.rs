@@ -166,6 +166,14 @@ pub async fn build(args: &ServeArgs) -> Result<Agent, BootError> {
         args.watermark_poll_interval.0,
         background.clone(),
     ));
+    tracker.spawn(crate::maintenance::run(
+        shared_metadata.clone(),
+        store.clone(),
+        metrics.clone(),
+        args.orphan_grace.0,
+        args.maintenance_interval.0,
+        background.clone(),
+    ));
     let reader = Reader::new(shared_metadata, store, watermarks.clone(), metrics.clone());
     let state = AppState::new(Services {
         limits: args.limits(),
