@@ -12,12 +12,14 @@
 //! - [`metadata`], [`store`], [`format`]: SQL, object storage, the bytes
 //! - [`model`], [`config`], [`metrics`], [`clock`]: plain shared parts
 //!
-//! [`server`] wires them into an agent; `bench` measures one from outside.
+//! [`server`] wires them into an agent; `bench` measures one from outside;
+//! [`faults`] injects failures into the stores for tests.
 
 pub mod api;
 pub mod bench;
 pub mod clock;
 pub mod config;
+pub mod faults;
 pub mod format;
 pub mod groups;
 pub mod ingest;

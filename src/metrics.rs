@@ -298,7 +298,12 @@ impl Metrics {
             "Flush commits abandoned because another agent recorded one of their keys first.",
             &self.idempotency_conflicts,
         );
-        counter(out, "streamhouse_keys_expired_total", "Expired idempotency keys deleted.", &self.keys_expired);
+        counter(
+            out,
+            "streamhouse_keys_expired_total",
+            "Expired idempotency keys deleted.",
+            &self.keys_expired,
+        );
         counter(
             out,
             "streamhouse_orphans_deleted_total",

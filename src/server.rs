@@ -108,12 +108,37 @@ async fn open_store(args: &ServeArgs) -> Result<SharedStore, BootError> {
     }
 }
 
+/// Optional wrappers around the raw stores, applied under the metrics and
+/// cache layers (tests use them to inject faults).
+#[derive(Default)]
+pub struct Layers {
+    pub store: Option<Box<dyn FnOnce(SharedStore) -> SharedStore + Send>>,
+    pub metadata: Option<Box<dyn FnOnce(SharedMetadata) -> SharedMetadata + Send>>,
+}
+
+impl std::fmt::Debug for Layers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Layers")
+            .field("store", &self.store.is_some())
+            .field("metadata", &self.metadata.is_some())
+            .finish()
+    }
+}
+
 /// Builds every layer of an agent from its configuration.
 pub async fn build(args: &ServeArgs) -> Result<Agent, BootError> {
+    build_with(args, Layers::default()).await
+}
+
+/// Like [`build`], with extra layers around the raw stores.
+pub async fn build_with(args: &ServeArgs, layers: Layers) -> Result<Agent, BootError> {
     args.validate().map_err(BootError::Config)?;
     let metrics = Arc::new(Metrics::default());
     let clock: SharedClock = Arc::new(SystemClock);
-    let raw_metadata = open_metadata(args, metrics.clone()).await?;
+    let mut raw_metadata = open_metadata(args, metrics.clone()).await?;
+    if let Some(wrap) = layers.metadata {
+        raw_metadata = wrap(raw_metadata);
+    }
     let metadata = Arc::new(CachedMetadata::new(
         raw_metadata,
         CacheConfig {
@@ -123,7 +148,10 @@ pub async fn build(args: &ServeArgs) -> Result<Agent, BootError> {
         },
         metrics.clone(),
     ));
-    let base_store = open_store(args).await?;
+    let mut base_store = open_store(args).await?;
+    if let Some(wrap) = layers.store {
+        base_store = wrap(base_store);
+    }
     let counted: SharedStore = Arc::new(InstrumentedStore::new(base_store, metrics.clone()));
     let store: SharedStore = Arc::new(CachedStore::new(
         counted,

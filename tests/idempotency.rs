@@ -12,11 +12,19 @@ use common::postgres::Postgres;
 use serde_json::{Value, json};
 
 async fn post(a: &TestAgent, path: &str, key: &str, body: Value) -> reqwest::Response {
-    a.client.post(a.u(path)).header("idempotency-key", key).json(&body).send().await.unwrap()
+    a.client
+        .post(a.u(path))
+        .header("idempotency-key", key)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
 }
 
 async fn hw(a: &TestAgent, topic: &str, p: i32) -> i64 {
-    a.read(topic, p, "offset=0&limit=1").await["high_watermark"].as_i64().unwrap()
+    a.read(topic, p, "offset=0&limit=1").await["high_watermark"]
+        .as_i64()
+        .unwrap()
 }
 
 #[tokio::test]
@@ -37,7 +45,13 @@ async fn a_retry_returns_the_first_answer_and_appends_nothing() {
     assert_eq!((hw(&a, "once", 0).await, hw(&a, "once", 1).await), (1, 1));
 
     // The same key with another body is refused.
-    let other = post(&a, "/v1/topics/once/records", "order-17", json!({"records": [{"value": 3}]})).await;
+    let other = post(
+        &a,
+        "/v1/topics/once/records",
+        "order-17",
+        json!({"records": [{"value": 3}]}),
+    )
+    .await;
     assert_eq!(other.status(), 422);
     let p: Value = other.json().await.unwrap();
     assert_eq!(p["type"], "urn:streamhouse:problem:idempotency-key-reused");
@@ -45,13 +59,54 @@ async fn a_retry_returns_the_first_answer_and_appends_nothing() {
 
     // Keys are per topic; publish takes them too.
     a.create_topic("twice", 1).await;
-    assert_eq!(post(&a, "/v1/topics/twice/records", "order-17", json!({"records": [{"value": 1}]})).await.status(), 200);
-    let pub1 = a.client.post(a.u("/v1/topics/twice/publish")).header("idempotency-key", "hook-1").body("evt").send().await.unwrap();
-    let pub2 = a.client.post(a.u("/v1/topics/twice/publish")).header("idempotency-key", "hook-1").body("evt").send().await.unwrap();
-    assert_eq!(pub1.json::<Value>().await.unwrap(), pub2.json::<Value>().await.unwrap());
-    let bad = a.client.post(a.u("/v1/topics/twice/publish")).header("idempotency-key", "hook-1").body("other").send().await.unwrap();
+    assert_eq!(
+        post(
+            &a,
+            "/v1/topics/twice/records",
+            "order-17",
+            json!({"records": [{"value": 1}]})
+        )
+        .await
+        .status(),
+        200
+    );
+    let pub1 = a
+        .client
+        .post(a.u("/v1/topics/twice/publish"))
+        .header("idempotency-key", "hook-1")
+        .body("evt")
+        .send()
+        .await
+        .unwrap();
+    let pub2 = a
+        .client
+        .post(a.u("/v1/topics/twice/publish"))
+        .header("idempotency-key", "hook-1")
+        .body("evt")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        pub1.json::<Value>().await.unwrap(),
+        pub2.json::<Value>().await.unwrap()
+    );
+    let bad = a
+        .client
+        .post(a.u("/v1/topics/twice/publish"))
+        .header("idempotency-key", "hook-1")
+        .body("other")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(bad.status(), 422);
-    let empty = a.client.post(a.u("/v1/topics/twice/publish")).header("idempotency-key", "").body("x").send().await.unwrap();
+    let empty = a
+        .client
+        .post(a.u("/v1/topics/twice/publish"))
+        .header("idempotency-key", "")
+        .body("x")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(empty.status(), 400);
 }
 
@@ -61,9 +116,19 @@ async fn concurrent_retries_wait_for_the_first() {
     a.create_topic("race", 1).await;
     let body = json!({"records": [{"value": "only once"}]});
     let sends = (0..10).map(|_| {
-        let (c, u, b) = (a.client.clone(), a.u("/v1/topics/race/records"), body.clone());
+        let (c, u, b) = (
+            a.client.clone(),
+            a.u("/v1/topics/race/records"),
+            body.clone(),
+        );
         async move {
-            let r = c.post(u).header("idempotency-key", "same").json(&b).send().await.unwrap();
+            let r = c
+                .post(u)
+                .header("idempotency-key", "same")
+                .json(&b)
+                .send()
+                .await
+                .unwrap();
             assert_eq!(r.status(), 200);
             r.json::<Value>().await.unwrap()
         }
@@ -78,10 +143,24 @@ async fn an_expired_key_may_be_used_again() {
     let a = TestAgent::start(&["--idempotency-window", "1s", "--linger", "5ms"]).await;
     a.create_topic("exp", 1).await;
     let body = json!({"records": [{"value": 1}]});
-    let r1: Value = post(&a, "/v1/topics/exp/records", "k", body.clone()).await.json().await.unwrap();
+    let r1: Value = post(&a, "/v1/topics/exp/records", "k", body.clone())
+        .await
+        .json()
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(1200)).await;
-    let r2: Value = post(&a, "/v1/topics/exp/records", "k", body.clone()).await.json().await.unwrap();
-    assert_eq!((r1["offsets"][0]["offset"].as_i64(), r2["offsets"][0]["offset"].as_i64()), (Some(0), Some(1)));
+    let r2: Value = post(&a, "/v1/topics/exp/records", "k", body.clone())
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            r1["offsets"][0]["offset"].as_i64(),
+            r2["offsets"][0]["offset"].as_i64()
+        ),
+        (Some(0), Some(1))
+    );
 }
 
 #[tokio::test]
@@ -90,7 +169,14 @@ async fn two_agents_racing_with_one_key_make_exactly_one_copy() {
     let url = pg.database(false);
     let objects = tempfile::tempdir().unwrap();
     let dir = objects.path().to_str().unwrap().to_string();
-    let flags = ["--metadata-url", url.as_str(), "--object-store", dir.as_str(), "--linger", "200ms"];
+    let flags = [
+        "--metadata-url",
+        url.as_str(),
+        "--object-store",
+        dir.as_str(),
+        "--linger",
+        "200ms",
+    ];
     let a = TestAgent::start(&flags).await;
     let b = TestAgent::start(&flags).await;
     a.create_topic("dup", 1).await;
@@ -98,9 +184,22 @@ async fn two_agents_racing_with_one_key_make_exactly_one_copy() {
         let key = format!("race-{round}");
         // Other records share the flushes, so the losing flush must re-commit them.
         let (ra, rb, other) = tokio::join!(
-            post(&a, "/v1/topics/dup/records", &key, json!({"records": [{"value": round}]})),
-            post(&b, "/v1/topics/dup/records", &key, json!({"records": [{"value": round}]})),
-            b.client.post(b.u("/v1/topics/dup/records")).json(&json!({"records": [{"value": format!("other-{round}")}]})).send(),
+            post(
+                &a,
+                "/v1/topics/dup/records",
+                &key,
+                json!({"records": [{"value": round}]})
+            ),
+            post(
+                &b,
+                "/v1/topics/dup/records",
+                &key,
+                json!({"records": [{"value": round}]})
+            ),
+            b.client
+                .post(b.u("/v1/topics/dup/records"))
+                .json(&json!({"records": [{"value": format!("other-{round}")}]}))
+                .send(),
         );
         assert_eq!((ra.status().as_u16(), rb.status().as_u16()), (200, 200));
         let (ja, jb): (Value, Value) = (ra.json().await.unwrap(), rb.json().await.unwrap());
@@ -108,15 +207,32 @@ async fn two_agents_racing_with_one_key_make_exactly_one_copy() {
         assert_eq!(other.unwrap().status(), 200);
     }
     let page = a.read("dup", 0, "offset=0&limit=100").await;
-    let values: Vec<String> = page["records"].as_array().unwrap().iter().map(|r| r["value"].to_string()).collect();
-    assert_eq!(values.len(), 10, "5 keyed records once each, plus 5 others: {values:?}");
+    let values: Vec<String> = page["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["value"].to_string())
+        .collect();
+    assert_eq!(
+        values.len(),
+        10,
+        "5 keyed records once each, plus 5 others: {values:?}"
+    );
     for round in 0..5 {
-        assert_eq!(values.iter().filter(|v| **v == round.to_string()).count(), 1);
+        assert_eq!(
+            values.iter().filter(|v| **v == round.to_string()).count(),
+            1
+        );
     }
     assert!(
         a.metrics.idempotency_conflicts.get() + b.metrics.idempotency_conflicts.get() > 0,
         "the race reached the commit at least once"
     );
-    let offsets: Vec<i64> = page["records"].as_array().unwrap().iter().map(|r| r["offset"].as_i64().unwrap()).collect();
+    let offsets: Vec<i64> = page["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["offset"].as_i64().unwrap())
+        .collect();
     assert_eq!(offsets, (0..10).collect::<Vec<_>>(), "gapless");
 }

@@ -79,7 +79,8 @@ pub async fn collect_orphans(
             .collect();
         if !old.is_empty() {
             let ids: Vec<Uuid> = old.iter().map(|(_, id)| *id).collect();
-            let known: std::collections::HashSet<Uuid> = metadata.known_objects(&ids).await?.into_iter().collect();
+            let known: std::collections::HashSet<Uuid> =
+                metadata.known_objects(&ids).await?.into_iter().collect();
             let orphans: Vec<String> = old
                 .into_iter()
                 .filter(|(_, id)| !known.contains(id))
@@ -101,7 +102,11 @@ pub async fn collect_orphans(
 }
 
 /// One full pass.
-pub async fn pass(metadata: &SharedMetadata, store: &SharedStore, grace: Duration) -> Result<PassReport, PassError> {
+pub async fn pass(
+    metadata: &SharedMetadata,
+    store: &SharedStore,
+    grace: Duration,
+) -> Result<PassReport, PassError> {
     let keys_expired = expire_keys(metadata).await?;
     let (objects_listed, orphans_deleted) = collect_orphans(metadata, store, grace).await?;
     Ok(PassReport {
@@ -121,7 +126,8 @@ pub async fn run(
     cancel: CancellationToken,
 ) {
     loop {
-        let jitter = Duration::from_millis(rand::random::<u64>() % (interval.as_millis() as u64 / 4 + 1));
+        let jitter =
+            Duration::from_millis(rand::random::<u64>() % (interval.as_millis() as u64 / 4 + 1));
         tokio::select! {
             _ = cancel.cancelled() => return,
             _ = tokio::time::sleep(interval + jitter) => {}
@@ -177,11 +183,18 @@ mod tests {
                 - 3600;
             Uuid::new_v7(uuid::Timestamp::from_unix(uuid::NoContext, secs, n))
         };
-        let (committed, old_orphan, young_orphan) = (an_hour_ago(1), an_hour_ago(2), Uuid::now_v7());
+        let (committed, old_orphan, young_orphan) =
+            (an_hour_ago(1), an_hour_ago(2), Uuid::now_v7());
         for id in [committed, old_orphan, young_orphan] {
-            store.put(&object_key(id), Bytes::from_static(b"x")).await.unwrap();
+            store
+                .put(&object_key(id), Bytes::from_static(b"x"))
+                .await
+                .unwrap();
         }
-        store.put("elsewhere/not-ours", Bytes::from_static(b"x")).await.unwrap();
+        store
+            .put("elsewhere/not-ours", Bytes::from_static(b"x"))
+            .await
+            .unwrap();
         metadata
             .commit_flush(&FlushCommit {
                 object_id: committed,
@@ -201,9 +214,18 @@ mod tests {
             })
             .await
             .unwrap();
-        let r = pass(&metadata, &store, Duration::from_secs(600)).await.unwrap();
+        let r = pass(&metadata, &store, Duration::from_secs(600))
+            .await
+            .unwrap();
         assert_eq!((r.objects_listed, r.orphans_deleted), (3, 1));
-        let left: Vec<String> = store.list("", None).await.unwrap().objects.into_iter().map(|o| o.key).collect();
+        let left: Vec<String> = store
+            .list("", None)
+            .await
+            .unwrap()
+            .objects
+            .into_iter()
+            .map(|o| o.key)
+            .collect();
         assert!(left.contains(&object_key(committed)));
         assert!(left.contains(&object_key(young_orphan)));
         assert!(!left.contains(&object_key(old_orphan)));

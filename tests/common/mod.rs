@@ -53,7 +53,29 @@ impl TestAgent {
 
     /// Starts an agent with exactly these arguments.
     pub async fn start_with(args: ServeArgs) -> TestAgent {
-        let agent = streamhouse::server::build(&args)
+        Self::start_layered(args, streamhouse::server::Layers::default()).await
+    }
+
+    /// Starts an embedded agent whose stores obey a fault plan.
+    pub async fn start_faulty(extra: &[&str]) -> (TestAgent, Arc<streamhouse::faults::FaultPlan>) {
+        use streamhouse::faults::{FaultPlan, FaultyMetadata, FaultyStore};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data = dir.path().to_str().expect("utf-8 path").to_string();
+        let mut flags = vec!["--data-dir", data.as_str()];
+        flags.extend_from_slice(extra);
+        let plan = Arc::new(FaultPlan::default());
+        let (p1, p2) = (plan.clone(), plan.clone());
+        let layers = streamhouse::server::Layers {
+            store: Some(Box::new(move |s| Arc::new(FaultyStore::new(s, p1)))),
+            metadata: Some(Box::new(move |m| Arc::new(FaultyMetadata::new(m, p2)))),
+        };
+        let mut agent = Self::start_layered(serve_args(&flags), layers).await;
+        agent.dir = Some(dir);
+        (agent, plan)
+    }
+
+    async fn start_layered(args: ServeArgs, layers: streamhouse::server::Layers) -> TestAgent {
+        let agent = streamhouse::server::build_with(&args, layers)
             .await
             .expect("agent builds");
         let metrics = agent.state.metrics.clone();

@@ -1,0 +1,379 @@
+//! Fault injection for tests: a plan of faults, and layers that apply it to
+//! any object store or metadata store.
+//!
+//! A rule picks calls by operation and either by count ("the 3rd put") or
+//! by time ("every commit for the next 2 s"), and does one thing to them:
+//! fail before doing anything, delay, hang for a while and then fail (a
+//! timeout), or do the work and then fail anyway, losing the response (for
+//! commits that is the ambiguous case: applied, but the caller cannot know).
+
+use std::ops::Range;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use tokio::time::Instant;
+use uuid::Uuid;
+
+use crate::metadata::{
+    BatchRow, ChunkOutcome, FlushCommit, GroupOffsetCommit, GroupOffsetRow, MetadataError,
+    MetadataStore, RecordedKey, SharedMetadata,
+};
+use crate::model::{NewTopic, PartitionKey, PartitionState, TopicMeta};
+use crate::store::{DeleteOutcome, ListPage, ObjectStore, SharedStore, StoreError};
+
+/// Calls a rule can target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Op {
+    Put,
+    Get,
+    Delete,
+    List,
+    Commit,
+    /// Every metadata call other than a flush commit.
+    MetadataRead,
+}
+
+/// What happens to a targeted call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Fail at once; nothing is done.
+    Fail,
+    /// Wait, then do the call normally.
+    Delay(Duration),
+    /// Wait, then fail without doing anything (a timeout).
+    Hang(Duration),
+    /// Do the call, then fail: the work is done but the caller never hears.
+    LoseResponse,
+}
+
+#[derive(Debug, Clone)]
+enum When {
+    Nth(u64),
+    Until(Instant),
+}
+
+#[derive(Debug, Clone)]
+struct Rule {
+    op: Op,
+    when: When,
+    fault: Fault,
+}
+
+/// The faults to inject; share it between the layers and the test.
+#[derive(Debug, Default)]
+pub struct FaultPlan {
+    rules: Mutex<Vec<Rule>>,
+    counts: [AtomicU64; 6],
+    injected: AtomicU64,
+}
+
+fn slot(op: Op) -> usize {
+    match op {
+        Op::Put => 0,
+        Op::Get => 1,
+        Op::Delete => 2,
+        Op::List => 3,
+        Op::Commit => 4,
+        Op::MetadataRead => 5,
+    }
+}
+
+impl FaultPlan {
+    /// The `n`th call of `op` from now (1 = the next one) gets `fault`.
+    pub fn nth(&self, op: Op, n: u64, fault: Fault) {
+        let base = self.counts[slot(op)].load(Ordering::SeqCst);
+        self.push(Rule {
+            op,
+            when: When::Nth(base + n),
+            fault,
+        });
+    }
+
+    /// Every call of `op` during the next `period` gets `fault`.
+    pub fn during(&self, op: Op, period: Duration, fault: Fault) {
+        self.push(Rule {
+            op,
+            when: When::Until(Instant::now() + period),
+            fault,
+        });
+    }
+
+    /// Removes every rule.
+    pub fn clear(&self) {
+        self.rules.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+
+    /// How many faults have been injected so far.
+    pub fn injected(&self) -> u64 {
+        self.injected.load(Ordering::SeqCst)
+    }
+
+    fn push(&self, rule: Rule) {
+        self.rules
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(rule);
+    }
+
+    /// Counts a call of `op` and returns the fault it gets, if any.
+    fn check(&self, op: Op) -> Option<Fault> {
+        let n = self.counts[slot(op)].fetch_add(1, Ordering::SeqCst) + 1;
+        let now = Instant::now();
+        let mut rules = self.rules.lock().unwrap_or_else(|e| e.into_inner());
+        rules.retain(|r| !matches!(r.when, When::Until(t) if t <= now));
+        let hit = rules.iter().position(|r| {
+            r.op == op
+                && match r.when {
+                    When::Nth(k) => k == n,
+                    When::Until(t) => now < t,
+                }
+        })?;
+        let fault = rules[hit].fault;
+        if matches!(rules[hit].when, When::Nth(_)) {
+            rules.remove(hit);
+        }
+        self.injected.fetch_add(1, Ordering::SeqCst);
+        Some(fault)
+    }
+}
+
+/// Applies a plan to an object store.
+#[derive(Debug)]
+pub struct FaultyStore {
+    inner: SharedStore,
+    plan: std::sync::Arc<FaultPlan>,
+}
+
+impl FaultyStore {
+    pub fn new(inner: SharedStore, plan: std::sync::Arc<FaultPlan>) -> Self {
+        FaultyStore { inner, plan }
+    }
+}
+
+fn store_err(what: &str) -> StoreError {
+    StoreError::Unavailable(format!("injected fault: {what}").into())
+}
+
+/// Runs `call` under the fault `op` draws; `lost` builds the error for a
+/// lost response.
+async fn apply<T, F, E>(plan: &FaultPlan, op: Op, call: F, err: impl Fn(&str) -> E) -> Result<T, E>
+where
+    F: std::future::Future<Output = Result<T, E>>,
+{
+    match plan.check(op) {
+        None => call.await,
+        Some(Fault::Fail) => Err(err("failed")),
+        Some(Fault::Delay(d)) => {
+            tokio::time::sleep(d).await;
+            call.await
+        }
+        Some(Fault::Hang(d)) => {
+            tokio::time::sleep(d).await;
+            Err(err("timed out"))
+        }
+        Some(Fault::LoseResponse) => {
+            let _ = call.await;
+            Err(err("response lost"))
+        }
+    }
+}
+
+#[async_trait]
+impl ObjectStore for FaultyStore {
+    async fn put(&self, key: &str, body: Bytes) -> Result<(), StoreError> {
+        apply(&self.plan, Op::Put, self.inner.put(key, body), store_err).await
+    }
+    async fn get_range(&self, key: &str, range: Range<u64>) -> Result<Bytes, StoreError> {
+        apply(
+            &self.plan,
+            Op::Get,
+            self.inner.get_range(key, range),
+            store_err,
+        )
+        .await
+    }
+    async fn delete_many(&self, keys: &[String]) -> DeleteOutcome {
+        let r = apply(
+            &self.plan,
+            Op::Delete,
+            async { Ok::<_, StoreError>(self.inner.delete_many(keys).await) },
+            store_err,
+        )
+        .await;
+        r.unwrap_or_else(|e| DeleteOutcome {
+            deleted: Vec::new(),
+            failed: keys.iter().map(|k| (k.clone(), e.clone())).collect(),
+        })
+    }
+    async fn list(&self, prefix: &str, after: Option<&str>) -> Result<ListPage, StoreError> {
+        apply(
+            &self.plan,
+            Op::List,
+            self.inner.list(prefix, after),
+            store_err,
+        )
+        .await
+    }
+}
+
+/// Applies a plan to a metadata store. A lost commit response is reported
+/// as ambiguous, exactly as a connection lost after COMMIT would be.
+#[derive(Debug)]
+pub struct FaultyMetadata {
+    inner: SharedMetadata,
+    plan: std::sync::Arc<FaultPlan>,
+}
+
+impl FaultyMetadata {
+    pub fn new(inner: SharedMetadata, plan: std::sync::Arc<FaultPlan>) -> Self {
+        FaultyMetadata { inner, plan }
+    }
+}
+
+fn meta_err(what: &str) -> MetadataError {
+    MetadataError::Unavailable(format!("injected fault: {what}").into())
+}
+
+fn commit_err(what: &str) -> MetadataError {
+    if what == "response lost" {
+        MetadataError::Ambiguous("injected fault: connection lost after COMMIT".into())
+    } else {
+        meta_err(what)
+    }
+}
+
+macro_rules! read {
+    ($self:ident, $call:expr) => {
+        apply(&$self.plan, Op::MetadataRead, $call, meta_err).await
+    };
+}
+
+#[async_trait]
+impl MetadataStore for FaultyMetadata {
+    async fn create_topic(&self, t: &NewTopic, now: i64) -> Result<TopicMeta, MetadataError> {
+        read!(self, self.inner.create_topic(t, now))
+    }
+    async fn get_topic(
+        &self,
+        tenant: &str,
+        name: &str,
+    ) -> Result<Option<TopicMeta>, MetadataError> {
+        read!(self, self.inner.get_topic(tenant, name))
+    }
+    async fn list_topics(
+        &self,
+        tenant: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<TopicMeta>, MetadataError> {
+        read!(self, self.inner.list_topics(tenant, after, limit))
+    }
+    async fn delete_topic(
+        &self,
+        tenant: &str,
+        name: &str,
+        now: i64,
+    ) -> Result<Option<TopicMeta>, MetadataError> {
+        read!(self, self.inner.delete_topic(tenant, name, now))
+    }
+    async fn partitions(
+        &self,
+        id: Uuid,
+        from: i32,
+        limit: u32,
+    ) -> Result<Vec<PartitionState>, MetadataError> {
+        read!(self, self.inner.partitions(id, from, limit))
+    }
+    async fn partition_states(
+        &self,
+        keys: &[PartitionKey],
+    ) -> Result<Vec<PartitionState>, MetadataError> {
+        read!(self, self.inner.partition_states(keys))
+    }
+    async fn commit_flush(&self, c: &FlushCommit) -> Result<Vec<ChunkOutcome>, MetadataError> {
+        apply(
+            &self.plan,
+            Op::Commit,
+            self.inner.commit_flush(c),
+            commit_err,
+        )
+        .await
+    }
+    async fn find_batches(
+        &self,
+        id: Uuid,
+        p: i32,
+        o: i64,
+        limit: u32,
+    ) -> Result<Vec<BatchRow>, MetadataError> {
+        read!(self, self.inner.find_batches(id, p, o, limit))
+    }
+    async fn find_batch_by_time(
+        &self,
+        id: Uuid,
+        p: i32,
+        ts: i64,
+    ) -> Result<Option<BatchRow>, MetadataError> {
+        read!(self, self.inner.find_batch_by_time(id, p, ts))
+    }
+    async fn commit_group_offsets(
+        &self,
+        t: &str,
+        g: &str,
+        o: &[GroupOffsetCommit],
+        now: i64,
+    ) -> Result<(), MetadataError> {
+        read!(self, self.inner.commit_group_offsets(t, g, o, now))
+    }
+    async fn group_offsets(&self, t: &str, g: &str) -> Result<Vec<GroupOffsetRow>, MetadataError> {
+        read!(self, self.inner.group_offsets(t, g))
+    }
+    async fn topic_epoch(&self) -> Result<i64, MetadataError> {
+        read!(self, self.inner.topic_epoch())
+    }
+    async fn live_topics(&self, ids: &[Uuid]) -> Result<Vec<Uuid>, MetadataError> {
+        read!(self, self.inner.live_topics(ids))
+    }
+    async fn lookup_key(
+        &self,
+        t: &str,
+        id: Uuid,
+        k: &str,
+        now: i64,
+    ) -> Result<Option<RecordedKey>, MetadataError> {
+        read!(self, self.inner.lookup_key(t, id, k, now))
+    }
+    async fn expire_keys(&self, now: i64, limit: u32) -> Result<u64, MetadataError> {
+        read!(self, self.inner.expire_keys(now, limit))
+    }
+    async fn now_ms(&self) -> Result<i64, MetadataError> {
+        read!(self, self.inner.now_ms())
+    }
+    async fn known_objects(&self, ids: &[Uuid]) -> Result<Vec<Uuid>, MetadataError> {
+        read!(self, self.inner.known_objects(ids))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn rules_pick_calls_by_count_and_by_time() {
+        let plan = FaultPlan::default();
+        plan.nth(Op::Put, 2, Fault::Fail);
+        assert_eq!(plan.check(Op::Put), None);
+        assert_eq!(plan.check(Op::Get), None);
+        assert_eq!(plan.check(Op::Put), Some(Fault::Fail));
+        assert_eq!(plan.check(Op::Put), None, "a counted rule fires once");
+        plan.during(Op::Commit, Duration::from_secs(60), Fault::LoseResponse);
+        assert_eq!(plan.check(Op::Commit), Some(Fault::LoseResponse));
+        assert_eq!(plan.check(Op::Commit), Some(Fault::LoseResponse));
+        plan.clear();
+        assert_eq!(plan.check(Op::Commit), None);
+        assert_eq!(plan.injected(), 3);
+    }
+}

@@ -1,0 +1,277 @@
+//! Faults injected into the object store and the metadata store: every
+//! acknowledged record survives unchanged, every failed request gets a 503
+//! with a reason and leaves nothing visible, and an ambiguous commit
+//! (applied, response lost) neither duplicates nor loses.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use common::TestAgent;
+use serde_json::{Value, json};
+use streamhouse::faults::{Fault, Op};
+
+#[derive(Default, Debug)]
+struct Tally {
+    acked: BTreeMap<(i64, i64), String>,
+    failed: Vec<String>,
+    unknown: Vec<String>,
+}
+
+/// Sends `n` single-record requests from 4 concurrent producers.
+async fn load(a: &TestAgent, topic: &str, tag: &str, n: usize) -> Tally {
+    let sends = (0..4).map(|w| {
+        let (c, u, tag) = (
+            a.client.clone(),
+            a.u(&format!("/v1/topics/{topic}/records")),
+            tag.to_string(),
+        );
+        async move {
+            let mut t = Tally::default();
+            for i in (w..n).step_by(4) {
+                let value = format!("{tag}-{i}");
+                let r = c
+                    .post(&u)
+                    .json(&json!({"records": [{"value": value, "partition": i % 2}]}))
+                    .send()
+                    .await
+                    .unwrap();
+                let status = r.status().as_u16();
+                let body: Value = r.json().await.unwrap();
+                match status {
+                    200 => {
+                        let o = &body["offsets"][0];
+                        t.acked.insert(
+                            (
+                                o["partition"].as_i64().unwrap(),
+                                o["offset"].as_i64().unwrap(),
+                            ),
+                            value,
+                        );
+                    }
+                    503 => {
+                        assert!(
+                            !body["detail"].as_str().unwrap().is_empty(),
+                            "a reason is given"
+                        );
+                        if body["type"] == "urn:streamhouse:problem:commit-outcome-unknown" {
+                            t.unknown.push(value);
+                        } else {
+                            assert_eq!(
+                                body["type"], "urn:streamhouse:problem:unavailable",
+                                "{body}"
+                            );
+                            t.failed.push(value);
+                        }
+                    }
+                    other => panic!("unexpected status {other}: {body}"),
+                }
+            }
+            t
+        }
+    });
+    let mut all = Tally::default();
+    for t in futures_util::future::join_all(sends).await {
+        all.acked.extend(t.acked);
+        all.failed.extend(t.failed);
+        all.unknown.extend(t.unknown);
+    }
+    all
+}
+
+async fn stored(a: &TestAgent, topic: &str) -> BTreeMap<(i64, i64), String> {
+    let mut out = BTreeMap::new();
+    for p in 0..2 {
+        let page = a.read(topic, p, "offset=0&limit=10000").await;
+        for r in page["records"].as_array().unwrap() {
+            out.insert(
+                (i64::from(p), r["offset"].as_i64().unwrap()),
+                r["value"].as_str().unwrap().to_string(),
+            );
+        }
+    }
+    out
+}
+
+/// The invariants: acknowledged records are all there, at their offsets,
+/// unchanged; failed ones are nowhere; nothing appears twice; no gaps.
+fn check(tally: &Tally, stored: &BTreeMap<(i64, i64), String>, scenario: &str) {
+    for (at, v) in &tally.acked {
+        assert_eq!(
+            stored.get(at),
+            Some(v),
+            "{scenario}: acknowledged {at:?} must read back"
+        );
+    }
+    let values: Vec<&String> = stored.values().collect();
+    for v in &tally.failed {
+        assert!(
+            !values.contains(&v),
+            "{scenario}: failed {v} must not be visible"
+        );
+    }
+    let mut seen = std::collections::HashSet::new();
+    for v in &values {
+        assert!(seen.insert(*v), "{scenario}: {v} is stored twice");
+    }
+    assert_eq!(
+        stored.len(),
+        tally.acked.len() + tally.unknown.iter().filter(|v| values.contains(v)).count(),
+        "{scenario}: nothing unexpected"
+    );
+    for p in 0..2 {
+        let offs: Vec<i64> = stored
+            .keys()
+            .filter(|(q, _)| *q == p)
+            .map(|(_, o)| *o)
+            .collect();
+        assert!(
+            offs.iter().enumerate().all(|(i, o)| *o == i as i64),
+            "{scenario}: partition {p} gapless: {offs:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn every_fault_keeps_acknowledged_records_and_hides_failed_ones() {
+    let (a, plan) = TestAgent::start_faulty(&["--linger", "5ms"]).await;
+    type Setup = fn(&streamhouse::faults::FaultPlan);
+    let scenarios: Vec<(&str, Setup, bool)> = vec![
+        (
+            "put-fails",
+            |p| {
+                p.nth(Op::Put, 2, Fault::Fail);
+                p.nth(Op::Put, 3, Fault::Fail);
+                p.nth(Op::Put, 4, Fault::Fail);
+            },
+            true,
+        ),
+        (
+            "third-put-fails",
+            |p| {
+                p.nth(Op::Put, 3, Fault::Fail);
+                p.nth(Op::Put, 4, Fault::Fail);
+                p.nth(Op::Put, 5, Fault::Fail);
+            },
+            true,
+        ),
+        (
+            "put-times-out",
+            |p| {
+                p.during(
+                    Op::Put,
+                    Duration::from_secs(4),
+                    Fault::Hang(Duration::from_secs(1)),
+                )
+            },
+            true,
+        ),
+        (
+            "put-response-lost-once",
+            |p| {
+                p.nth(Op::Put, 2, Fault::LoseResponse);
+                p.nth(Op::Put, 6, Fault::LoseResponse);
+            },
+            false,
+        ),
+        (
+            "put-responses-lost-for-a-while",
+            |p| p.during(Op::Put, Duration::from_millis(500), Fault::LoseResponse),
+            true,
+        ),
+        (
+            "put-slow",
+            |p| {
+                p.during(
+                    Op::Put,
+                    Duration::from_millis(500),
+                    Fault::Delay(Duration::from_millis(300)),
+                )
+            },
+            false,
+        ),
+        (
+            "commit-refused",
+            |p| {
+                p.nth(Op::Commit, 2, Fault::Fail);
+                p.nth(Op::Commit, 3, Fault::Fail);
+                p.nth(Op::Commit, 7, Fault::Hang(Duration::from_millis(300)));
+            },
+            true,
+        ),
+        (
+            "commit-applied-response-lost",
+            |p| {
+                p.nth(Op::Commit, 2, Fault::LoseResponse);
+                p.nth(Op::Commit, 5, Fault::LoseResponse);
+            },
+            false,
+        ),
+        (
+            "commit-responses-lost-for-a-while",
+            |p| p.during(Op::Commit, Duration::from_millis(800), Fault::LoseResponse),
+            false,
+        ),
+        (
+            "commit-slow",
+            |p| {
+                p.during(
+                    Op::Commit,
+                    Duration::from_secs(1),
+                    Fault::Delay(Duration::from_millis(400)),
+                )
+            },
+            false,
+        ),
+    ];
+    for (i, (name, setup, expect_failures)) in scenarios.into_iter().enumerate() {
+        let topic = format!("f{i}");
+        a.create_topic(&topic, 2).await;
+        let before = plan.injected();
+        setup(&plan);
+        let tally = load(&a, &topic, name, 40).await;
+        plan.clear();
+        assert!(plan.injected() > before, "{name}: the fault was injected");
+        if expect_failures {
+            assert!(!tally.failed.is_empty(), "{name}: some requests failed");
+        } else {
+            assert!(
+                tally.failed.is_empty(),
+                "{name}: no request failed ({:?})",
+                tally.failed
+            );
+        }
+        assert!(!tally.acked.is_empty(), "{name}: some requests succeeded");
+        check(&tally, &stored(&a, &topic).await, name);
+    }
+}
+
+#[tokio::test]
+async fn read_faults_answer_503_and_recover() {
+    let (a, plan) = TestAgent::start_faulty(&["--linger", "5ms", "--chunk-cache-bytes", "0"]).await;
+    a.create_topic("r", 2).await;
+    let tally = load(&a, "r", "r", 20).await;
+    plan.during(Op::Get, Duration::from_millis(500), Fault::Fail);
+    let r = a
+        .client
+        .get(a.u("/v1/topics/r/partitions/0/records?offset=0"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+    assert_eq!(r.headers()["content-type"], "application/problem+json");
+    plan.during(Op::MetadataRead, Duration::from_millis(500), Fault::Fail);
+    let r = a
+        .client
+        .get(a.u("/v1/topics/r/partitions/1/offsets?timestamp=0"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    plan.clear();
+    check(&tally, &stored(&a, "r").await, "reads");
+}
