@@ -558,17 +558,16 @@ async fn produce(
     body: &Bytes,
     key: Option<String>,
 ) -> Result<Vec<Value>, ApiError> {
-    if let Some(k) = &key {
-        if k.is_empty()
+    if let Some(k) = &key
+        && (k.is_empty()
             || k.len() > super::produce::MAX_IDEMPOTENCY_KEY
-            || !k.bytes().all(|b| (0x21..=0x7e).contains(&b))
-        {
-            return Err(ApiError::field(
-                "idempotency_key",
-                "idempotency_key must be 1 to 255 visible ASCII characters",
-            )
-            .with_limit(super::produce::MAX_IDEMPOTENCY_KEY as u64));
-        }
+            || !k.bytes().all(|b| (0x21..=0x7e).contains(&b)))
+    {
+        return Err(ApiError::field(
+            "idempotency_key",
+            "idempotency_key must be 1 to 255 visible ASCII characters",
+        )
+        .with_limit(super::produce::MAX_IDEMPOTENCY_KEY as u64));
     }
     let topic = state
         .metadata

@@ -302,11 +302,11 @@ impl PostgresMetadata {
             return Ok(outcomes(commit, &found));
         }
 
-        if !commit.keys.is_empty() {
-            if let Some(existing) = self.record_keys(&mut tx, commit).await? {
-                // Dropping the transaction rolls it back: nothing applied.
-                return Err(Failure::Definite(MetadataError::KeysExist(existing)));
-            }
+        if !commit.keys.is_empty()
+            && let Some(existing) = self.record_keys(&mut tx, commit).await?
+        {
+            // Dropping the transaction rolls it back: nothing applied.
+            return Err(Failure::Definite(MetadataError::KeysExist(existing)));
         }
 
         self.stmt(2);

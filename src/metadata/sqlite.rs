@@ -239,13 +239,12 @@ impl SqliteMetadata {
         if let (Some(max), Some(born)) = (
             commit.max_object_age_ms,
             super::uuid_v7_ms(commit.object_id),
-        ) {
-            if now_ms() - born > max {
-                return Err(MetadataError::Unavailable(
-                    "the flush took too long to commit (older than half the orphan grace); retry"
-                        .into(),
-                ));
-            }
+        ) && now_ms() - born > max
+        {
+            return Err(MetadataError::Unavailable(
+                "the flush took too long to commit (older than half the orphan grace); retry"
+                    .into(),
+            ));
         }
 
         self.stmt(1);
@@ -262,11 +261,11 @@ impl SqliteMetadata {
         .await
         .map_err(map_err)?;
 
-        if !commit.keys.is_empty() {
-            if let Some(existing) = self.record_keys(&mut tx, commit).await? {
-                // Dropping the transaction rolls it back: nothing applied.
-                return Err(MetadataError::KeysExist(existing));
-            }
+        if !commit.keys.is_empty()
+            && let Some(existing) = self.record_keys(&mut tx, commit).await?
+        {
+            // Dropping the transaction rolls it back: nothing applied.
+            return Err(MetadataError::KeysExist(existing));
         }
 
         self.stmt(2);
