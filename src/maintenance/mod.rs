@@ -148,9 +148,9 @@ pub async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metadata::{ChunkCommit, FlushCommit, MetadataStore, SqliteMetadata};
+    use crate::metadata::{ChunkCommit, FlushCommit, SqliteMetadata};
     use crate::model::{Compression, NewTopic, object_key};
-    use crate::store::{MemoryStore, ObjectStore};
+    use crate::store::MemoryStore;
     use bytes::Bytes;
 
     #[tokio::test]
