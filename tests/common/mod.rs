@@ -189,9 +189,11 @@ impl AgentProcess {
     /// Starts `streamhouse serve` with `args` and waits for its address line.
     pub fn start(args: &[&str], envs: &[(&str, &str)]) -> AgentProcess {
         let mut cmd = Command::new(binary());
-        cmd.arg("serve")
-            .args(["--listen", "127.0.0.1:0"])
-            .args(args)
+        cmd.arg("serve");
+        if !args.contains(&"--listen") {
+            cmd.args(["--listen", "127.0.0.1:0"]);
+        }
+        cmd.args(args)
             .env("STREAMHOUSE_LOG", "info")
             .stdout(Stdio::null())
             .stderr(Stdio::piped());

@@ -14,6 +14,7 @@ pub struct Seaweed {
     child: Child,
     pub endpoint: String,
     pub bucket: String,
+    args: Vec<String>,
     _dir: tempfile::TempDir,
 }
 
@@ -45,17 +46,18 @@ impl Seaweed {
     pub async fn start(bucket: &str) -> Seaweed {
         let dir = tempfile::tempdir().expect("tempdir");
         let s3 = free_port();
-        let mut cmd = Command::new(weed_binary());
-        cmd.arg("mini")
-            .arg(format!("-dir={}", dir.path().display()))
-            .args([
-                "-ip=127.0.0.1",
-                "-ip.bind=127.0.0.1",
-                "-master.telemetry=false",
-                "-admin.ui=false",
-                "-webdav=false",
-            ])
-            .arg(format!("-s3.port={s3}"));
+        let mut args: Vec<String> = vec![
+            "mini".into(),
+            format!("-dir={}", dir.path().display()),
+            "-ip=127.0.0.1".into(),
+            "-ip.bind=127.0.0.1".into(),
+            "-master.telemetry=false".into(),
+            "-admin.ui=false".into(),
+            "-webdav=false".into(),
+            format!("-s3.port={s3}"),
+            "-s3.port.iceberg=0".into(),
+            "-s3.port.lance=0".into(),
+        ];
         for flag in [
             "master.port",
             "master.port.grpc",
@@ -67,24 +69,38 @@ impl Seaweed {
             "admin.port",
             "admin.port.grpc",
         ] {
-            cmd.arg(format!("-{flag}={}", free_port()));
+            args.push(format!("-{flag}={}", free_port()));
         }
-        cmd.args(["-s3.port.iceberg=0", "-s3.port.lance=0"])
-            .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
-            .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
-            .env("S3_BUCKET", bucket)
-            .current_dir(dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        let child = cmd.spawn().expect("spawn weed mini");
+        let child = Self::spawn(&args, dir.path(), bucket);
         let mut server = Seaweed {
             child,
             endpoint: format!("http://127.0.0.1:{s3}"),
             bucket: bucket.to_string(),
+            args,
             _dir: dir,
         };
         server.wait_ready().await;
         server
+    }
+
+    fn spawn(args: &[String], dir: &Path, bucket: &str) -> Child {
+        Command::new(weed_binary())
+            .args(args)
+            .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+            .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+            .env("S3_BUCKET", bucket)
+            .current_dir(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn weed mini")
+    }
+
+    /// Starts the server again on the same ports and data after `kill`.
+    pub async fn restart(&mut self) {
+        self.kill();
+        self.child = Self::spawn(&self.args, self._dir.path(), &self.bucket);
+        self.wait_ready().await;
     }
 
     async fn wait_ready(&mut self) {
