@@ -133,25 +133,21 @@ async fn producer(
                 .body(body.clone())
                 .send()
                 .await;
-            if let Ok(r) = r {
-                if r.status() == 200 {
-                    if let Ok(ack) = r.json::<Value>().await {
-                        let mut l = ledger.lock().unwrap();
-                        for (o, rec) in ack["offsets"].as_array().unwrap().iter().zip(&records) {
-                            let at = (
-                                o["partition"].as_i64().unwrap(),
-                                o["offset"].as_i64().unwrap(),
-                            );
-                            if let Some(prev) = l.acked.insert(at, rec.value.clone()) {
-                                assert_eq!(
-                                    prev, rec.value,
-                                    "one offset acknowledged for two records"
-                                );
-                            }
-                        }
-                        break;
+            if let Ok(r) = r
+                && r.status() == 200
+                && let Ok(ack) = r.json::<Value>().await
+            {
+                let mut l = ledger.lock().unwrap();
+                for (o, rec) in ack["offsets"].as_array().unwrap().iter().zip(&records) {
+                    let at = (
+                        o["partition"].as_i64().unwrap(),
+                        o["offset"].as_i64().unwrap(),
+                    );
+                    if let Some(prev) = l.acked.insert(at, rec.value.clone()) {
+                        assert_eq!(prev, rec.value, "one offset acknowledged for two records");
                     }
                 }
+                break;
             }
             attempt += 1;
             retried.fetch_add(1, Ordering::Relaxed);

@@ -68,6 +68,29 @@ async fn live_topic(state: &AppState, name: &str) -> Result<std::sync::Arc<Topic
         .ok_or_else(|| ApiError::topic_not_found(name))
 }
 
+/// Assigns every parsed record its partition.
+pub(super) fn assign_partitions(
+    state: &AppState,
+    topic: &TopicMeta,
+    parsed: Vec<ParsedRecord>,
+) -> Result<Vec<(i32, Record)>, ApiError> {
+    if parsed.is_empty() {
+        return Err(ApiError::field(
+            "records",
+            "records must hold at least one record",
+        ));
+    }
+    parsed
+        .into_iter()
+        .enumerate()
+        .map(|(i, ParsedRecord { partition, record })| {
+            let field = format!("records[{i}].partition");
+            let p = pick_partition(state, topic, partition, record.key.as_deref(), &field)?;
+            Ok((p, record))
+        })
+        .collect()
+}
+
 fn pick_partition(
     state: &AppState,
     topic: &TopicMeta,
@@ -99,17 +122,23 @@ pub(super) fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, Api
         return Ok(None);
     };
     let key = v.to_str().unwrap_or("");
+    check_idempotency_key(key, "Idempotency-Key")?;
+    Ok(Some(key.to_string()))
+}
+
+/// An idempotency key is 1 to 255 visible ASCII characters.
+pub(super) fn check_idempotency_key(key: &str, field: &str) -> Result<(), ApiError> {
     if key.is_empty()
         || key.len() > MAX_IDEMPOTENCY_KEY
         || !key.bytes().all(|b| (0x21..=0x7e).contains(&b))
     {
         return Err(ApiError::field(
-            "Idempotency-Key",
-            format!("Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters"),
+            field,
+            format!("{field} must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters"),
         )
         .with_limit(MAX_IDEMPOTENCY_KEY as u64));
     }
-    Ok(Some(key.to_string()))
+    Ok(())
 }
 
 /// SHA-256 over everything that shapes the records, so the same key with
@@ -220,23 +249,7 @@ pub(super) async fn produce(
     } else {
         parse_json(&body, &state.limits, now)?
     };
-    if parsed.is_empty() {
-        return Err(ApiError::field(
-            "records",
-            "records must hold at least one record",
-        ));
-    }
-    let mut records = Vec::with_capacity(parsed.len());
-    for (i, ParsedRecord { partition, record }) in parsed.into_iter().enumerate() {
-        let p = pick_partition(
-            &state,
-            &topic,
-            partition,
-            record.key.as_deref(),
-            &format!("records[{i}].partition"),
-        )?;
-        records.push((p, record));
-    }
+    let records = assign_partitions(&state, &topic, parsed)?;
     let kind: &[u8] = if ndjson {
         b"records:ndjson"
     } else {

@@ -27,11 +27,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::AppState;
 use super::error::{ApiError, ErrorCode};
-use super::records_in::{ParsedRecord, parse_json};
+use super::records_in::parse_json;
 use super::records_out::render_read;
 use crate::groups::OffsetEntry;
 use crate::ingest::ProduceRequest;
-use crate::ingest::partitioner::partition_for_key;
 use crate::model::DEFAULT_TENANT;
 use crate::read::follow::{Follower, StartAt};
 
@@ -558,16 +557,8 @@ async fn produce(
     body: &Bytes,
     key: Option<String>,
 ) -> Result<Vec<Value>, ApiError> {
-    if let Some(k) = &key
-        && (k.is_empty()
-            || k.len() > super::produce::MAX_IDEMPOTENCY_KEY
-            || !k.bytes().all(|b| (0x21..=0x7e).contains(&b)))
-    {
-        return Err(ApiError::field(
-            "idempotency_key",
-            "idempotency_key must be 1 to 255 visible ASCII characters",
-        )
-        .with_limit(super::produce::MAX_IDEMPOTENCY_KEY as u64));
+    if let Some(k) = &key {
+        super::produce::check_idempotency_key(k, "idempotency_key")?;
     }
     let topic = state
         .metadata
@@ -575,27 +566,7 @@ async fn produce(
         .await?
         .ok_or_else(|| ApiError::topic_not_found(name).with_field("topic"))?;
     let parsed = parse_json(body, &state.limits, state.clock.now_ms())?;
-    if parsed.is_empty() {
-        return Err(ApiError::field(
-            "records",
-            "records must hold at least one record",
-        ));
-    }
-    let mut records = Vec::with_capacity(parsed.len());
-    for (i, ParsedRecord { partition, record }) in parsed.into_iter().enumerate() {
-        let p = match (partition, record.key.as_deref()) {
-            (Some(p), _) if p < 0 || p >= i64::from(topic.partition_count) => {
-                return Err(
-                    ApiError::partition_not_found(name, p, topic.partition_count)
-                        .with_field(format!("records[{i}].partition")),
-                );
-            }
-            (Some(p), _) => p as i32,
-            (None, Some(k)) => partition_for_key(k, topic.partition_count),
-            (None, None) => state.round_robin.next(topic.partition_count),
-        };
-        records.push((p, record));
-    }
+    let records = super::produce::assign_partitions(state, &topic, parsed)?;
     let idempotency = key.map(|key| crate::ingest::IdempotencyKey {
         tenant: DEFAULT_TENANT.to_string(),
         fingerprint: super::produce::fingerprint(&[b"records:json", body]),

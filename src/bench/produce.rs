@@ -25,6 +25,9 @@ pub struct ProduceArgs {
     /// Records in each request.
     #[arg(long, default_value_t = 1)]
     pub records_per_request: usize,
+    /// Send a unique Idempotency-Key with every request.
+    #[arg(long)]
+    pub idempotency_keys: bool,
 }
 
 /// A JSON produce body of `n` records whose values are JSON strings of
@@ -57,17 +60,23 @@ pub(crate) async fn run(a: &ProduceArgs) -> anyhow::Result<String> {
     let workers = (0..c.concurrency).map(|w| {
         let (client, url) = (client.clone(), url.clone());
         let payload = bytes::Bytes::from(body(a.records_per_request, a.record_size, w));
+        let keyed = a.idempotency_keys;
+        let run = uuid::Uuid::now_v7().simple().to_string();
         tokio::spawn(async move {
             let mut lat = Vec::new();
             let (mut errors, mut rejected) = (0u64, 0u64);
+            let mut n = 0u64;
             while Instant::now() < deadline {
                 let t = Instant::now();
-                let r = client
+                n += 1;
+                let mut req = client
                     .post(&url)
                     .header("content-type", "application/json")
-                    .body(payload.clone())
-                    .send()
-                    .await;
+                    .body(payload.clone());
+                if keyed {
+                    req = req.header("idempotency-key", format!("{run}-{w}-{n}"));
+                }
+                let r = req.send().await;
                 match r {
                     Ok(r) if r.status().is_success() => {
                         let _ = r.bytes().await;
@@ -99,6 +108,7 @@ pub(crate) async fn run(a: &ProduceArgs) -> anyhow::Result<String> {
         "topic": a.topic,
         "concurrency": c.concurrency,
         "records_per_request": a.records_per_request,
+        "idempotency_keys": a.idempotency_keys,
         "record_size": a.record_size,
         "duration_s": r2(secs),
         "requests": requests,

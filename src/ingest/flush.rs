@@ -33,6 +33,13 @@ fn answer_all(shared: &Shared, batch: Vec<Pending>, err: ProduceError) {
     shared.release(bytes);
 }
 
+/// A flush that certainly did not commit: delete its object, answer 503.
+async fn fail(shared: &Shared, batch: Vec<Pending>, key: &str, reason: String) {
+    shared.deps.metrics.flush_failures.inc();
+    shared.deps.store.delete_many(&[key.to_string()]).await;
+    answer_all(shared, batch, ProduceError::Unavailable(reason.into()));
+}
+
 async fn upload(shared: &Shared, key: &str, body: bytes::Bytes) -> Result<(), StoreError> {
     let mut attempt = 0;
     loop {
@@ -174,19 +181,9 @@ async fn flush_once(shared: &Shared, batch: Vec<Pending>) -> Option<Vec<Pending>
 
     let started = Instant::now();
     if let Err(e) = upload(shared, &key, object).await {
-        metrics.flush_failures.inc();
         tracing::error!(%key, error = %e, "object upload failed; answering 503");
         // A failed put may still have stored the object: remove it.
-        shared
-            .deps
-            .store
-            .delete_many(std::slice::from_ref(&key))
-            .await;
-        answer_all(
-            shared,
-            batch,
-            ProduceError::Unavailable(format!("object upload failed: {e}").into()),
-        );
+        fail(shared, batch, &key, format!("object upload failed: {e}")).await;
         return None;
     }
     metrics.upload_seconds.observe_duration(started.elapsed());
@@ -238,18 +235,8 @@ async fn flush_once(shared: &Shared, batch: Vec<Pending>) -> Option<Vec<Pending>
             return None;
         }
         Err(e) => {
-            metrics.flush_failures.inc();
             tracing::error!(%key, error = %e, "commit failed; deleting object");
-            shared
-                .deps
-                .store
-                .delete_many(std::slice::from_ref(&key))
-                .await;
-            answer_all(
-                shared,
-                batch,
-                ProduceError::Unavailable(format!("commit failed: {e}").into()),
-            );
+            fail(shared, batch, &key, format!("commit failed: {e}")).await;
             return None;
         }
     };

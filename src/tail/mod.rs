@@ -104,19 +104,7 @@ impl Watermarks {
         known: i64,
         timeout: Duration,
     ) -> i64 {
-        let mut rx = {
-            let mut map = self.lock();
-            let tx = map.entry(key).or_insert_with(|| watch::Sender::new(known));
-            tx.send_if_modified(|v| {
-                if known > *v {
-                    *v = known;
-                    true
-                } else {
-                    false
-                }
-            });
-            tx.subscribe()
-        };
+        let mut rx = self.subscribe(key, known);
         let waited = tokio::time::timeout(timeout, async {
             rx.wait_for(|hw| *hw > offset).await.map(|hw| *hw)
         })
