@@ -8,6 +8,8 @@
 //! in one metadata transaction, and only then answers every producer in it
 //! with its offsets: an acknowledgement means durable. A request's records
 //! always travel in one flush, so a request succeeds or fails as a whole.
+//! A request with an idempotency key is recorded in the same commit; a
+//! repeat gets the recorded answer instead of appending (`idempotency`).
 
 mod batcher;
 mod flush;

@@ -1,6 +1,6 @@
 //! Object storage: the `ObjectStore` trait and its implementations.
 //!
-//! Objects are immutable and written once under a key StoreHouse mints
+//! Objects are immutable and written once under a key StreamHouse mints
 //! (a UUIDv7), so the trait is four batch-shaped calls: put (never
 //! overwrite), ranged get, delete many, list. Behaviour that is not storage
 //! itself (metrics, caching) is a layer that wraps any `Arc<dyn ObjectStore>`.
