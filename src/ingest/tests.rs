@@ -1,179 +1,25 @@
-//! Flush failure rules, with small fault wrappers around real stores.
+//! Flush failure rules, with the fault layers around real stores.
 
-use std::ops::Range;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Duration;
 
-use async_trait::async_trait;
 use bytes::Bytes;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use uuid::Uuid;
 
 use super::*;
 use crate::clock::SystemClock;
+use crate::faults::{Fault, FaultPlan, FaultyMetadata, FaultyStore, Op};
 use crate::format::Record;
-use crate::metadata::{
-    BatchRow, ChunkOutcome, FlushCommit, GroupOffsetCommit, GroupOffsetRow, MetadataError,
-    MetadataStore, SqliteMetadata,
-};
-use crate::model::{Compression, NewTopic, PartitionKey, PartitionState, TopicMeta};
-use crate::store::{DeleteOutcome, ListPage, MemoryStore, ObjectStore, StoreError};
-
-#[derive(Debug, Default)]
-struct FlakyStore {
-    inner: MemoryStore,
-    fail_puts: AtomicBool,
-    deleted: std::sync::Mutex<Vec<String>>,
-}
-
-#[async_trait]
-impl ObjectStore for FlakyStore {
-    async fn put(&self, key: &str, body: Bytes) -> Result<(), StoreError> {
-        if self.fail_puts.load(Ordering::SeqCst) {
-            return Err(StoreError::Unavailable("injected put failure".into()));
-        }
-        self.inner.put(key, body).await
-    }
-    async fn get_range(&self, key: &str, range: Range<u64>) -> Result<Bytes, StoreError> {
-        self.inner.get_range(key, range).await
-    }
-    async fn delete_many(&self, keys: &[String]) -> DeleteOutcome {
-        self.deleted.lock().unwrap().extend(keys.iter().cloned());
-        self.inner.delete_many(keys).await
-    }
-    async fn list(&self, prefix: &str, after: Option<&str>) -> Result<ListPage, StoreError> {
-        self.inner.list(prefix, after).await
-    }
-}
-
-/// Commit faults: `Lost` applies the commit and then reports it ambiguous
-/// (connection lost after COMMIT); `Refused` fails before applying.
-#[derive(Debug)]
-struct FaultyMetadata {
-    inner: SqliteMetadata,
-    lost: AtomicU32,
-    refused: AtomicU32,
-}
-
-#[async_trait]
-impl MetadataStore for FaultyMetadata {
-    async fn create_topic(&self, t: &NewTopic, now: i64) -> Result<TopicMeta, MetadataError> {
-        self.inner.create_topic(t, now).await
-    }
-    async fn get_topic(
-        &self,
-        tenant: &str,
-        name: &str,
-    ) -> Result<Option<TopicMeta>, MetadataError> {
-        self.inner.get_topic(tenant, name).await
-    }
-    async fn list_topics(
-        &self,
-        tenant: &str,
-        after: Option<&str>,
-        limit: u32,
-    ) -> Result<Vec<TopicMeta>, MetadataError> {
-        self.inner.list_topics(tenant, after, limit).await
-    }
-    async fn delete_topic(
-        &self,
-        tenant: &str,
-        name: &str,
-        now: i64,
-    ) -> Result<Option<TopicMeta>, MetadataError> {
-        self.inner.delete_topic(tenant, name, now).await
-    }
-    async fn partitions(
-        &self,
-        id: Uuid,
-        from: i32,
-        limit: u32,
-    ) -> Result<Vec<PartitionState>, MetadataError> {
-        self.inner.partitions(id, from, limit).await
-    }
-    async fn partition_states(
-        &self,
-        keys: &[PartitionKey],
-    ) -> Result<Vec<PartitionState>, MetadataError> {
-        self.inner.partition_states(keys).await
-    }
-    async fn commit_flush(&self, c: &FlushCommit) -> Result<Vec<ChunkOutcome>, MetadataError> {
-        if self.refused.load(Ordering::SeqCst) > 0 {
-            self.refused.fetch_sub(1, Ordering::SeqCst);
-            return Err(MetadataError::Unavailable(
-                "injected: connection refused".into(),
-            ));
-        }
-        if self.lost.load(Ordering::SeqCst) > 0 {
-            self.lost.fetch_sub(1, Ordering::SeqCst);
-            self.inner.commit_flush(c).await?;
-            return Err(MetadataError::Ambiguous(
-                "injected: connection lost after COMMIT".into(),
-            ));
-        }
-        self.inner.commit_flush(c).await
-    }
-    async fn find_batches(
-        &self,
-        id: Uuid,
-        p: i32,
-        o: i64,
-        limit: u32,
-    ) -> Result<Vec<BatchRow>, MetadataError> {
-        self.inner.find_batches(id, p, o, limit).await
-    }
-    async fn find_batch_by_time(
-        &self,
-        id: Uuid,
-        p: i32,
-        ts: i64,
-    ) -> Result<Option<BatchRow>, MetadataError> {
-        self.inner.find_batch_by_time(id, p, ts).await
-    }
-    async fn commit_group_offsets(
-        &self,
-        t: &str,
-        g: &str,
-        o: &[GroupOffsetCommit],
-        now: i64,
-    ) -> Result<(), MetadataError> {
-        self.inner.commit_group_offsets(t, g, o, now).await
-    }
-    async fn group_offsets(&self, t: &str, g: &str) -> Result<Vec<GroupOffsetRow>, MetadataError> {
-        self.inner.group_offsets(t, g).await
-    }
-    async fn topic_epoch(&self) -> Result<i64, MetadataError> {
-        self.inner.topic_epoch().await
-    }
-    async fn live_topics(&self, ids: &[Uuid]) -> Result<Vec<Uuid>, MetadataError> {
-        self.inner.live_topics(ids).await
-    }
-    async fn lookup_key(
-        &self,
-        t: &str,
-        id: Uuid,
-        k: &str,
-        now: i64,
-    ) -> Result<Option<crate::metadata::RecordedKey>, MetadataError> {
-        self.inner.lookup_key(t, id, k, now).await
-    }
-    async fn expire_keys(&self, now: i64, limit: u32) -> Result<u64, MetadataError> {
-        self.inner.expire_keys(now, limit).await
-    }
-    async fn now_ms(&self) -> Result<i64, MetadataError> {
-        self.inner.now_ms().await
-    }
-    async fn known_objects(&self, ids: &[Uuid]) -> Result<Vec<Uuid>, MetadataError> {
-        self.inner.known_objects(ids).await
-    }
-}
+use crate::metadata::{MetadataStore, SharedMetadata, SqliteMetadata};
+use crate::model::{Compression, NewTopic, TopicMeta};
+use crate::store::{MemoryStore, SharedStore};
 
 struct Rig {
     ingest: Ingest,
-    store: Arc<FlakyStore>,
-    metadata: Arc<FaultyMetadata>,
+    objects: Arc<MemoryStore>,
+    metadata: SharedMetadata,
+    plan: Arc<FaultPlan>,
     topic: Arc<TopicMeta>,
     _dir: tempfile::TempDir,
 }
@@ -181,14 +27,13 @@ struct Rig {
 async fn rig() -> Rig {
     let dir = tempfile::tempdir().unwrap();
     let metrics = Arc::new(Metrics::default());
-    let inner = SqliteMetadata::open(&dir.path().join("m.db"), metrics.clone())
-        .await
-        .unwrap();
-    let metadata = Arc::new(FaultyMetadata {
-        inner,
-        lost: AtomicU32::new(0),
-        refused: AtomicU32::new(0),
-    });
+    let plan = Arc::new(FaultPlan::default());
+    let sqlite: SharedMetadata = Arc::new(
+        SqliteMetadata::open(&dir.path().join("m.db"), metrics.clone())
+            .await
+            .unwrap(),
+    );
+    let metadata: SharedMetadata = Arc::new(FaultyMetadata::new(sqlite, plan.clone()));
     let topic = metadata
         .create_topic(
             &NewTopic {
@@ -202,7 +47,8 @@ async fn rig() -> Rig {
         )
         .await
         .unwrap();
-    let store = Arc::new(FlakyStore::default());
+    let objects = Arc::new(MemoryStore::default());
+    let store: SharedStore = Arc::new(FaultyStore::new(objects.clone(), plan.clone()));
     let ingest = start(
         IngestConfig {
             linger: Duration::from_millis(1),
@@ -215,7 +61,7 @@ async fn rig() -> Rig {
             max_object_age: None,
         },
         IngestDeps {
-            store: store.clone(),
+            store,
             metadata: metadata.clone(),
             watermarks: Arc::new(Watermarks::default()),
             metrics,
@@ -226,8 +72,9 @@ async fn rig() -> Rig {
     );
     Rig {
         ingest,
-        store,
+        objects,
         metadata,
+        plan,
         topic: Arc::new(topic),
         _dir: dir,
     }
@@ -258,61 +105,54 @@ async fn high_watermarks(r: &Rig) -> Vec<i64> {
     states.iter().map(|s| s.next_offset).collect()
 }
 
+fn offsets(p: &Produced) -> Vec<i64> {
+    p.offsets.iter().map(|o| o.offset).collect()
+}
+
 #[tokio::test]
 async fn a_failed_upload_answers_503_deletes_the_object_and_exposes_nothing() {
     let r = rig().await;
-    r.store.fail_puts.store(true, Ordering::SeqCst);
+    // Every attempt of the first flush's upload loses its response: the
+    // bytes may be stored, so they must be deleted.
+    for n in 1..=3 {
+        r.plan.nth(Op::Put, n, Fault::LoseResponse);
+    }
     let err = r.ingest.produce(request(&r.topic, 4)).await.unwrap_err();
     assert!(matches!(err, ProduceError::Unavailable(_)), "{err:?}");
-    assert_eq!(
-        r.store.deleted.lock().unwrap().len(),
-        1,
-        "a failed put's key is deleted"
-    );
+    assert!(r.objects.is_empty(), "a failed put's object is deleted");
     assert_eq!(high_watermarks(&r).await, [0, 0]);
-    r.store.fail_puts.store(false, Ordering::SeqCst);
     let ok = r.ingest.produce(request(&r.topic, 4)).await.unwrap();
-    assert_eq!(
-        ok.offsets.iter().map(|o| o.offset).collect::<Vec<_>>(),
-        [0, 0, 1, 1]
-    );
+    assert_eq!(offsets(&ok), [0, 0, 1, 1]);
 }
 
 #[tokio::test]
 async fn a_refused_commit_answers_503_and_deletes_the_object() {
     let r = rig().await;
-    r.metadata.refused.store(1, Ordering::SeqCst);
+    r.plan.nth(Op::Commit, 1, Fault::Fail);
     let err = r.ingest.produce(request(&r.topic, 2)).await.unwrap_err();
     assert!(matches!(err, ProduceError::Unavailable(_)), "{err:?}");
-    assert_eq!(r.store.deleted.lock().unwrap().len(), 1);
-    assert!(r.store.inner.is_empty());
+    assert!(r.objects.is_empty());
     assert_eq!(high_watermarks(&r).await, [0, 0]);
 }
 
 #[tokio::test]
 async fn an_ambiguous_commit_is_resolved_by_rerunning_it_without_duplicates() {
     let r = rig().await;
-    r.metadata.lost.store(1, Ordering::SeqCst);
-    let offsets = r.ingest.produce(request(&r.topic, 4)).await.unwrap();
-    assert_eq!(
-        offsets.offsets.iter().map(|o| o.offset).collect::<Vec<_>>(),
-        [0, 0, 1, 1]
-    );
+    r.plan.nth(Op::Commit, 1, Fault::LoseResponse);
+    let first = r.ingest.produce(request(&r.topic, 4)).await.unwrap();
+    assert_eq!(offsets(&first), [0, 0, 1, 1]);
     assert_eq!(
         high_watermarks(&r).await,
         [2, 2],
         "committed once, not twice"
     );
-    assert!(
-        r.store.deleted.lock().unwrap().is_empty(),
+    assert_eq!(
+        r.objects.len(),
+        1,
         "a possibly committed object is never deleted"
     );
-    assert_eq!(r.store.inner.len(), 1);
     let next = r.ingest.produce(request(&r.topic, 2)).await.unwrap();
-    assert_eq!(
-        next.offsets.iter().map(|o| o.offset).collect::<Vec<_>>(),
-        [2, 2]
-    );
+    assert_eq!(offsets(&next), [2, 2]);
 }
 
 #[tokio::test]
