@@ -11,7 +11,7 @@ use super::*;
 use crate::clock::SystemClock;
 use crate::faults::{Fault, FaultPlan, FaultyMetadata, FaultyStore, Op};
 use crate::format::Record;
-use crate::metadata::{MetadataStore, SharedMetadata, SqliteMetadata};
+use crate::metadata::{SharedMetadata, SqliteMetadata};
 use crate::model::{Compression, NewTopic, TopicMeta};
 use crate::store::{MemoryStore, SharedStore};
 
