@@ -190,6 +190,19 @@ impl PostgresMetadata {
             .map_err(|e| MetadataError::Unavailable(format!("migration failed: {e}").into()))
     }
 
+    /// Runs a one-column id query over an array of ids.
+    async fn ids_among(&self, sql: &'static str, ids: &[Uuid]) -> Result<Vec<Uuid>, MetadataError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.stmt(1);
+        sqlx::query_scalar(sql)
+            .bind(ids)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)
+    }
+
     fn stmt(&self, n: u64) {
         super::count_statements(&self.metrics, n);
     }
@@ -763,15 +776,11 @@ impl MetadataStore for PostgresMetadata {
     }
 
     async fn live_topics(&self, ids: &[Uuid]) -> Result<Vec<Uuid>, MetadataError> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        self.stmt(1);
-        sqlx::query_scalar("SELECT id FROM topics WHERE id = ANY($1) AND deleted_at IS NULL")
-            .bind(ids)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(map_err)
+        self.ids_among(
+            "SELECT id FROM topics WHERE id = ANY($1) AND deleted_at IS NULL",
+            ids,
+        )
+        .await
     }
 
     async fn lookup_key(
@@ -827,14 +836,7 @@ impl MetadataStore for PostgresMetadata {
     }
 
     async fn known_objects(&self, ids: &[Uuid]) -> Result<Vec<Uuid>, MetadataError> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        self.stmt(1);
-        sqlx::query_scalar("SELECT id FROM objects WHERE id = ANY($1)")
-            .bind(ids)
-            .fetch_all(&self.pool)
+        self.ids_among("SELECT id FROM objects WHERE id = ANY($1)", ids)
             .await
-            .map_err(map_err)
     }
 }

@@ -151,6 +151,24 @@ impl SqliteMetadata {
         })
     }
 
+    /// Runs a one-column id query over a JSON array of ids.
+    async fn ids_among(&self, sql: &'static str, ids: &[Uuid]) -> Result<Vec<Uuid>, MetadataError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let arr: Vec<String> = ids.iter().map(Uuid::to_string).collect();
+        self.stmt(1);
+        let rows: Vec<String> = sqlx::query_scalar(sql)
+            .bind(serde_json::to_string(&arr).unwrap_or_default())
+            .fetch_all(&self.reader)
+            .await
+            .map_err(map_err)?;
+        Ok(rows
+            .iter()
+            .filter_map(|s| Uuid::parse_str(s).ok())
+            .collect())
+    }
+
     fn stmt(&self, n: u64) {
         super::count_statements(&self.metrics, n);
     }
@@ -680,22 +698,11 @@ impl MetadataStore for SqliteMetadata {
     }
 
     async fn live_topics(&self, ids: &[Uuid]) -> Result<Vec<Uuid>, MetadataError> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let arr: Vec<String> = ids.iter().map(Uuid::to_string).collect();
-        self.stmt(1);
-        let rows: Vec<String> = sqlx::query_scalar(
+        self.ids_among(
             "SELECT id FROM topics WHERE deleted_at IS NULL AND id IN (SELECT value FROM json_each(?1))",
+            ids,
         )
-        .bind(serde_json::to_string(&arr).unwrap_or_default())
-        .fetch_all(&self.reader)
         .await
-        .map_err(map_err)?;
-        Ok(rows
-            .iter()
-            .filter_map(|s| Uuid::parse_str(s).ok())
-            .collect())
     }
 
     async fn lookup_key(
@@ -747,22 +754,11 @@ impl MetadataStore for SqliteMetadata {
     }
 
     async fn known_objects(&self, ids: &[Uuid]) -> Result<Vec<Uuid>, MetadataError> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let arr: Vec<String> = ids.iter().map(Uuid::to_string).collect();
-        self.stmt(1);
-        let rows: Vec<String> = sqlx::query_scalar(
+        self.ids_among(
             "SELECT id FROM objects WHERE id IN (SELECT value FROM json_each(?1))",
+            ids,
         )
-        .bind(serde_json::to_string(&arr).unwrap_or_default())
-        .fetch_all(&self.reader)
         .await
-        .map_err(map_err)?;
-        Ok(rows
-            .iter()
-            .filter_map(|s| Uuid::parse_str(s).ok())
-            .collect())
     }
 }
 
