@@ -115,3 +115,33 @@ async fn commit_fetch_and_lag() {
         .unwrap();
     assert_eq!(lag["partitions"], json!([]));
 }
+
+#[tokio::test]
+async fn a_partition_named_twice_keeps_its_last_offset_on_postgres() {
+    let pg = common::postgres::Postgres::start();
+    let url = pg.database(false);
+    let a = TestAgent::start(&["--metadata-url", &url]).await;
+    a.create_topic("dup", 1).await;
+    let r = a
+        .client
+        .post(a.u("/v1/groups/g/offsets"))
+        .json(&json!({"offsets": [
+            {"topic": "dup", "partition": 0, "offset": 1},
+            {"topic": "dup", "partition": 0, "offset": 2}
+        ]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let got: Value = a
+        .client
+        .get(a.u("/v1/groups/g/offsets"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(got["offsets"].as_array().unwrap().len(), 1);
+    assert_eq!(got["offsets"][0]["offset"], 2);
+}

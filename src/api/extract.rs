@@ -75,11 +75,7 @@ pub(super) fn media_type(headers: &HeaderMap) -> Option<String> {
 
 /// True for `application/json` and `*/*+json` media types.
 pub(super) fn is_json_media_type(media: &str) -> bool {
-    let m = media
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    m == "application/json" || (m.contains('/') && m.ends_with("+json"))
+    let m = media.split(';').next().unwrap_or("").trim().as_bytes();
+    let ends_json = m.len() >= 5 && m[m.len() - 5..].eq_ignore_ascii_case(b"+json");
+    m.eq_ignore_ascii_case(b"application/json") || (ends_json && m.contains(&b'/'))
 }

@@ -125,7 +125,7 @@ pub(super) fn parse_token(token: &str) -> Result<HashMap<String, Vec<i64>>, ApiE
     Ok(out)
 }
 
-fn limits(state: &AppState, q: &StreamQuery) -> Result<(usize, usize), ApiError> {
+fn limits(q: &StreamQuery) -> Result<(usize, usize), ApiError> {
     let limit = q.limit.unwrap_or(1000);
     if !(1..=crate::config::MAX_READ_RECORDS).contains(&limit) {
         return Err(
@@ -143,7 +143,6 @@ fn limits(state: &AppState, q: &StreamQuery) -> Result<(usize, usize), ApiError>
         .with_field("max_bytes")
         .with_limit(crate::config::MAX_READ_BYTES as u64));
     }
-    let _ = state;
     Ok((limit, max_bytes))
 }
 
@@ -163,7 +162,7 @@ pub(super) async fn partition(
     q: StreamQuery,
     headers: &HeaderMap,
 ) -> Result<Response, ApiError> {
-    let (limit, max_bytes) = limits(&state, &q)?;
+    let (limit, max_bytes) = limits(&q)?;
     let t = topic(&state, name).await?;
     if partition < 0 || partition >= i64::from(t.partition_count) {
         return Err(ApiError::partition_not_found(
@@ -200,7 +199,7 @@ pub(super) async fn topics(
     q: StreamQuery,
     headers: &HeaderMap,
 ) -> Result<Response, ApiError> {
-    let (limit, max_bytes) = limits(&state, &q)?;
+    let (limit, max_bytes) = limits(&q)?;
     if names.is_empty() {
         return Err(ApiError::new(
             ErrorCode::InvalidQuery,

@@ -94,6 +94,18 @@ impl Groups {
                 metadata: e.metadata.clone(),
             });
         }
+        // A partition named twice keeps its last offset: one row per
+        // partition, as an upsert in one statement requires.
+        let mut last = HashMap::with_capacity(commits.len());
+        for (i, c) in commits.iter().enumerate() {
+            last.insert((c.topic_id, c.partition), i);
+        }
+        let commits: Vec<_> = commits
+            .into_iter()
+            .enumerate()
+            .filter(|(i, c)| last.get(&(c.topic_id, c.partition)) == Some(i))
+            .map(|(_, c)| c)
+            .collect();
         self.metadata
             .commit_group_offsets(tenant, group, &commits, self.clock.now_ms())
             .await?;

@@ -3,7 +3,6 @@
 //! Each backend's tests call [`run`] on a fresh, empty store.
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
 
 use uuid::Uuid;
 
@@ -260,11 +259,6 @@ async fn groups<S: MetadataStore + ?Sized>(s: &S) {
     assert!(s.group_offsets("t2", "g").await.expect("fetch").is_empty());
     s.delete_topic("t1", "grouped", 12).await.expect("delete");
     assert!(s.group_offsets("t1", "g").await.expect("fetch").is_empty());
-}
-
-/// Keeps `Arc` in scope for callers that hold stores behind one.
-pub async fn run_shared(store: Arc<dyn MetadataStore>) {
-    run(store.as_ref()).await;
 }
 
 fn key(topic_id: Uuid, name: &str, print: &str, now: i64, records: Vec<(u32, u32)>) -> KeyCommit {

@@ -39,6 +39,23 @@ pub struct RecordedKey {
     pub offsets: Vec<(i32, i64)>,
 }
 
+impl RecordedKey {
+    /// A key's row as stored: its fingerprint and recorded answer.
+    pub fn from_row(
+        topic_id: Uuid,
+        key: &str,
+        fingerprint: String,
+        response: Option<&str>,
+    ) -> Self {
+        RecordedKey {
+            topic_id,
+            key: key.to_string(),
+            fingerprint,
+            offsets: parse_response(response.unwrap_or("[]")),
+        }
+    }
+}
+
 /// The answer to record for `key`, given each chunk's base offset;
 /// `None` when a chunk of it did not commit (its topic is gone).
 pub fn key_response(

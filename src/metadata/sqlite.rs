@@ -210,14 +210,7 @@ impl SqliteMetadata {
             );
             found.insert(key, row.try_get::<i64, _>("base_offset").map_err(map_err)?);
         }
-        Ok(commit
-            .chunks
-            .iter()
-            .map(|c| match found.get(&(c.topic_id, c.partition)) {
-                Some(&base_offset) => ChunkOutcome::Committed { base_offset },
-                None => ChunkOutcome::TopicGone,
-            })
-            .collect())
+        Ok(super::keys::outcomes_from(&commit.chunks, &found))
     }
 
     async fn commit_flush_once(
@@ -389,31 +382,39 @@ impl SqliteMetadata {
         if inserted.len() == commit.keys.len() {
             return Ok(None);
         }
+        // The keys that were not fresh are live records: read them back in
+        // one statement.
         let fresh: std::collections::HashSet<_> = inserted.into_iter().collect();
-        let mut existing = Vec::new();
-        for k in &commit.keys {
-            if fresh.contains(&(k.tenant.clone(), k.topic_id.to_string(), k.key.clone())) {
-                continue;
-            }
-            self.stmt(1);
-            let row: Option<(String, Option<String>)> = sqlx::query_as(
-                "SELECT fingerprint, response FROM idempotency_keys WHERE tenant = ?1 AND topic_id = ?2 AND idem_key = ?3",
-            )
-            .bind(&k.tenant)
-            .bind(k.topic_id.to_string())
-            .bind(&k.key)
-            .fetch_optional(&mut **tx)
-            .await
-            .map_err(map_err)?;
-            if let Some((fingerprint, response)) = row {
-                existing.push(super::RecordedKey {
-                    topic_id: k.topic_id,
-                    key: k.key.clone(),
-                    fingerprint,
-                    offsets: super::parse_response(response.as_deref().unwrap_or("[]")),
-                });
-            }
-        }
+        let wanted: Vec<_> = commit
+            .keys
+            .iter()
+            .map(|k| json!([k.tenant, k.topic_id.to_string(), k.key]))
+            .collect();
+        self.stmt(1);
+        let rows: Vec<(String, String, String, Option<String>)> = sqlx::query_as(
+            "SELECT k.topic_id, k.idem_key, k.fingerprint, k.response FROM idempotency_keys k \
+             JOIN json_each(?1) AS j ON k.tenant = j.value->>0 AND k.topic_id = j.value->>1 \
+             AND k.idem_key = j.value->>2",
+        )
+        .bind(serde_json::Value::Array(wanted).to_string())
+        .fetch_all(&mut **tx)
+        .await
+        .map_err(map_err)?;
+        let existing = commit
+            .keys
+            .iter()
+            .filter(|k| !fresh.contains(&(k.tenant.clone(), k.topic_id.to_string(), k.key.clone())))
+            .filter_map(|k| {
+                let topic = k.topic_id.to_string();
+                let (_, _, print, response) = rows.iter().find(|r| r.0 == topic && r.1 == k.key)?;
+                Some(super::RecordedKey::from_row(
+                    k.topic_id,
+                    &k.key,
+                    print.clone(),
+                    response.as_deref(),
+                ))
+            })
+            .collect();
         Ok(Some(existing))
     }
 }
@@ -724,11 +725,8 @@ impl MetadataStore for SqliteMetadata {
         .fetch_optional(&self.reader)
         .await
         .map_err(map_err)?;
-        Ok(row.map(|(fingerprint, response)| super::RecordedKey {
-            topic_id,
-            key: key.to_string(),
-            fingerprint,
-            offsets: super::parse_response(response.as_deref().unwrap_or("[]")),
+        Ok(row.map(|(fingerprint, response)| {
+            super::RecordedKey::from_row(topic_id, key, fingerprint, response.as_deref())
         }))
     }
 

@@ -7,7 +7,8 @@ use sqlx::{Postgres, Row, Transaction};
 use uuid::Uuid;
 
 use super::{Failure, PostgresMetadata};
-use crate::metadata::{ChunkOutcome, FlushCommit, MetadataError};
+use crate::metadata::keys::outcomes_from;
+use crate::metadata::{ChunkOutcome, FlushCommit, MetadataError, RecordedKey};
 use crate::model::object_key;
 
 /// The chunks of a commit as parallel arrays.
@@ -97,7 +98,7 @@ impl PostgresMetadata {
                     r.try_get::<i64, _>("base_offset")?,
                 );
             }
-            return Ok(outcomes(commit, &found));
+            return Ok(outcomes_from(&commit.chunks, &found));
         }
 
         if !commit.keys.is_empty()
@@ -154,7 +155,7 @@ impl PostgresMetadata {
                 r.try_get::<i64, _>("base_offset")?,
             );
         }
-        let outcomes = outcomes(commit, &based);
+        let outcomes = outcomes_from(&commit.chunks, &based);
         if !commit.keys.is_empty() {
             let (mut tenants, mut topics, mut keys, mut answers) = (vec![], vec![], vec![], vec![]);
             for k in &commit.keys {
@@ -190,7 +191,7 @@ impl PostgresMetadata {
         &self,
         tx: &mut Transaction<'static, Postgres>,
         commit: &FlushCommit,
-    ) -> Result<Option<Vec<crate::metadata::RecordedKey>>, Failure> {
+    ) -> Result<Option<Vec<RecordedKey>>, Failure> {
         let tenants: Vec<String> = commit.keys.iter().map(|k| k.tenant.clone()).collect();
         let topics: Vec<Uuid> = commit.keys.iter().map(|k| k.topic_id).collect();
         let keys: Vec<String> = commit.keys.iter().map(|k| k.key.clone()).collect();
@@ -217,41 +218,35 @@ impl PostgresMetadata {
         if inserted.len() == commit.keys.len() {
             return Ok(None);
         }
+        // The keys that were not fresh are live records: read them back in
+        // one statement.
         let fresh: std::collections::HashSet<_> = inserted.into_iter().collect();
-        let mut existing = Vec::new();
-        for k in &commit.keys {
-            if fresh.contains(&(k.tenant.clone(), k.topic_id, k.key.clone())) {
-                continue;
-            }
-            self.stmt(1);
-            let row: Option<(String, Option<String>)> = sqlx::query_as(
-                "SELECT fingerprint, response FROM idempotency_keys WHERE tenant = $1 AND topic_id = $2 AND idem_key = $3",
-            )
-            .bind(&k.tenant)
-            .bind(k.topic_id)
-            .bind(&k.key)
-            .fetch_optional(&mut **tx)
-            .await?;
-            if let Some((fingerprint, response)) = row {
-                existing.push(crate::metadata::RecordedKey {
-                    topic_id: k.topic_id,
-                    key: k.key.clone(),
-                    fingerprint,
-                    offsets: crate::metadata::parse_response(response.as_deref().unwrap_or("[]")),
-                });
-            }
-        }
+        self.stmt(1);
+        let rows: Vec<(Uuid, String, String, Option<String>)> = sqlx::query_as(
+            "SELECT k.topic_id, k.idem_key, k.fingerprint, k.response FROM idempotency_keys k \
+             JOIN unnest($1::text[], $2::uuid[], $3::text[]) AS x(tn, t, key) \
+             ON k.tenant = x.tn AND k.topic_id = x.t AND k.idem_key = x.key",
+        )
+        .bind(&tenants)
+        .bind(&topics)
+        .bind(&keys)
+        .fetch_all(&mut **tx)
+        .await?;
+        let existing = commit
+            .keys
+            .iter()
+            .filter(|k| !fresh.contains(&(k.tenant.clone(), k.topic_id, k.key.clone())))
+            .filter_map(|k| {
+                let (_, _, print, response) =
+                    rows.iter().find(|r| r.0 == k.topic_id && r.1 == k.key)?;
+                Some(RecordedKey::from_row(
+                    k.topic_id,
+                    &k.key,
+                    print.clone(),
+                    response.as_deref(),
+                ))
+            })
+            .collect();
         Ok(Some(existing))
     }
-}
-
-fn outcomes(commit: &FlushCommit, base: &HashMap<(Uuid, i32), i64>) -> Vec<ChunkOutcome> {
-    commit
-        .chunks
-        .iter()
-        .map(|c| match base.get(&(c.topic_id, c.partition)) {
-            Some(&base_offset) => ChunkOutcome::Committed { base_offset },
-            None => ChunkOutcome::TopicGone,
-        })
-        .collect()
 }

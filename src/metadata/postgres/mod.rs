@@ -561,11 +561,8 @@ impl MetadataStore for PostgresMetadata {
         .fetch_optional(&self.pool)
         .await
         .map_err(map_err)?;
-        Ok(row.map(|(fingerprint, response)| super::RecordedKey {
-            topic_id,
-            key: key.to_string(),
-            fingerprint,
-            offsets: super::parse_response(response.as_deref().unwrap_or("[]")),
+        Ok(row.map(|(fingerprint, response)| {
+            super::RecordedKey::from_row(topic_id, key, fingerprint, response.as_deref())
         }))
     }
 
