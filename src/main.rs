@@ -1,8 +1,11 @@
-//! The `streamhouse` command: parses flags and hands over to the library.
+//! The `streamhouse` command: parses flags and hands over to the server or
+//! the bench.
+
+mod cli;
 
 use std::process::ExitCode;
 
-use streamhouse::config::{Command, parse_cli};
+use cli::{Command, parse_cli};
 use tracing_subscriber::EnvFilter;
 
 fn init_logging(filter: &str) {
@@ -23,21 +26,23 @@ async fn main() -> ExitCode {
     let result: anyhow::Result<()> = match cli.command {
         Command::Serve(args) => {
             init_logging(&args.log);
-            streamhouse::server::run(*args).await.map_err(Into::into)
+            streamhouse_server::server::run(*args)
+                .await
+                .map_err(Into::into)
         }
         Command::Migrate(args) => {
             init_logging(&args.log);
-            streamhouse::server::migrate(*args)
+            streamhouse_server::server::migrate(*args)
                 .await
                 .map_err(Into::into)
         }
         Command::Openapi => {
-            print!("{}", streamhouse::api::openapi_json());
+            print!("{}", streamhouse_server::api::openapi_json());
             Ok(())
         }
         Command::Bench(args) => {
             init_logging("warn");
-            streamhouse::bench::run(args).await
+            streamhouse_bench::run(args).await
         }
     };
     match result {

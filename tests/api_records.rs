@@ -99,7 +99,7 @@ async fn ndjson_and_publish_and_partitioning() {
     assert_eq!(o[0]["partition"], o[1]["partition"]);
     assert_eq!(
         o[0]["partition"].as_i64().unwrap(),
-        i64::from(streamhouse::ingest::partitioner::partition_for_key(
+        i64::from(streamhouse_server::ingest::partitioner::partition_for_key(
             b"user-1", 4
         ))
     );

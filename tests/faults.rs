@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use common::TestAgent;
 use serde_json::{Value, json};
-use streamhouse::faults::{Fault, Op};
+use streamhouse_server::testing::faults::{Fault, Op};
 
 #[derive(Default, Debug)]
 struct Tally {
@@ -138,7 +138,7 @@ fn check(tally: &Tally, stored: &BTreeMap<(i64, i64), String>, scenario: &str) {
 #[tokio::test]
 async fn every_fault_keeps_acknowledged_records_and_hides_failed_ones() {
     let (a, plan) = TestAgent::start_faulty(&["--linger", "5ms"]).await;
-    type Setup = fn(&streamhouse::faults::FaultPlan);
+    type Setup = fn(&streamhouse_server::testing::faults::FaultPlan);
     let scenarios: Vec<(&str, Setup, bool)> = vec![
         (
             "put-fails",

@@ -10,9 +10,8 @@ use std::process::{Command, Stdio};
 
 use bytes::Bytes;
 use serde_json::{Value, json};
-use streamhouse::format::{
-    Compression, Header, Record, decode_batch, encode_batch, patch_base_offset,
-};
+use streamhouse_server::format::{decode_batch, encode_batch, patch_base_offset};
+use streamhouse_server::model::{Compression, Header, Record};
 
 fn python(req: Value) -> Value {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/kafka_compat.py");
@@ -156,7 +155,7 @@ fn murmur2_matches_the_kafka_client() {
         python(json!({"op": "murmur2", "keys": keys.iter().map(|k| hex(k)).collect::<Vec<_>>()}));
     for (k, h) in keys.iter().zip(theirs["murmur2"].as_array().unwrap()) {
         assert_eq!(
-            streamhouse::ingest::partitioner::murmur2(k) as u32 as u64,
+            streamhouse_server::ingest::partitioner::murmur2(k) as u32 as u64,
             h.as_u64().unwrap()
         );
     }

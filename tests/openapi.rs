@@ -7,7 +7,7 @@ use std::path::Path;
 #[test]
 fn checked_in_openapi_is_current() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("openapi/openapi.json");
-    let fresh = streamhouse::api::openapi_json();
+    let fresh = streamhouse_server::api::openapi_json();
     let stored = std::fs::read_to_string(&path).unwrap_or_default();
     assert!(
         stored == fresh,

@@ -9,8 +9,8 @@ mod common;
 use std::sync::Arc;
 
 use common::postgres::Postgres;
-use streamhouse::metadata::{MetadataStore, PostgresMetadata};
-use streamhouse::metrics::Metrics;
+use streamhouse_server::metadata::{MetadataStore, PostgresMetadata};
+use streamhouse_server::metrics::Metrics;
 
 #[tokio::test]
 async fn conformance_at_read_committed_and_serializable() {
@@ -21,7 +21,7 @@ async fn conformance_at_read_committed_and_serializable() {
         let store = PostgresMetadata::connect(&url, true, metrics.clone())
             .await
             .unwrap();
-        streamhouse::metadata::conformance::run(&store).await;
+        streamhouse_server::testing::conformance::run(&store).await;
         if serializable {
             assert!(
                 metrics.metadata_retries.get() > 0,

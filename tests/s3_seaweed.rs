@@ -15,10 +15,10 @@ use serde_json::{Value, json};
 async fn s3_store_passes_the_object_store_conformance_suite() {
     let s3 = Seaweed::start("conformance").await;
     let store = s3.store_with_prefix("suite/run1").await;
-    streamhouse::store::conformance::run(&store).await;
+    streamhouse_server::testing::store_conformance::run(&store).await;
     // The prefix keeps runs apart.
     let other = s3.store_with_prefix("suite/run2").await;
-    use streamhouse::store::ObjectStore;
+    use streamhouse_server::store::ObjectStore;
     assert!(
         other
             .list("objects/", None)
@@ -65,7 +65,7 @@ async fn an_agent_on_s3_serves_records_after_a_restart_from_a_cold_cache() {
     a.stop().await;
 
     // The objects are in the bucket under the prefix.
-    use streamhouse::store::ObjectStore;
+    use streamhouse_server::store::ObjectStore;
     let listed = s3
         .store_with_prefix("cluster-a")
         .await

@@ -5,7 +5,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use streamhouse::format::{BATCH_HEADER_LEN, decode_batch, read_directory};
+use streamhouse_server::format::{BATCH_HEADER_LEN, decode_batch, read_directory};
 
 fuzz_target!(|data: &[u8]| {
     let _ = read_directory(data);

@@ -13,18 +13,15 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use streamhouse::config::{Command as Cli, ServeArgs, parse_cli};
-use streamhouse::metrics::Metrics;
+use streamhouse_server::config::ServeArgs;
+use streamhouse_server::metrics::Metrics;
 use tokio::sync::oneshot;
 
 /// Parses `serve` flags the way the binary does.
 pub fn serve_args(extra: &[&str]) -> ServeArgs {
-    let mut argv = vec!["streamhouse", "serve", "--listen", "127.0.0.1:0"];
+    let mut argv = vec!["--listen", "127.0.0.1:0"];
     argv.extend_from_slice(extra);
-    match parse_cli(argv).expect("valid flags").command {
-        Cli::Serve(a) => *a,
-        _ => unreachable!(),
-    }
+    ServeArgs::parse_flags(argv).expect("valid flags")
 }
 
 /// An agent running inside the test process.
@@ -53,19 +50,24 @@ impl TestAgent {
 
     /// Starts an agent with exactly these arguments.
     pub async fn start_with(args: ServeArgs) -> TestAgent {
-        Self::start_layered(args, streamhouse::server::Layers::default()).await
+        Self::start_layered(args, streamhouse_server::server::Layers::default()).await
     }
 
     /// Starts an embedded agent whose stores obey a fault plan.
-    pub async fn start_faulty(extra: &[&str]) -> (TestAgent, Arc<streamhouse::faults::FaultPlan>) {
-        use streamhouse::faults::{FaultPlan, FaultyMetadata, FaultyStore};
+    pub async fn start_faulty(
+        extra: &[&str],
+    ) -> (
+        TestAgent,
+        Arc<streamhouse_server::testing::faults::FaultPlan>,
+    ) {
+        use streamhouse_server::testing::faults::{FaultPlan, FaultyMetadata, FaultyStore};
         let dir = tempfile::tempdir().expect("tempdir");
         let data = dir.path().to_str().expect("utf-8 path").to_string();
         let mut flags = vec!["--data-dir", data.as_str()];
         flags.extend_from_slice(extra);
         let plan = Arc::new(FaultPlan::default());
         let (p1, p2) = (plan.clone(), plan.clone());
-        let layers = streamhouse::server::Layers {
+        let layers = streamhouse_server::server::Layers {
             store: Some(Box::new(move |s| Arc::new(FaultyStore::new(s, p1)))),
             metadata: Some(Box::new(move |m| Arc::new(FaultyMetadata::new(m, p2)))),
         };
@@ -74,8 +76,11 @@ impl TestAgent {
         (agent, plan)
     }
 
-    async fn start_layered(args: ServeArgs, layers: streamhouse::server::Layers) -> TestAgent {
-        let agent = streamhouse::server::build_with(&args, layers)
+    async fn start_layered(
+        args: ServeArgs,
+        layers: streamhouse_server::server::Layers,
+    ) -> TestAgent {
+        let agent = streamhouse_server::server::build_with(&args, layers)
             .await
             .expect("agent builds");
         let metrics = agent.state.metrics.clone();
@@ -86,7 +91,7 @@ impl TestAgent {
         let addr = listener.local_addr().expect("addr");
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
-            streamhouse::server::serve(agent, listener, async {
+            streamhouse_server::server::serve(agent, listener, async {
                 let _ = rx.await;
             })
             .await

@@ -107,7 +107,7 @@ impl Seaweed {
         let store = self.store().await;
         let deadline = Instant::now() + Duration::from_secs(90);
         loop {
-            use streamhouse::store::ObjectStore;
+            use streamhouse_server::store::ObjectStore;
             let probe = format!("probe/{}", uuid::Uuid::now_v7());
             if store
                 .put(&probe, bytes::Bytes::from_static(b"ok"))
@@ -129,8 +129,8 @@ impl Seaweed {
     }
 
     /// An S3 store on this server's bucket under `prefix`.
-    pub async fn store_with_prefix(&self, prefix: &str) -> streamhouse::store::S3Store {
-        streamhouse::store::S3Store::new(streamhouse::store::S3Config {
+    pub async fn store_with_prefix(&self, prefix: &str) -> streamhouse_server::store::S3Store {
+        streamhouse_server::store::S3Store::new(streamhouse_server::store::S3Config {
             bucket: self.bucket.clone(),
             prefix: prefix.to_string(),
             endpoint: Some(self.endpoint.clone()),
@@ -143,7 +143,7 @@ impl Seaweed {
         .expect("s3 client")
     }
 
-    pub async fn store(&self) -> streamhouse::store::S3Store {
+    pub async fn store(&self) -> streamhouse_server::store::S3Store {
         self.store_with_prefix("").await
     }
 

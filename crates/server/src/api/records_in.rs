@@ -1,0 +1,411 @@
+//! Parsing produce bodies (JSON or NDJSON) into records, byte-exact.
+//!
+//! A JSON `value` is kept as the exact bytes the client sent (borrowed from
+//! the request body, not re-serialized), so big numbers, key order and
+//! whitespace survive. Absent `value` is a Kafka null (tombstone); `"value":
+//! null` is the JSON value null. Every limit is checked here and reported
+//! with the record index and the field.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use bytes::Bytes;
+use serde::Deserialize;
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_json::value::RawValue;
+
+use super::error::{ApiError, ErrorCode};
+use super::extract::is_json_media_type;
+use crate::config::Limits;
+use crate::model::{Header, Record};
+
+/// One record as a producer writes it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct InRecord<'a> {
+    #[serde(default, borrow)]
+    key: Option<Cow<'a, str>>,
+    #[serde(default)]
+    key_b64: Option<String>,
+    #[serde(default, borrow, deserialize_with = "present")]
+    value: Option<&'a RawValue>,
+    #[serde(default)]
+    value_b64: Option<String>,
+    #[serde(default)]
+    headers: Option<InHeaders>,
+    #[serde(default)]
+    partition: Option<i64>,
+    #[serde(default)]
+    timestamp: Option<i64>,
+}
+
+/// `"value": null` must arrive as `Some("null")`, not `None`.
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
+    <&RawValue>::deserialize(d).map(Some)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProduceBody<'a> {
+    #[serde(borrow)]
+    records: Vec<InRecord<'a>>,
+}
+
+/// Headers as an object of strings or a list of `{key, value}` pairs.
+#[derive(Debug, Default)]
+pub(super) struct InHeaders(Vec<(String, Option<String>)>);
+
+impl<'de> Deserialize<'de> for InHeaders {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Pair {
+            key: String,
+            value: Option<String>,
+        }
+        impl<'de> Visitor<'de> for V {
+            type Value = InHeaders;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an object of string values or a list of {\"key\", \"value\"} objects")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<InHeaders, A::Error> {
+                let mut out = Vec::new();
+                while let Some((k, v)) = m.next_entry::<String, Option<String>>()? {
+                    out.push((k, v));
+                }
+                Ok(InHeaders(out))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut s: A) -> Result<InHeaders, A::Error> {
+                let mut out = Vec::new();
+                while let Some(Pair { key, value }) = s.next_element()? {
+                    out.push((key, value));
+                }
+                Ok(InHeaders(out))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A parsed record and the partition it asked for.
+#[derive(Debug)]
+pub(super) struct ParsedRecord {
+    pub partition: Option<i64>,
+    pub record: Record,
+}
+
+fn json_error(e: &serde_json::Error, line_offset: usize) -> ApiError {
+    let line = e.line() + line_offset;
+    let detail = match e.classify() {
+        serde_json::error::Category::Data => format!("{e}"),
+        _ => format!("malformed JSON at line {line}, column {}: {e}", e.column()),
+    };
+    ApiError::new(ErrorCode::InvalidJson, detail).with_field("body")
+}
+
+/// Parses an `application/json` body `{"records": [...]}`.
+pub(super) fn parse_json(
+    body: &Bytes,
+    limits: &Limits,
+    now_ms: i64,
+) -> Result<Vec<ParsedRecord>, ApiError> {
+    let parsed: ProduceBody<'_> = serde_json::from_slice(body).map_err(|e| json_error(&e, 0))?;
+    check_count(parsed.records.len(), limits)?;
+    parsed
+        .records
+        .into_iter()
+        .enumerate()
+        .map(|(i, r)| convert(body, r, i, limits, now_ms))
+        .collect()
+}
+
+/// Parses an `application/x-ndjson` body: one record object per line.
+pub(super) fn parse_ndjson(
+    body: &Bytes,
+    limits: &Limits,
+    now_ms: i64,
+) -> Result<Vec<ParsedRecord>, ApiError> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    for (line_no, line) in body.split(|&b| b == b'\n').enumerate() {
+        let this = start;
+        start += line.len() + 1;
+        let trimmed = line.strip_suffix(b"\r").unwrap_or(line);
+        if trimmed.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        check_count(out.len() + 1, limits)?;
+        let r: InRecord<'_> = serde_json::from_slice(&body[this..this + trimmed.len()])
+            .map_err(|e| json_error(&e, line_no))?;
+        out.push(convert(body, r, out.len(), limits, now_ms)?);
+    }
+    if out.is_empty() {
+        return Err(ApiError::field("records", "the body holds no records"));
+    }
+    Ok(out)
+}
+
+fn check_count(n: usize, limits: &Limits) -> Result<(), ApiError> {
+    if n > limits.max_records_per_request {
+        return Err(ApiError::too_large(
+            "records",
+            limits.max_records_per_request,
+            format!(
+                "a request may hold at most {} records (max-records-per-request)",
+                limits.max_records_per_request
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn decode_b64(field: String, s: &str) -> Result<Bytes, ApiError> {
+    B64.decode(s)
+        .map(Bytes::from)
+        .map_err(|e| ApiError::field(field.clone(), format!("{field} is not valid base64: {e}")))
+}
+
+fn convert(
+    body: &Bytes,
+    r: InRecord<'_>,
+    i: usize,
+    limits: &Limits,
+    now_ms: i64,
+) -> Result<ParsedRecord, ApiError> {
+    let at = |f: &str| format!("records[{i}].{f}");
+    let key = match (r.key, r.key_b64) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::field(
+                at("key"),
+                format!("{} and key_b64 are mutually exclusive", at("key")),
+            ));
+        }
+        (Some(k), None) => Some(Bytes::copy_from_slice(k.as_bytes())),
+        (None, Some(k)) => Some(decode_b64(at("key_b64"), &k)?),
+        (None, None) => None,
+    };
+    if let Some(k) = &key
+        && k.len() > limits.max_key_bytes
+    {
+        return Err(ApiError::too_large(
+            at("key"),
+            limits.max_key_bytes,
+            format!(
+                "{} is {} bytes; the limit is {} (max-key-bytes)",
+                at("key"),
+                k.len(),
+                limits.max_key_bytes
+            ),
+        ));
+    }
+    let mut headers = Vec::new();
+    let mut header_bytes = 0;
+    let mut content_type = None;
+    for (k, v) in r.headers.map(|h| h.0).unwrap_or_default() {
+        header_bytes += k.len() + v.as_ref().map_or(0, String::len);
+        if k.eq_ignore_ascii_case("content-type") {
+            content_type = v.clone();
+        }
+        headers.push(Header {
+            key: k,
+            value: v.map(Bytes::from),
+        });
+    }
+    if headers.len() > limits.max_headers_per_record {
+        return Err(ApiError::too_large(
+            at("headers"),
+            limits.max_headers_per_record,
+            format!(
+                "{} has {} headers; the limit is {} (max-headers-per-record)",
+                at("headers"),
+                headers.len(),
+                limits.max_headers_per_record
+            ),
+        ));
+    }
+    if header_bytes > limits.max_header_bytes {
+        return Err(ApiError::too_large(
+            at("headers"),
+            limits.max_header_bytes,
+            format!(
+                "{} are {header_bytes} bytes; the limit is {} (max-header-bytes)",
+                at("headers"),
+                limits.max_header_bytes
+            ),
+        ));
+    }
+    let value = match (r.value, r.value_b64) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::field(
+                at("value"),
+                format!("{} and value_b64 are mutually exclusive", at("value")),
+            ));
+        }
+        (Some(raw), None) => {
+            match &content_type {
+                Some(ct) if !is_json_media_type(ct) => {
+                    return Err(ApiError::field(
+                        at("headers"),
+                        format!(
+                            "{} is JSON but its content-type header says {ct:?}; use value_b64 for other media types",
+                            at("value")
+                        ),
+                    ));
+                }
+                Some(_) => {}
+                None => headers.push(Header {
+                    key: "content-type".into(),
+                    value: Some(Bytes::from_static(b"application/json")),
+                }),
+            }
+            Some(body.slice_ref(raw.get().as_bytes()))
+        }
+        (None, Some(v)) => {
+            let bytes = decode_b64(at("value_b64"), &v)?;
+            if content_type.as_deref().is_some_and(is_json_media_type)
+                && serde_json::from_slice::<de::IgnoredAny>(&bytes).is_err()
+            {
+                return Err(ApiError::field(
+                    at("value_b64"),
+                    format!(
+                        "{} is labelled JSON by its content-type header but is not valid JSON",
+                        at("value_b64")
+                    ),
+                ));
+            }
+            Some(bytes)
+        }
+        (None, None) => None,
+    };
+    if let Some(v) = &value
+        && v.len() > limits.max_value_bytes
+    {
+        return Err(ApiError::too_large(
+            at("value"),
+            limits.max_value_bytes,
+            format!(
+                "{} is {} bytes; the limit is {} (max-value-bytes)",
+                at("value"),
+                v.len(),
+                limits.max_value_bytes
+            ),
+        ));
+    }
+    if let Some(ts) = r.timestamp
+        && ts < 0
+    {
+        return Err(ApiError::field(
+            at("timestamp"),
+            format!(
+                "{} must be milliseconds since the Unix epoch, not negative",
+                at("timestamp")
+            ),
+        ));
+    }
+    Ok(ParsedRecord {
+        partition: r.partition,
+        record: Record {
+            timestamp: r.timestamp.unwrap_or(now_ms),
+            key,
+            value,
+            headers,
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits() -> Limits {
+        Limits {
+            max_body_bytes: 1 << 20,
+            max_records_per_request: 3,
+            max_key_bytes: 8,
+            max_value_bytes: 64,
+            max_header_bytes: 64,
+            max_headers_per_record: 2,
+            max_partitions_per_topic: 10,
+            max_wait: std::time::Duration::from_secs(1),
+            max_flush_bytes: 1 << 20,
+            sse_heartbeat: std::time::Duration::from_secs(15),
+            ws_max_subscriptions: 10,
+            ws_max_message_bytes: 1 << 20,
+            ws_max_buffered_bytes: 1 << 20,
+            ws_max_bad_messages: 10,
+        }
+    }
+
+    #[test]
+    fn values_are_byte_exact_and_null_differs_from_absent() {
+        let body = Bytes::from_static(
+            br#"{"records":[{"value":{"b":1,"a":12345678901234567890.5}},{"value":null},{"key":"k"}]}"#,
+        );
+        let recs = parse_json(&body, &limits(), 7).unwrap();
+        assert_eq!(
+            recs[0].record.value.as_deref(),
+            Some(&br#"{"b":1,"a":12345678901234567890.5}"#[..])
+        );
+        assert_eq!(recs[1].record.value.as_deref(), Some(&b"null"[..]));
+        assert_eq!(recs[2].record.value, None);
+        assert_eq!(recs[2].record.key.as_deref(), Some(&b"k"[..]));
+        assert_eq!(recs[0].record.timestamp, 7);
+        assert_eq!(recs[0].record.headers[0].key, "content-type");
+    }
+
+    #[test]
+    fn errors_name_the_field_and_limit() {
+        let l = limits();
+        let e =
+            parse_json(&Bytes::from_static(br#"{"records":[{"vlaue":1}]}"#), &l, 0).unwrap_err();
+        assert!(e.detail.contains("unknown field `vlaue`"), "{}", e.detail);
+        let e = parse_json(
+            &Bytes::from_static(br#"{"records":[{"key":"123456789"}]}"#),
+            &l,
+            0,
+        )
+        .unwrap_err();
+        assert_eq!(e.code, ErrorCode::PayloadTooLarge);
+        assert_eq!(e.field.as_deref(), Some("records[0].key"));
+        assert_eq!(e.limit, Some(8));
+        let e = parse_json(
+            &Bytes::from_static(b"{\"records\":[{}, {}, {}, {}]}"),
+            &l,
+            0,
+        )
+        .unwrap_err();
+        assert_eq!(e.limit, Some(3));
+        let e = parse_json(
+            &Bytes::from_static(b"{\"records\":[\n{\"value\": tru}]}"),
+            &l,
+            0,
+        )
+        .unwrap_err();
+        assert_eq!(e.code, ErrorCode::InvalidJson);
+        assert!(e.detail.contains("line 2"), "{}", e.detail);
+        let e = parse_ndjson(&Bytes::from_static(b"{\"value\":1}\n{oops}\n"), &l, 0).unwrap_err();
+        assert!(e.detail.contains("line 2"), "{}", e.detail);
+        let e = parse_json(
+            &Bytes::from_static(br#"{"records":[{"value_b64":"!!"}]}"#),
+            &l,
+            0,
+        )
+        .unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("records[0].value_b64"));
+    }
+
+    #[test]
+    fn headers_take_both_forms() {
+        let body = Bytes::from_static(
+            br#"{"records":[{"value_b64":"AAE=","headers":{"a":"1"}},{"headers":[{"key":"a","value":"1"},{"key":"a","value":null}]}]}"#,
+        );
+        let recs = parse_json(&body, &limits(), 0).unwrap();
+        assert_eq!(recs[0].record.headers.len(), 1);
+        assert_eq!(recs[1].record.headers.len(), 2);
+        assert_eq!(recs[1].record.headers[1].value, None);
+        assert_eq!(recs[0].record.value.as_deref(), Some(&[0u8, 1][..]));
+    }
+}

@@ -1,0 +1,238 @@
+//! Rendering records as JSON for reads, written straight into a buffer.
+//!
+//! A value stored with a JSON `content-type` header is spliced in as the
+//! exact bytes the producer sent; any other value is base64. Produce and
+//! publish only label a value JSON after checking that it is, so splicing
+//! never breaks the document. The `Out*` types describe the same shape for
+//! the OpenAPI description and for clients that deserialize it.
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use serde::{Deserialize, Serialize};
+
+use super::extract::is_json_media_type;
+use crate::model::StoredRecord;
+
+/// A header as returned by reads.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct OutHeader {
+    pub key: String,
+    /// The value as text, when it is UTF-8 (null for a null header value).
+    #[serde(default)]
+    pub value: Option<String>,
+    /// The value in base64, when it is not UTF-8.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value_b64: Option<String>,
+}
+
+/// How `value` is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ValueEncoding {
+    /// `value` is the JSON the producer sent, byte for byte.
+    Json,
+    /// `value` is a base64 string of the stored bytes.
+    Base64,
+    /// The record has no value (a Kafka null, or tombstone); `value` is null.
+    Tombstone,
+}
+
+/// A record as returned by reads.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct OutRecord {
+    pub offset: i64,
+    /// Milliseconds since the Unix epoch.
+    pub timestamp: i64,
+    /// The key as text when it is UTF-8; null when there is no key.
+    #[serde(default)]
+    pub key: Option<String>,
+    /// The key in base64 when it is not UTF-8.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_b64: Option<String>,
+    /// See `value_encoding`.
+    #[schema(value_type = Object)]
+    pub value: serde_json::Value,
+    pub value_encoding: ValueEncoding,
+    pub headers: Vec<OutHeader>,
+}
+
+/// The answer to a read.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ReadResponse {
+    pub topic: String,
+    pub partition: i32,
+    pub records: Vec<OutRecord>,
+    /// Read from here next.
+    pub next_offset: i64,
+    /// The offset the next produced record will get.
+    pub high_watermark: i64,
+    pub log_start_offset: i64,
+}
+
+fn push_str(out: &mut Vec<u8>, s: &str) {
+    // Writing into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, s);
+}
+
+fn push_int(out: &mut Vec<u8>, n: i64) {
+    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+}
+
+/// Appends one record object.
+pub(super) fn write_record(out: &mut Vec<u8>, r: &StoredRecord) {
+    out.extend_from_slice(b"{\"offset\":");
+    push_int(out, r.offset);
+    out.extend_from_slice(b",\"timestamp\":");
+    push_int(out, r.timestamp);
+    match &r.key {
+        None => out.extend_from_slice(b",\"key\":null"),
+        Some(k) => match std::str::from_utf8(k) {
+            Ok(s) => {
+                out.extend_from_slice(b",\"key\":");
+                push_str(out, s);
+            }
+            Err(_) => {
+                out.extend_from_slice(b",\"key\":null,\"key_b64\":");
+                push_str(out, &B64.encode(k));
+            }
+        },
+    }
+    let json = r.headers.iter().any(|h| {
+        h.key.eq_ignore_ascii_case("content-type")
+            && h.value
+                .as_deref()
+                .and_then(|v| std::str::from_utf8(v).ok())
+                .is_some_and(is_json_media_type)
+    });
+    match &r.value {
+        None => out.extend_from_slice(b",\"value\":null,\"value_encoding\":\"tombstone\""),
+        Some(v) if json => {
+            out.extend_from_slice(b",\"value\":");
+            out.extend_from_slice(v);
+            out.extend_from_slice(b",\"value_encoding\":\"json\"");
+        }
+        Some(v) => {
+            out.extend_from_slice(b",\"value\":");
+            push_str(out, &B64.encode(v));
+            out.extend_from_slice(b",\"value_encoding\":\"base64\"");
+        }
+    }
+    out.extend_from_slice(b",\"headers\":[");
+    for (i, h) in r.headers.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(b"{\"key\":");
+        push_str(out, &h.key);
+        match h.value.as_deref() {
+            None => out.extend_from_slice(b",\"value\":null"),
+            Some(v) => match std::str::from_utf8(v) {
+                Ok(s) => {
+                    out.extend_from_slice(b",\"value\":");
+                    push_str(out, s);
+                }
+                Err(_) => {
+                    out.extend_from_slice(b",\"value\":null,\"value_b64\":");
+                    push_str(out, &B64.encode(v));
+                }
+            },
+        }
+        out.push(b'}');
+    }
+    out.extend_from_slice(b"]}");
+}
+
+/// Renders a whole read response.
+pub(super) fn render_read(
+    topic: &str,
+    partition: i32,
+    records: &[StoredRecord],
+    next_offset: i64,
+    high_watermark: i64,
+    log_start_offset: i64,
+) -> Vec<u8> {
+    let size: usize = records
+        .iter()
+        .map(|r| 128 + r.value.as_ref().map_or(0, |v| v.len() * 4 / 3))
+        .sum();
+    let mut out = Vec::with_capacity(size + 256);
+    out.extend_from_slice(b"{\"topic\":");
+    push_str(&mut out, topic);
+    out.extend_from_slice(b",\"partition\":");
+    push_int(&mut out, i64::from(partition));
+    out.extend_from_slice(b",\"records\":[");
+    for (i, r) in records.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_record(&mut out, r);
+    }
+    out.extend_from_slice(b"],\"next_offset\":");
+    push_int(&mut out, next_offset);
+    out.extend_from_slice(b",\"high_watermark\":");
+    push_int(&mut out, high_watermark);
+    out.extend_from_slice(b",\"log_start_offset\":");
+    push_int(&mut out, log_start_offset);
+    out.push(b'}');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Header;
+    use bytes::Bytes;
+
+    #[test]
+    fn hand_written_json_matches_the_documented_shape() {
+        let recs = vec![
+            StoredRecord {
+                offset: 3,
+                timestamp: 9,
+                key: Some(Bytes::from_static(b"k\"1")),
+                value: Some(Bytes::from_static(
+                    b"{\"big\": 123456789012345678901234567890}",
+                )),
+                headers: vec![Header {
+                    key: "content-type".into(),
+                    value: Some(Bytes::from_static(b"application/json")),
+                }],
+            },
+            StoredRecord {
+                offset: 4,
+                timestamp: 10,
+                key: Some(Bytes::from_static(&[0xff, 0])),
+                value: Some(Bytes::from_static(&[1, 2, 3])),
+                headers: vec![Header {
+                    key: "bin".into(),
+                    value: Some(Bytes::from_static(&[0xfe])),
+                }],
+            },
+            StoredRecord {
+                offset: 5,
+                timestamp: 11,
+                key: None,
+                value: None,
+                headers: vec![],
+            },
+        ];
+        let body = render_read("t", 2, &recs, 6, 6, 0);
+        let text = String::from_utf8(body.clone()).unwrap();
+        assert!(
+            text.contains("123456789012345678901234567890"),
+            "big numbers are spliced verbatim"
+        );
+        let parsed: ReadResponse = serde_json::from_slice(&body).unwrap();
+        assert_eq!(parsed.records.len(), 3);
+        assert_eq!(parsed.records[0].key.as_deref(), Some("k\"1"));
+        assert_eq!(parsed.records[0].value_encoding, ValueEncoding::Json);
+        assert_eq!(parsed.records[1].key_b64.as_deref(), Some("/wA="));
+        assert_eq!(parsed.records[1].value, serde_json::json!("AQID"));
+        assert_eq!(
+            parsed.records[1].headers[0].value_b64.as_deref(),
+            Some("/g==")
+        );
+        assert_eq!(parsed.records[2].value_encoding, ValueEncoding::Tombstone);
+        assert_eq!(parsed.next_offset, 6);
+    }
+}

@@ -1,0 +1,264 @@
+//! Metadata: topics, offsets, the offset index and group offsets, in SQL.
+//!
+//! The `MetadataStore` trait is the source of truth and the sequencer:
+//! `commit_flush` assigns offsets to every chunk of one object in one
+//! transaction. Implementations: SQLite (embedded) and PostgreSQL (also
+//! CockroachDB) for clusters. Calls are batch-shaped
+//! so a flush costs a constant number of statements whatever the number of
+//! partitions it touches. `cache` wraps any store with an in-process cache
+//! of topics and of the offset index.
+
+mod cache;
+mod index_cache;
+mod keys;
+mod postgres;
+mod sqlite;
+
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use uuid::Uuid;
+
+use crate::metrics::Metrics;
+use crate::model::{NewTopic, PartitionKey, PartitionState, TopicMeta};
+
+pub use cache::{CacheConfig, CachedMetadata};
+pub use keys::{KeyCommit, RecordedKey, key_response, parse_response, uuid_v7_ms};
+pub use postgres::PostgresMetadata;
+pub use sqlite::SqliteMetadata;
+
+/// Why a metadata call failed. Callers see few kinds, each with one action.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MetadataError {
+    /// The thing to create exists already: report a conflict.
+    #[error("{0} already exists")]
+    AlreadyExists(String),
+    /// The request cannot be applied as stated: report it to the caller.
+    #[error("{0}")]
+    Invalid(String),
+    /// The store failed and the call was certainly not applied: retry later.
+    #[error("metadata store unavailable: {0}")]
+    Unavailable(Arc<str>),
+    /// The store failed after the call may have been applied (connection
+    /// lost around COMMIT). Resolve by re-running the same keyed call.
+    #[error("metadata outcome unknown: {0}")]
+    Ambiguous(Arc<str>),
+    /// A flush commit found idempotency keys already recorded and applied
+    /// nothing: answer those requests from the record, commit the rest anew.
+    #[error("{} idempotency keys are already recorded", .0.len())]
+    KeysExist(Vec<RecordedKey>),
+}
+
+/// One chunk of an object, to be sequenced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChunkCommit {
+    pub topic_id: Uuid,
+    pub partition: i32,
+    pub byte_offset: u64,
+    pub byte_len: u32,
+    pub record_count: u32,
+    pub max_timestamp: i64,
+}
+
+/// Everything one flush commits: its object and every chunk in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlushCommit {
+    /// A UUIDv7 minted before upload; the commit is keyed on it.
+    pub object_id: Uuid,
+    pub object_size: u64,
+    /// Which agent wrote the object.
+    pub writer: String,
+    pub created_at_ms: i64,
+    /// At most one chunk per topic-partition.
+    pub chunks: Vec<ChunkCommit>,
+    /// Idempotency keys to record with the records.
+    pub keys: Vec<KeyCommit>,
+    /// Refuse the commit (as unavailable) when the object's UUIDv7 time is
+    /// older than this by the store's clock, so the orphan collector can
+    /// never delete an object that then commits.
+    pub max_object_age_ms: Option<i64>,
+}
+
+/// What became of one chunk of a commit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChunkOutcome {
+    /// The chunk's first record has this offset.
+    Committed { base_offset: i64 },
+    /// The topic was deleted (or re-created) before the commit; nothing of
+    /// this chunk is visible.
+    TopicGone,
+}
+
+/// One row of the offset index: where the records of one chunk live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchRow {
+    pub base_offset: i64,
+    pub last_offset: i64,
+    pub object_id: Uuid,
+    pub byte_offset: u64,
+    pub byte_len: u32,
+    pub record_count: u32,
+    /// Running maximum of record timestamps up to and including this chunk.
+    pub max_timestamp: i64,
+}
+
+/// A group's committed position in one partition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupOffsetCommit {
+    pub topic_id: Uuid,
+    pub partition: i32,
+    pub offset: i64,
+    pub metadata: Option<String>,
+}
+
+/// A committed group offset as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupOffsetRow {
+    pub topic: String,
+    pub topic_id: Uuid,
+    pub partition: i32,
+    pub offset: i64,
+    pub metadata: Option<String>,
+    pub updated_at_ms: i64,
+}
+
+/// The metadata store. See the module header.
+#[async_trait]
+pub trait MetadataStore: Send + Sync + Debug {
+    /// Creates a topic and its partitions; `AlreadyExists` if a live topic
+    /// of that tenant has the name.
+    async fn create_topic(&self, topic: &NewTopic, now_ms: i64)
+    -> Result<TopicMeta, MetadataError>;
+
+    /// The live topic with this name, if any.
+    async fn get_topic(&self, tenant: &str, name: &str)
+    -> Result<Option<TopicMeta>, MetadataError>;
+
+    /// Live topics in name order, after `after`, at most `limit`.
+    async fn list_topics(
+        &self,
+        tenant: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<TopicMeta>, MetadataError>;
+
+    /// Deletes the live topic with this name, freeing the name at once;
+    /// returns it, or `None` if there was none.
+    async fn delete_topic(
+        &self,
+        tenant: &str,
+        name: &str,
+        now_ms: i64,
+    ) -> Result<Option<TopicMeta>, MetadataError>;
+
+    /// Partitions `from..` of a topic, at most `limit`, in order.
+    async fn partitions(
+        &self,
+        topic_id: Uuid,
+        from: i32,
+        limit: u32,
+    ) -> Result<Vec<PartitionState>, MetadataError>;
+
+    /// The state of each listed partition that exists, in one query.
+    async fn partition_states(
+        &self,
+        keys: &[PartitionKey],
+    ) -> Result<Vec<PartitionState>, MetadataError>;
+
+    /// Sequences every chunk of one object in one transaction and returns
+    /// one outcome per chunk, in order. Re-running a commit whose object is
+    /// already committed returns the original offsets and writes nothing.
+    async fn commit_flush(&self, commit: &FlushCommit) -> Result<Vec<ChunkOutcome>, MetadataError>;
+
+    /// Index rows of a partition whose last offset is at or after `offset`,
+    /// in offset order, at most `limit`.
+    async fn find_batches(
+        &self,
+        topic_id: Uuid,
+        partition: i32,
+        offset: i64,
+        limit: u32,
+    ) -> Result<Vec<BatchRow>, MetadataError>;
+
+    /// The first index row whose running maximum timestamp is at or after
+    /// `timestamp_ms`.
+    async fn find_batch_by_time(
+        &self,
+        topic_id: Uuid,
+        partition: i32,
+        timestamp_ms: i64,
+    ) -> Result<Option<BatchRow>, MetadataError>;
+
+    /// Stores a group's offsets (upsert), all or nothing.
+    async fn commit_group_offsets(
+        &self,
+        tenant: &str,
+        group: &str,
+        offsets: &[GroupOffsetCommit],
+        now_ms: i64,
+    ) -> Result<(), MetadataError>;
+
+    /// A group's committed offsets for live topics.
+    async fn group_offsets(
+        &self,
+        tenant: &str,
+        group: &str,
+    ) -> Result<Vec<GroupOffsetRow>, MetadataError>;
+
+    /// A counter that changes whenever a topic is deleted, so agents can
+    /// poll one row to learn that their caches may hold a dead topic.
+    async fn topic_epoch(&self) -> Result<i64, MetadataError>;
+
+    /// Which of these topic ids are still live.
+    async fn live_topics(&self, ids: &[Uuid]) -> Result<Vec<Uuid>, MetadataError>;
+
+    /// The live record of an idempotency key, if any.
+    async fn lookup_key(
+        &self,
+        tenant: &str,
+        topic_id: Uuid,
+        key: &str,
+        now_ms: i64,
+    ) -> Result<Option<RecordedKey>, MetadataError>;
+
+    /// Deletes up to `limit` keys expired at `now_ms`; returns how many.
+    async fn expire_keys(&self, now_ms: i64, limit: u32) -> Result<u64, MetadataError>;
+
+    /// The store's own clock (ms since the epoch): the one clock every agent
+    /// agrees on, used to judge object ages.
+    async fn now_ms(&self) -> Result<i64, MetadataError>;
+
+    /// Which of these object ids have a row (committed objects).
+    async fn known_objects(&self, ids: &[Uuid]) -> Result<Vec<Uuid>, MetadataError>;
+}
+
+tokio::task_local! {
+    static COMMIT_STATEMENTS: std::cell::Cell<u64>;
+}
+
+/// Counts `n` statements (round trips) sent to the store, and attributes
+/// them to the flush commit running on this task, if any.
+pub(crate) fn count_statements(metrics: &Metrics, n: u64) {
+    metrics.metadata_statements.add(n);
+    let _ = COMMIT_STATEMENTS.try_with(|c| c.set(c.get() + n));
+}
+
+/// Runs one `commit_flush` body, adding the statements it sent (retries
+/// included) to `streamhouse_metadata_commit_statements_total`.
+pub(crate) async fn counting_commit<T>(
+    metrics: &Metrics,
+    body: impl std::future::Future<Output = T>,
+) -> T {
+    let (out, n) = COMMIT_STATEMENTS
+        .scope(std::cell::Cell::new(0), async {
+            let out = body.await;
+            (out, COMMIT_STATEMENTS.with(std::cell::Cell::get))
+        })
+        .await;
+    metrics.commit_statements.add(n);
+    out
+}
+
+/// Shared handle to any metadata store.
+pub type SharedMetadata = Arc<dyn MetadataStore>;

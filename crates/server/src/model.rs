@@ -1,0 +1,132 @@
+//! Plain types shared by every layer: topics, partitions, tenants, keys.
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// The tenant every topic and group belongs to until authentication
+/// assigns callers to tenants.
+pub const DEFAULT_TENANT: &str = "default";
+
+/// A live topic as the metadata store knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicMeta {
+    /// Minted at creation; a topic re-created under the same name gets a new id.
+    pub id: Uuid,
+    pub tenant: String,
+    pub name: String,
+    pub partition_count: i32,
+    /// Records older than this may be deleted; `None` keeps them forever.
+    pub retention_ms: Option<i64>,
+    pub compression: Compression,
+    pub created_at_ms: i64,
+}
+
+/// What `create_topic` needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewTopic {
+    pub tenant: String,
+    pub name: String,
+    pub partition_count: i32,
+    pub retention_ms: Option<i64>,
+    pub compression: Compression,
+}
+
+/// The offsets and size of one partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartitionState {
+    pub topic_id: Uuid,
+    pub partition: i32,
+    /// First offset still readable.
+    pub log_start_offset: i64,
+    /// The high watermark: the offset the next record will get.
+    pub next_offset: i64,
+    /// Bytes of stored chunks.
+    pub bytes: i64,
+}
+
+/// Identifies one partition of one topic (by topic id, not name).
+pub type PartitionKey = (Uuid, i32);
+
+/// The object-store key of an object, derived from its id.
+pub fn object_key(object_id: Uuid) -> String {
+    format!("objects/{}", object_id.simple())
+}
+
+/// One record header: a UTF-8 key and an optional byte value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Header {
+    pub key: String,
+    pub value: Option<Bytes>,
+}
+
+/// One record as produced: the offset is implied by its position.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    /// Milliseconds since the Unix epoch (create time).
+    pub timestamp: i64,
+    pub key: Option<Bytes>,
+    pub value: Option<Bytes>,
+    pub headers: Vec<Header>,
+}
+
+impl Record {
+    /// Bytes this record occupies in an uncompressed batch, roughly; used
+    /// for buffer accounting, not for encoding.
+    pub fn approx_size(&self) -> usize {
+        let headers: usize = self
+            .headers
+            .iter()
+            .map(|h| h.key.len() + h.value.as_ref().map_or(0, Bytes::len) + 4)
+            .sum();
+        24 + self.key.as_ref().map_or(0, Bytes::len)
+            + self.value.as_ref().map_or(0, Bytes::len)
+            + headers
+    }
+}
+
+/// A record read back from a chunk, with its absolute offset.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredRecord {
+    pub offset: i64,
+    pub timestamp: i64,
+    pub key: Option<Bytes>,
+    pub value: Option<Bytes>,
+    pub headers: Vec<Header>,
+}
+
+/// How a topic's chunks are compressed.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, utoipa::ToSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    /// Records are stored as written.
+    #[default]
+    None,
+    /// LZ4 frame format, 64 KiB independent blocks (what Kafka writes).
+    Lz4,
+    /// Zstandard, level 3.
+    Zstd,
+}
+
+impl Compression {
+    /// Name as used in the API and the metadata store.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Compression::None => "none",
+            Compression::Lz4 => "lz4",
+            Compression::Zstd => "zstd",
+        }
+    }
+
+    /// Parses the name used in the API and the metadata store.
+    pub fn parse(name: &str) -> Option<Compression> {
+        match name {
+            "none" => Some(Compression::None),
+            "lz4" => Some(Compression::Lz4),
+            "zstd" => Some(Compression::Zstd),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,272 @@
+//! Reading records by offset: index lookup, chunk fetch, decode, long-poll.
+//!
+//! A read resolves the partition's high watermark (this agent's watch, else
+//! the metadata store), optionally waits for it to pass the requested
+//! offset, finds the index rows covering the offset, fetches their chunks
+//! through the shared byte cache, and decodes records from the offset on
+//! until the record or byte limit is reached.
+
+pub mod follow;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+
+use crate::format::{FormatError, decode_batch};
+use crate::metadata::{BatchRow, MetadataError, SharedMetadata};
+use crate::metrics::Metrics;
+use crate::model::StoredRecord;
+use crate::model::{PartitionKey, TopicMeta, object_key};
+use crate::store::{SharedStore, StoreError};
+use crate::tail::Watermarks;
+
+/// Chunks fetched concurrently by one read.
+const FETCH_CONCURRENCY: usize = 8;
+
+/// One read's parameters.
+#[derive(Debug, Clone)]
+pub struct ReadRequest {
+    pub topic: Arc<TopicMeta>,
+    pub partition: i32,
+    /// First offset wanted; `None` means the log start.
+    pub offset: Option<i64>,
+    pub max_records: usize,
+    pub max_bytes: usize,
+    /// How long to wait for records when reading at the high watermark.
+    pub wait: Duration,
+}
+
+/// What a read returns.
+#[derive(Debug, Clone, Default)]
+pub struct ReadResult {
+    pub records: Vec<StoredRecord>,
+    /// Offset to read from next.
+    pub next_offset: i64,
+    pub high_watermark: i64,
+    pub log_start_offset: i64,
+}
+
+/// Why a read failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReadError {
+    #[error("offset {offset} is outside the valid range [{log_start_offset}, {high_watermark}]")]
+    OutOfRange {
+        offset: i64,
+        log_start_offset: i64,
+        high_watermark: i64,
+    },
+    /// The topic was deleted while the read ran.
+    #[error("topic was deleted")]
+    TopicGone,
+    #[error("{0}")]
+    Unavailable(Arc<str>),
+    /// Stored bytes did not decode: a bug or storage corruption.
+    #[error("stored data is unreadable: {0}")]
+    Corrupt(String),
+}
+
+impl From<MetadataError> for ReadError {
+    fn from(e: MetadataError) -> Self {
+        ReadError::Unavailable(e.to_string().into())
+    }
+}
+
+impl From<StoreError> for ReadError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound(k) => ReadError::Corrupt(format!("indexed object {k} is missing")),
+            other => ReadError::Unavailable(other.to_string().into()),
+        }
+    }
+}
+
+impl From<FormatError> for ReadError {
+    fn from(e: FormatError) -> Self {
+        ReadError::Corrupt(e.to_string())
+    }
+}
+
+/// Serves reads; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Reader {
+    metadata: SharedMetadata,
+    store: SharedStore,
+    watermarks: Arc<Watermarks>,
+    metrics: Arc<Metrics>,
+}
+
+impl Reader {
+    pub fn new(
+        metadata: SharedMetadata,
+        store: SharedStore,
+        watermarks: Arc<Watermarks>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Reader {
+            metadata,
+            store,
+            watermarks,
+            metrics,
+        }
+    }
+
+    /// Log start and high watermark straight from the metadata store.
+    pub async fn refresh(&self, key: PartitionKey) -> Result<(i64, i64), ReadError> {
+        let states = self.metadata.partition_states(&[key]).await?;
+        let s = states.first().ok_or(ReadError::TopicGone)?;
+        self.watermarks.advance(key, s.next_offset);
+        Ok((s.log_start_offset, s.next_offset))
+    }
+
+    /// The high watermark, from this agent's watch when it has one.
+    async fn bounds(&self, key: PartitionKey) -> Result<(Option<i64>, i64), ReadError> {
+        if let Some(hw) = self.watermarks.get(key) {
+            self.metrics.watermark_cache.hits.inc();
+            return Ok((None, hw));
+        }
+        self.metrics.watermark_cache.misses.inc();
+        let (start, hw) = self.refresh(key).await?;
+        Ok((Some(start), hw))
+    }
+
+    /// Reads records; see [`ReadRequest`].
+    pub async fn read(&self, req: &ReadRequest) -> Result<ReadResult, ReadError> {
+        let key = (req.topic.id, req.partition);
+        let (mut start, mut hw) = self.bounds(key).await?;
+        let offset = match req.offset {
+            Some(o) => o,
+            None => {
+                let (s, h) = self.refresh(key).await?;
+                (start, hw) = (Some(s), h);
+                s
+            }
+        };
+        // A cached watermark may be behind a commit made elsewhere: look
+        // again before answering "nothing there" or "out of range".
+        if start.is_none() && offset >= hw {
+            let (s, h) = self.refresh(key).await?;
+            (start, hw) = (Some(s), h);
+        }
+        let log_start = start.unwrap_or(0);
+        if offset > hw || offset < log_start {
+            return Err(ReadError::OutOfRange {
+                offset,
+                log_start_offset: log_start,
+                high_watermark: hw,
+            });
+        }
+        if offset == hw && !req.wait.is_zero() {
+            hw = self.watermarks.wait_beyond(key, offset, hw, req.wait).await;
+            if self.watermarks.get(key).is_none() {
+                // The poller forgot the partition: its topic is gone.
+                return Err(ReadError::TopicGone);
+            }
+        }
+        let mut result = ReadResult {
+            records: Vec::new(),
+            next_offset: offset,
+            high_watermark: hw,
+            log_start_offset: log_start,
+        };
+        let mut bytes = 0usize;
+        // The index may answer in pieces (the cache holds a contiguous run),
+        // so keep asking from where the last piece ended.
+        'index: while result.next_offset < hw {
+            let want = (req.max_records - result.records.len()).clamp(1, 1000);
+            let rows = self
+                .metadata
+                .find_batches(req.topic.id, req.partition, result.next_offset, want as u32)
+                .await?;
+            if rows.is_empty() {
+                break;
+            }
+            let before = result.next_offset;
+            let mut chunks =
+                futures_util::stream::iter(rows.into_iter().map(|row| self.fetch(row)))
+                    .buffered(FETCH_CONCURRENCY);
+            while let Some(chunk) = chunks.next().await {
+                let (row, records) = chunk?;
+                if result.records.is_empty() && row.base_offset > offset {
+                    // Retention removed the offset between the checks above and here.
+                    let (s, h) = self.refresh(key).await?;
+                    return Err(ReadError::OutOfRange {
+                        offset,
+                        log_start_offset: s,
+                        high_watermark: h,
+                    });
+                }
+                for r in records {
+                    if r.offset < result.next_offset {
+                        continue;
+                    }
+                    let size = r.value.as_ref().map_or(0, |v| v.len())
+                        + r.key.as_ref().map_or(0, |k| k.len());
+                    if !result.records.is_empty()
+                        && (result.records.len() >= req.max_records || bytes + size > req.max_bytes)
+                    {
+                        break 'index;
+                    }
+                    bytes += size;
+                    result.next_offset = r.offset + 1;
+                    result.records.push(r);
+                }
+            }
+            if result.next_offset == before {
+                break;
+            }
+        }
+        result.high_watermark = result.high_watermark.max(result.next_offset);
+        self.metrics.read_requests.inc();
+        self.metrics.read_records.add(result.records.len() as u64);
+        self.metrics.read_bytes.add(bytes as u64);
+        Ok(result)
+    }
+
+    async fn fetch(&self, row: BatchRow) -> Result<(BatchRow, Vec<StoredRecord>), ReadError> {
+        let start = row.byte_offset;
+        let bytes = self
+            .store
+            .get_range(
+                &object_key(row.object_id),
+                start..start + u64::from(row.byte_len),
+            )
+            .await?;
+        let records = decode_batch(&bytes, row.base_offset)?;
+        if records.len() != row.record_count as usize {
+            return Err(ReadError::Corrupt(format!(
+                "chunk at offset {} holds {} records, index says {}",
+                row.base_offset,
+                records.len(),
+                row.record_count
+            )));
+        }
+        Ok((row, records))
+    }
+
+    /// The first offset whose timestamp is at or after `timestamp_ms`, with
+    /// that record's timestamp; the high watermark and `None` if no record
+    /// is that recent.
+    pub async fn offset_for_time(
+        &self,
+        topic: &TopicMeta,
+        partition: i32,
+        timestamp_ms: i64,
+    ) -> Result<(i64, Option<i64>), ReadError> {
+        let key = (topic.id, partition);
+        let Some(row) = self
+            .metadata
+            .find_batch_by_time(topic.id, partition, timestamp_ms)
+            .await?
+        else {
+            let (_, hw) = self.refresh(key).await?;
+            return Ok((hw, None));
+        };
+        let (_, records) = self.fetch(row).await?;
+        let hit = records.iter().find(|r| r.timestamp >= timestamp_ms);
+        Ok(match hit {
+            Some(r) => (r.offset, Some(r.timestamp)),
+            None => (row.last_offset + 1, None),
+        })
+    }
+}
