@@ -17,6 +17,7 @@ use crate::format::ObjectBuilder;
 use crate::metadata::{
     ChunkCommit, ChunkOutcome, FlushCommit, KeyCommit, MetadataError, RecordedKey,
 };
+use crate::metrics::ObserveDuration;
 use crate::model::object_key;
 use crate::store::StoreError;
 
@@ -274,8 +275,8 @@ async fn flush_once(shared: &Shared, batch: Vec<Pending>) -> Option<Vec<Pending>
         let answer = if gone {
             Err(ProduceError::TopicGone)
         } else {
-            metrics.produce_records.add(offsets.len() as u64);
-            metrics.produce_bytes.add(
+            metrics.produce_records.inc_by(offsets.len() as u64);
+            metrics.produce_bytes.inc_by(
                 p.req
                     .records
                     .iter()

@@ -134,8 +134,8 @@ pub async fn run(
         }
         match pass(&metadata, &store, grace).await {
             Ok(r) => {
-                metrics.keys_expired.add(r.keys_expired);
-                metrics.orphans_deleted.add(r.orphans_deleted);
+                metrics.keys_expired.inc_by(r.keys_expired);
+                metrics.orphans_deleted.inc_by(r.orphans_deleted);
                 if r.orphans_deleted > 0 || r.keys_expired > 0 {
                     tracing::info!(?r, "maintenance pass");
                 }

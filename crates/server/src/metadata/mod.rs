@@ -240,7 +240,7 @@ tokio::task_local! {
 /// Counts `n` statements (round trips) sent to the store, and attributes
 /// them to the flush commit running on this task, if any.
 pub(crate) fn count_statements(metrics: &Metrics, n: u64) {
-    metrics.metadata_statements.add(n);
+    metrics.metadata_statements.inc_by(n);
     let _ = COMMIT_STATEMENTS.try_with(|c| c.set(c.get() + n));
 }
 
@@ -256,7 +256,7 @@ pub(crate) async fn counting_commit<T>(
             (out, COMMIT_STATEMENTS.with(std::cell::Cell::get))
         })
         .await;
-    metrics.commit_statements.add(n);
+    metrics.commit_statements.inc_by(n);
     out
 }
 

@@ -218,8 +218,10 @@ impl Reader {
         }
         result.high_watermark = result.high_watermark.max(result.next_offset);
         self.metrics.read_requests.inc();
-        self.metrics.read_records.add(result.records.len() as u64);
-        self.metrics.read_bytes.add(bytes as u64);
+        self.metrics
+            .read_records
+            .inc_by(result.records.len() as u64);
+        self.metrics.read_bytes.inc_by(bytes as u64);
         Ok(result)
     }
 

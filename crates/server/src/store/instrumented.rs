@@ -36,7 +36,7 @@ impl ObjectStore for InstrumentedStore {
         let r = self.inner.put(key, body).await;
         if r.is_ok() {
             self.metrics.object_puts.inc();
-            self.metrics.object_put_bytes.add(len);
+            self.metrics.object_put_bytes.inc_by(len);
         }
         self.count(r)
     }
@@ -45,7 +45,7 @@ impl ObjectStore for InstrumentedStore {
         let r = self.inner.get_range(key, range).await;
         if let Ok(b) = &r {
             self.metrics.object_gets.inc();
-            self.metrics.object_get_bytes.add(b.len() as u64);
+            self.metrics.object_get_bytes.inc_by(b.len() as u64);
         }
         self.count(r)
     }
@@ -54,8 +54,10 @@ impl ObjectStore for InstrumentedStore {
         let outcome = self.inner.delete_many(keys).await;
         self.metrics
             .object_deletes
-            .add(outcome.deleted.len() as u64);
-        self.metrics.object_errors.add(outcome.failed.len() as u64);
+            .inc_by(outcome.deleted.len() as u64);
+        self.metrics
+            .object_errors
+            .inc_by(outcome.failed.len() as u64);
         outcome
     }
 

@@ -9,6 +9,7 @@ use uuid::Uuid;
 use super::{Failure, PostgresMetadata};
 use crate::metadata::keys::outcomes_from;
 use crate::metadata::{ChunkOutcome, FlushCommit, MetadataError, RecordedKey};
+use crate::metrics::ObserveDuration;
 use crate::model::object_key;
 
 /// The chunks of a commit as parallel arrays.
