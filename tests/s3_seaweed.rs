@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 async fn s3_store_passes_the_object_store_conformance_suite() {
     let s3 = Seaweed::start("conformance").await;
     let store = s3.store_with_prefix("suite/run1").await;
-    streamhouse_server::testing::store_conformance::run(&store).await;
+    streamhouse_server::testing::conformance::store::run(&store).await;
     // The prefix keeps runs apart.
     let other = s3.store_with_prefix("suite/run2").await;
     use streamhouse_server::store::ObjectStore;

@@ -69,7 +69,7 @@ impl TestAgent {
         let (p1, p2) = (plan.clone(), plan.clone());
         let layers = streamhouse_server::server::Layers {
             store: Some(Box::new(move |s| Arc::new(FaultyStore::new(s, p1)))),
-            metadata: Some(Box::new(move |m| Arc::new(FaultyMetadata::new(m, p2)))),
+            metadata: Some(Box::new(move |m| FaultyMetadata::wrap(m, p2))),
         };
         let mut agent = Self::start_layered(serve_args(&flags), layers).await;
         agent.dir = Some(dir);

@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use super::free_port;
@@ -91,6 +92,41 @@ impl Postgres {
         );
         pg.start_server();
         pg
+    }
+
+    /// One server for every test of this test binary, started on first
+    /// use. A watchdog process stops it and removes its files once this
+    /// process is gone, since statics are never dropped.
+    pub fn shared() -> &'static Postgres {
+        static SHARED: OnceLock<Postgres> = OnceLock::new();
+        SHARED.get_or_init(|| {
+            let pg = Postgres::start();
+            pg.stop_after(std::process::id());
+            pg
+        })
+    }
+
+    // The watchdog outlives this process by design: nothing here waits for it.
+    #[allow(clippy::zombie_processes)]
+    fn stop_after(&self, pid: u32) {
+        let pg_ctl = self.bin.join("pg_ctl").display().to_string();
+        let stop = format!("{pg_ctl} stop -D {} -m immediate -w", self.data_dir());
+        let stop = if self.as_postgres {
+            format!("runuser -u postgres -- {stop}")
+        } else {
+            stop
+        };
+        let script = format!(
+            "while kill -0 {pid} 2>/dev/null; do sleep 1; done; {stop} >/dev/null 2>&1; rm -rf {}",
+            self.dir.path().display()
+        );
+        Command::new("sh")
+            .args(["-c", &script])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start the PostgreSQL watchdog");
     }
 
     fn data_dir(&self) -> String {

@@ -48,6 +48,12 @@ pub struct PartitionState {
 /// Identifies one partition of one topic (by topic id, not name).
 pub type PartitionKey = (Uuid, i32);
 
+/// Milliseconds since the epoch encoded in a UUIDv7.
+pub fn uuid_v7_ms(id: Uuid) -> Option<i64> {
+    let (secs, nanos) = id.get_timestamp()?.to_unix();
+    Some(secs as i64 * 1000 + i64::from(nanos / 1_000_000))
+}
+
 /// The object-store key of an object, derived from its id.
 pub fn object_key(object_id: Uuid) -> String {
     format!("objects/{}", object_id.simple())

@@ -20,7 +20,7 @@ use crate::config::{ObjectStoreLocation, ServeArgs};
 use crate::groups::Groups;
 use crate::ingest::{self, IngestConfig, IngestDeps};
 use crate::metadata::{
-    CacheConfig, CachedMetadata, PostgresMetadata, SharedMetadata, SqliteMetadata,
+    CacheConfig, Metadata, MetadataCache, connect_postgres, open_sqlite, open_sqlite_url,
 };
 use crate::metrics::Metrics;
 use crate::read::Reader;
@@ -58,30 +58,17 @@ pub struct Agent {
 }
 
 /// Opens the metadata store the configuration names and applies migrations.
-pub async fn open_metadata(
-    args: &ServeArgs,
-    metrics: Arc<Metrics>,
-) -> Result<SharedMetadata, BootError> {
-    let err = |e: crate::metadata::MetadataError| BootError::Metadata(e.to_string());
-    match &args.metadata_url {
-        Some(url) if url.starts_with("postgres") => {
-            let store = PostgresMetadata::connect(url, true, metrics)
-                .await
-                .map_err(err)?;
-            Ok(Arc::new(store))
-        }
-        Some(url) => Ok(Arc::new(
-            SqliteMetadata::open_url(url, metrics).await.map_err(err)?,
-        )),
+pub async fn open_metadata(args: &ServeArgs, metrics: Arc<Metrics>) -> Result<Metadata, BootError> {
+    let opened = match &args.metadata_url {
+        Some(url) if url.starts_with("postgres") => connect_postgres(url, true, metrics).await,
+        Some(url) => open_sqlite_url(url, metrics).await,
         None => {
             std::fs::create_dir_all(&args.data_dir)
                 .map_err(|e| BootError::Metadata(format!("{}: {e}", args.data_dir.display())))?;
-            let path = args.data_dir.join("metadata.db");
-            Ok(Arc::new(
-                SqliteMetadata::open(&path, metrics).await.map_err(err)?,
-            ))
+            open_sqlite(&args.data_dir.join("metadata.db"), metrics).await
         }
-    }
+    };
+    opened.map_err(|e| BootError::Metadata(e.to_string()))
 }
 
 async fn open_store(args: &ServeArgs) -> Result<SharedStore, BootError> {
@@ -113,7 +100,7 @@ async fn open_store(args: &ServeArgs) -> Result<SharedStore, BootError> {
 #[derive(Default)]
 pub struct Layers {
     pub store: Option<Box<dyn FnOnce(SharedStore) -> SharedStore + Send>>,
-    pub metadata: Option<Box<dyn FnOnce(SharedMetadata) -> SharedMetadata + Send>>,
+    pub metadata: Option<Box<dyn FnOnce(Metadata) -> Metadata + Send>>,
 }
 
 impl std::fmt::Debug for Layers {
@@ -139,7 +126,7 @@ pub async fn build_with(args: &ServeArgs, layers: Layers) -> Result<Agent, BootE
     if let Some(wrap) = layers.metadata {
         raw_metadata = wrap(raw_metadata);
     }
-    let metadata = Arc::new(CachedMetadata::new(
+    let (metadata, cache) = MetadataCache::wrap(
         raw_metadata,
         CacheConfig {
             topic_ttl: args.topic_cache_ttl.0,
@@ -147,7 +134,7 @@ pub async fn build_with(args: &ServeArgs, layers: Layers) -> Result<Agent, BootE
             index_ttl: args.index_cache_ttl.0,
         },
         metrics.clone(),
-    ));
+    );
     let mut base_store = open_store(args).await?;
     if let Some(wrap) = layers.store {
         base_store = wrap(base_store);
@@ -161,7 +148,6 @@ pub async fn build_with(args: &ServeArgs, layers: Layers) -> Result<Agent, BootE
     let watermarks = Arc::new(Watermarks::default());
     let background = CancellationToken::new();
     let tracker = TaskTracker::new();
-    let shared_metadata: SharedMetadata = metadata.clone();
     let ingest = ingest::start(
         IngestConfig {
             linger: args.linger(),
@@ -179,7 +165,7 @@ pub async fn build_with(args: &ServeArgs, layers: Layers) -> Result<Agent, BootE
         },
         IngestDeps {
             store: store.clone(),
-            metadata: shared_metadata.clone(),
+            metadata: metadata.clone(),
             watermarks: watermarks.clone(),
             metrics: metrics.clone(),
             clock: clock.clone(),
@@ -187,22 +173,28 @@ pub async fn build_with(args: &ServeArgs, layers: Layers) -> Result<Agent, BootE
         background.clone(),
         &tracker,
     );
+    tracker.spawn(cache.keep_current(args.watermark_poll_interval.0, background.clone()));
     tracker.spawn(crate::tail::poller::run(
         watermarks.clone(),
-        metadata.clone(),
+        metadata.log.clone(),
         metrics.clone(),
         args.watermark_poll_interval.0,
         background.clone(),
     ));
     tracker.spawn(crate::maintenance::run(
-        shared_metadata.clone(),
+        metadata.clone(),
         store.clone(),
         metrics.clone(),
         args.orphan_grace.0,
         args.maintenance_interval.0,
         background.clone(),
     ));
-    let reader = Reader::new(shared_metadata, store, watermarks.clone(), metrics.clone());
+    let reader = Reader::new(
+        metadata.log.clone(),
+        store,
+        watermarks.clone(),
+        metrics.clone(),
+    );
     let state = AppState::new(Services {
         limits: args.limits(),
         groups: Groups::new(metadata.clone(), clock.clone()),
@@ -310,6 +302,7 @@ pub async fn migrate(args: ServeArgs) -> Result<(), BootError> {
     let store = open_metadata(&args, Arc::new(Metrics::default())).await?;
     // Opening applied the migrations; a read proves the schema answers.
     store
+        .topics
         .list_topics(crate::model::DEFAULT_TENANT, None, 1)
         .await
         .map_err(|e| BootError::Metadata(e.to_string()))?;

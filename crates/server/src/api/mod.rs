@@ -33,7 +33,7 @@ use crate::config::Limits;
 use crate::groups::Groups;
 use crate::ingest::Ingest;
 use crate::ingest::partitioner::RoundRobin;
-use crate::metadata::CachedMetadata;
+use crate::metadata::Metadata;
 use crate::metrics::Metrics;
 use crate::read::Reader;
 use crate::tail::Watermarks;
@@ -64,7 +64,7 @@ pub mod paths {
 #[derive(Debug)]
 pub struct Services {
     pub limits: Limits,
-    pub metadata: Arc<CachedMetadata>,
+    pub metadata: Metadata,
     pub ingest: Ingest,
     pub reader: Reader,
     pub groups: Groups,

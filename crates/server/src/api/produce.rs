@@ -63,7 +63,8 @@ pub(super) struct ProduceResponse {
 async fn live_topic(state: &AppState, name: &str) -> Result<std::sync::Arc<TopicMeta>, ApiError> {
     state
         .metadata
-        .topic(DEFAULT_TENANT, name)
+        .topics
+        .get_topic(DEFAULT_TENANT, name)
         .await?
         .ok_or_else(|| ApiError::topic_not_found(name))
 }
@@ -171,15 +172,7 @@ async fn append(
             records,
             idempotency,
         })
-        .await
-        .map_err(|e| {
-            if e == crate::ingest::ProduceError::TopicGone {
-                // Forget the stale cache entry so the next request sees the truth.
-                let (metadata, name) = (state.metadata.clone(), topic.name.clone());
-                tokio::spawn(async move { metadata.forget_topic(DEFAULT_TENANT, &name).await });
-            }
-            ApiError::from(e)
-        })?;
+        .await?;
     let body = Json(ProduceResponse {
         offsets: produced
             .offsets

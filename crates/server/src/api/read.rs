@@ -39,7 +39,8 @@ async fn topic_partition(
 ) -> Result<(std::sync::Arc<TopicMeta>, i32), ApiError> {
     let topic = state
         .metadata
-        .topic(DEFAULT_TENANT, name)
+        .topics
+        .get_topic(DEFAULT_TENANT, name)
         .await?
         .ok_or_else(|| ApiError::topic_not_found(name))?;
     if partition < 0 || partition >= i64::from(topic.partition_count) {

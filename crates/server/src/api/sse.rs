@@ -149,7 +149,8 @@ fn limits(q: &StreamQuery) -> Result<(usize, usize), ApiError> {
 async fn topic(state: &AppState, name: &str) -> Result<Arc<TopicMeta>, ApiError> {
     state
         .metadata
-        .topic(DEFAULT_TENANT, name)
+        .topics
+        .get_topic(DEFAULT_TENANT, name)
         .await?
         .ok_or_else(|| ApiError::topic_not_found(name))
 }

@@ -11,7 +11,6 @@ use super::AppState;
 use super::error::{ApiError, ErrorCode};
 use super::extract::{ApiPath, ApiQuery, read_body};
 use crate::config::DEFAULT_COMPRESSION;
-use crate::metadata::MetadataStore;
 use crate::model::{Compression, DEFAULT_TENANT, NewTopic, TopicMeta};
 
 /// Longest topic name (Kafka's limit).
@@ -115,6 +114,7 @@ pub(super) async fn create(
     };
     let created = state
         .metadata
+        .topics
         .create_topic(&topic, state.clock.now_ms())
         .await
         .map_err(|e| match e {
@@ -169,6 +169,7 @@ pub(super) async fn list(
     }
     let topics = state
         .metadata
+        .topics
         .list_topics(DEFAULT_TENANT, q.after.as_deref(), limit)
         .await?;
     let next_after =
@@ -220,7 +221,8 @@ pub(super) async fn describe(
 ) -> Result<Json<TopicDetail>, ApiError> {
     let topic = state
         .metadata
-        .topic(DEFAULT_TENANT, &name)
+        .topics
+        .get_topic(DEFAULT_TENANT, &name)
         .await?
         .ok_or_else(|| ApiError::topic_not_found(&name))?;
     let from = q.partition_from.unwrap_or(0).max(0);
@@ -233,7 +235,7 @@ pub(super) async fn describe(
         .with_field("partition_limit")
         .with_limit(1000));
     }
-    let parts = state.metadata.partitions(topic.id, from, limit).await?;
+    let parts = state.metadata.log.partitions(topic.id, from, limit).await?;
     let next = parts
         .last()
         .map(|p| p.partition + 1)
@@ -263,6 +265,7 @@ pub(super) async fn delete(
 ) -> Result<StatusCode, ApiError> {
     let deleted = state
         .metadata
+        .topics
         .delete_topic(DEFAULT_TENANT, &name, state.clock.now_ms())
         .await?
         .ok_or_else(|| ApiError::topic_not_found(&name))?;

@@ -459,7 +459,8 @@ async fn subscribe(
 ) -> Result<Follower, ApiError> {
     let topic = state
         .metadata
-        .topic(DEFAULT_TENANT, name)
+        .topics
+        .get_topic(DEFAULT_TENANT, name)
         .await?
         .ok_or_else(|| ApiError::topic_not_found(name).with_field("topic"))?;
     let list: Vec<i32> = match partitions {
@@ -562,7 +563,8 @@ async fn produce(
     }
     let topic = state
         .metadata
-        .topic(DEFAULT_TENANT, name)
+        .topics
+        .get_topic(DEFAULT_TENANT, name)
         .await?
         .ok_or_else(|| ApiError::topic_not_found(name).with_field("topic"))?;
     let parsed = parse_json(body, &state.limits, state.clock.now_ms())?;

@@ -8,9 +8,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::clock::SharedClock;
-use crate::metadata::{
-    CachedMetadata, GroupOffsetCommit, GroupOffsetRow, MetadataError, MetadataStore,
-};
+use crate::metadata::{GroupOffsetCommit, GroupOffsetRow, Metadata, MetadataError};
 
 /// One offset to commit, as the caller names it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,12 +47,12 @@ pub enum GroupError {
 /// Group offset operations; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Groups {
-    metadata: Arc<CachedMetadata>,
+    metadata: Metadata,
     clock: SharedClock,
 }
 
 impl Groups {
-    pub fn new(metadata: Arc<CachedMetadata>, clock: SharedClock) -> Self {
+    pub fn new(metadata: Metadata, clock: SharedClock) -> Self {
         Groups { metadata, clock }
     }
 
@@ -73,7 +71,8 @@ impl Groups {
                 None => {
                     let t = self
                         .metadata
-                        .topic(tenant, &e.topic)
+                        .topics
+                        .get_topic(tenant, &e.topic)
                         .await?
                         .ok_or_else(|| GroupError::TopicNotFound(e.topic.clone()))?;
                     topics.insert(e.topic.clone(), t.clone());
@@ -107,6 +106,7 @@ impl Groups {
             .map(|(_, c)| c)
             .collect();
         self.metadata
+            .groups
             .commit_group_offsets(tenant, group, &commits, self.clock.now_ms())
             .await?;
         Ok(())
@@ -118,14 +118,14 @@ impl Groups {
         tenant: &str,
         group: &str,
     ) -> Result<Vec<GroupOffsetRow>, GroupError> {
-        Ok(self.metadata.group_offsets(tenant, group).await?)
+        Ok(self.metadata.groups.group_offsets(tenant, group).await?)
     }
 
     /// The group's lag in every partition it has committed.
     pub async fn lag(&self, tenant: &str, group: &str) -> Result<Vec<LagRow>, GroupError> {
-        let rows = self.metadata.group_offsets(tenant, group).await?;
+        let rows = self.metadata.groups.group_offsets(tenant, group).await?;
         let keys: Vec<_> = rows.iter().map(|r| (r.topic_id, r.partition)).collect();
-        let states = self.metadata.partition_states(&keys).await?;
+        let states = self.metadata.log.partition_states(&keys).await?;
         let hw: HashMap<_, _> = states
             .iter()
             .map(|s| ((s.topic_id, s.partition), s.next_offset))

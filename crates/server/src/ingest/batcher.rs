@@ -96,6 +96,7 @@ impl Ingest {
             .shared
             .deps
             .metadata
+            .keys
             .lookup_key(&key.tenant, req.topic.id, &key.key, now)
             .await;
         let result = match recorded {

@@ -60,7 +60,7 @@ async fn upload(shared: &Shared, key: &str, body: bytes::Bytes) -> Result<(), St
 
 /// Commits, re-running an ambiguous commit until it gives a definite answer.
 async fn commit(shared: &Shared, commit: &FlushCommit) -> Result<Vec<ChunkOutcome>, MetadataError> {
-    let first = shared.deps.metadata.commit_flush(commit).await;
+    let first = shared.deps.metadata.log.commit_flush(commit).await;
     let Err(MetadataError::Ambiguous(reason)) = first else {
         return first;
     };
@@ -69,7 +69,7 @@ async fn commit(shared: &Shared, commit: &FlushCommit) -> Result<Vec<ChunkOutcom
     let mut backoff = Duration::from_millis(20);
     loop {
         tokio::time::sleep(backoff + Duration::from_millis(rand::random::<u64>() % 20)).await;
-        match shared.deps.metadata.commit_flush(commit).await {
+        match shared.deps.metadata.log.commit_flush(commit).await {
             Ok(out) => return Ok(out),
             Err(e) if Instant::now() >= deadline => {
                 // Whatever this error says, the first attempt may have
@@ -249,7 +249,7 @@ async fn flush_once(shared: &Shared, batch: Vec<Pending>) -> Option<Vec<Pending>
     metrics.records_per_flush.observe(record_count as f64);
 
     for (chunk, outcome) in flush.chunks.iter().zip(&outcomes) {
-        if let ChunkOutcome::Committed { base_offset } = outcome {
+        if let ChunkOutcome::Committed { base_offset, .. } = outcome {
             shared.deps.watermarks.advance(
                 (chunk.topic_id, chunk.partition),
                 base_offset + i64::from(chunk.record_count),
@@ -262,7 +262,7 @@ async fn flush_once(shared: &Shared, batch: Vec<Pending>) -> Option<Vec<Pending>
         let mut gone = false;
         for (&(g, k), (partition, _)) in places.iter().zip(&p.req.records) {
             match outcomes[g] {
-                ChunkOutcome::Committed { base_offset } => offsets.push(RecordOffset {
+                ChunkOutcome::Committed { base_offset, .. } => offsets.push(RecordOffset {
                     partition: *partition,
                     offset: base_offset + i64::from(k),
                 }),

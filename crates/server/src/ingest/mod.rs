@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::clock::SharedClock;
-use crate::metadata::SharedMetadata;
+use crate::metadata::Metadata;
 use crate::metrics::Metrics;
 use crate::model::Record;
 use crate::model::TopicMeta;
@@ -61,7 +61,7 @@ pub struct IngestConfig {
 #[derive(Debug, Clone)]
 pub struct IngestDeps {
     pub store: SharedStore,
-    pub metadata: SharedMetadata,
+    pub metadata: Metadata,
     pub watermarks: Arc<Watermarks>,
     pub metrics: Arc<Metrics>,
     pub clock: SharedClock,

@@ -9,7 +9,7 @@ use tokio_util::task::TaskTracker;
 
 use super::*;
 use crate::clock::SystemClock;
-use crate::metadata::{SharedMetadata, SqliteMetadata};
+use crate::metadata::{Metadata, open_sqlite};
 use crate::model::Record;
 use crate::model::{Compression, NewTopic, TopicMeta};
 use crate::store::{MemoryStore, SharedStore};
@@ -18,7 +18,7 @@ use crate::testing::faults::{Fault, FaultPlan, FaultyMetadata, FaultyStore, Op};
 struct Rig {
     ingest: Ingest,
     objects: Arc<MemoryStore>,
-    metadata: SharedMetadata,
+    metadata: Metadata,
     plan: Arc<FaultPlan>,
     topic: Arc<TopicMeta>,
     _dir: tempfile::TempDir,
@@ -28,13 +28,12 @@ async fn rig() -> Rig {
     let dir = tempfile::tempdir().unwrap();
     let metrics = Arc::new(Metrics::default());
     let plan = Arc::new(FaultPlan::default());
-    let sqlite: SharedMetadata = Arc::new(
-        SqliteMetadata::open(&dir.path().join("m.db"), metrics.clone())
-            .await
-            .unwrap(),
-    );
-    let metadata: SharedMetadata = Arc::new(FaultyMetadata::new(sqlite, plan.clone()));
+    let sqlite = open_sqlite(&dir.path().join("m.db"), metrics.clone())
+        .await
+        .unwrap();
+    let metadata = FaultyMetadata::wrap(sqlite, plan.clone());
     let topic = metadata
+        .topics
         .create_topic(
             &NewTopic {
                 tenant: "t".into(),
@@ -101,7 +100,7 @@ fn request(topic: &Arc<TopicMeta>, n: usize) -> ProduceRequest {
 }
 
 async fn high_watermarks(r: &Rig) -> Vec<i64> {
-    let states = r.metadata.partitions(r.topic.id, 0, 10).await.unwrap();
+    let states = r.metadata.log.partitions(r.topic.id, 0, 10).await.unwrap();
     states.iter().map(|s| s.next_offset).collect()
 }
 

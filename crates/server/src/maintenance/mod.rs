@@ -16,8 +16,9 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::metadata::{MetadataError, SharedMetadata, uuid_v7_ms};
+use crate::metadata::{Metadata, MetadataError};
 use crate::metrics::Metrics;
+use crate::model::uuid_v7_ms;
 use crate::store::{SharedStore, StoreError};
 
 /// Keys deleted per statement.
@@ -46,11 +47,11 @@ fn object_id(key: &str) -> Option<Uuid> {
 }
 
 /// Deletes expired idempotency keys.
-pub async fn expire_keys(metadata: &SharedMetadata) -> Result<u64, PassError> {
-    let now = metadata.now_ms().await?;
+pub async fn expire_keys(metadata: &Metadata) -> Result<u64, PassError> {
+    let now = metadata.log.now_ms().await?;
     let mut total = 0;
     loop {
-        let n = metadata.expire_keys(now, EXPIRE_BATCH).await?;
+        let n = metadata.keys.expire_keys(now, EXPIRE_BATCH).await?;
         total += n;
         if n < u64::from(EXPIRE_BATCH) {
             return Ok(total);
@@ -60,11 +61,11 @@ pub async fn expire_keys(metadata: &SharedMetadata) -> Result<u64, PassError> {
 
 /// Lists every object and deletes the orphans older than `grace`.
 pub async fn collect_orphans(
-    metadata: &SharedMetadata,
+    metadata: &Metadata,
     store: &SharedStore,
     grace: Duration,
 ) -> Result<(u64, u64), PassError> {
-    let now = metadata.now_ms().await?;
+    let now = metadata.log.now_ms().await?;
     let grace_ms = grace.as_millis() as i64;
     let (mut listed, mut deleted) = (0u64, 0u64);
     let mut after: Option<String> = None;
@@ -79,8 +80,12 @@ pub async fn collect_orphans(
             .collect();
         if !old.is_empty() {
             let ids: Vec<Uuid> = old.iter().map(|(_, id)| *id).collect();
-            let known: std::collections::HashSet<Uuid> =
-                metadata.known_objects(&ids).await?.into_iter().collect();
+            let known: std::collections::HashSet<Uuid> = metadata
+                .log
+                .known_objects(&ids)
+                .await?
+                .into_iter()
+                .collect();
             let orphans: Vec<String> = old
                 .into_iter()
                 .filter(|(_, id)| !known.contains(id))
@@ -103,7 +108,7 @@ pub async fn collect_orphans(
 
 /// One full pass.
 pub async fn pass(
-    metadata: &SharedMetadata,
+    metadata: &Metadata,
     store: &SharedStore,
     grace: Duration,
 ) -> Result<PassReport, PassError> {
@@ -118,7 +123,7 @@ pub async fn pass(
 
 /// Runs passes every `interval` (jittered so agents spread out) until cancelled.
 pub async fn run(
-    metadata: SharedMetadata,
+    metadata: Metadata,
     store: SharedStore,
     metrics: Arc<Metrics>,
     grace: Duration,
@@ -148,7 +153,7 @@ pub async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metadata::{ChunkCommit, FlushCommit, SqliteMetadata};
+    use crate::metadata::{ChunkCommit, FlushCommit, open_sqlite};
     use crate::model::{Compression, NewTopic, object_key};
     use crate::store::MemoryStore;
     use bytes::Bytes;
@@ -156,13 +161,12 @@ mod tests {
     #[tokio::test]
     async fn deletes_old_orphans_only() {
         let dir = tempfile::tempdir().unwrap();
-        let metadata: SharedMetadata = Arc::new(
-            SqliteMetadata::open(&dir.path().join("m.db"), Arc::new(Metrics::default()))
-                .await
-                .unwrap(),
-        );
+        let metadata = open_sqlite(&dir.path().join("m.db"), Arc::new(Metrics::default()))
+            .await
+            .unwrap();
         let store: SharedStore = Arc::new(MemoryStore::default());
         let t = metadata
+            .topics
             .create_topic(
                 &NewTopic {
                     tenant: "t".into(),
@@ -196,6 +200,7 @@ mod tests {
             .await
             .unwrap();
         metadata
+            .log
             .commit_flush(&FlushCommit {
                 object_id: committed,
                 object_size: 1,

@@ -67,7 +67,7 @@ pub fn key_response(
     for &(chunk, pos) in &key.records {
         let c = chunks.get(chunk as usize)?;
         match outcomes.get(chunk as usize)? {
-            ChunkOutcome::Committed { base_offset } => {
+            ChunkOutcome::Committed { base_offset, .. } => {
                 pairs.push(serde_json::json!([
                     c.partition,
                     base_offset + i64::from(pos)
@@ -84,22 +84,21 @@ pub fn parse_response(s: &str) -> Vec<(i32, i64)> {
     serde_json::from_str::<Vec<(i32, i64)>>(s).unwrap_or_default()
 }
 
-/// Outcomes in chunk order from base offsets found by (topic, partition).
-pub(crate) fn outcomes_from(
-    chunks: &[ChunkCommit],
-    bases: &HashMap<(Uuid, i32), i64>,
-) -> Vec<ChunkOutcome> {
+/// The (base offset, running maximum timestamp) of committed chunks, by
+/// (topic, partition).
+pub(crate) type Bases = HashMap<(Uuid, i32), (i64, i64)>;
+
+/// Outcomes in chunk order from what the commit found; a chunk missing
+/// from `bases` did not commit (its topic is gone).
+pub(crate) fn outcomes_from(chunks: &[ChunkCommit], bases: &Bases) -> Vec<ChunkOutcome> {
     chunks
         .iter()
         .map(|c| match bases.get(&(c.topic_id, c.partition)) {
-            Some(&base_offset) => ChunkOutcome::Committed { base_offset },
+            Some(&(base_offset, max_timestamp)) => ChunkOutcome::Committed {
+                base_offset,
+                max_timestamp,
+            },
             None => ChunkOutcome::TopicGone,
         })
         .collect()
-}
-
-/// Milliseconds since the epoch encoded in a UUIDv7.
-pub fn uuid_v7_ms(id: Uuid) -> Option<i64> {
-    let (secs, nanos) = id.get_timestamp()?.to_unix();
-    Some(secs as i64 * 1000 + i64::from(nanos / 1_000_000))
 }

@@ -1,17 +1,24 @@
-//! Metadata: topics, offsets, the offset index and group offsets, in SQL.
-//!
-//! The `MetadataStore` trait is the source of truth and the sequencer:
+//! Metadata: topics, offsets, the offset index, group offsets and
+//! idempotency keys, in SQL. The source of truth and the sequencer:
 //! `commit_flush` assigns offsets to every chunk of one object in one
-//! transaction. Implementations: SQLite (embedded) and PostgreSQL (also
-//! CockroachDB) for clusters. Calls are batch-shaped
-//! so a flush costs a constant number of statements whatever the number of
-//! partitions it touches. `cache` wraps any store with an in-process cache
-//! of topics and of the offset index.
+//! transaction.
+//!
+//! The store is four small traits by concern — [`Topics`], the [`Log`]
+//! (flush commit, index, watermarks, objects), [`GroupOffsets`] and
+//! [`IdempotencyKeys`] — bundled as [`Metadata`], so a layer wraps only the
+//! concerns it changes and a new capability adds its own trait. Calls are
+//! batch-shaped so a flush costs a constant number of statements whatever
+//! the number of partitions it touches.
+//!
+//! Both backends run one SQL skeleton (`sql`): SQLite for the embedded
+//! mode, PostgreSQL (also CockroachDB) for clusters; each brings only its
+//! dialect. `cache` wraps any store's topics and log in an in-process
+//! cache that keeps itself current.
 
 mod cache;
-mod index_cache;
 mod keys;
 mod postgres;
+pub(crate) mod sql;
 mod sqlite;
 
 use std::fmt::Debug;
@@ -20,13 +27,12 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use uuid::Uuid;
 
-use crate::metrics::Metrics;
 use crate::model::{NewTopic, PartitionKey, PartitionState, TopicMeta};
 
-pub use cache::{CacheConfig, CachedMetadata};
-pub use keys::{KeyCommit, RecordedKey, key_response, parse_response, uuid_v7_ms};
-pub use postgres::PostgresMetadata;
-pub use sqlite::SqliteMetadata;
+pub use cache::{CacheConfig, MetadataCache};
+pub use keys::{KeyCommit, RecordedKey, key_response, parse_response};
+pub use postgres::connect as connect_postgres;
+pub use sqlite::{open as open_sqlite, open_url as open_sqlite_url};
 
 /// Why a metadata call failed. Callers see few kinds, each with one action.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -83,8 +89,13 @@ pub struct FlushCommit {
 /// What became of one chunk of a commit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ChunkOutcome {
-    /// The chunk's first record has this offset.
-    Committed { base_offset: i64 },
+    /// The chunk's first record has this offset; `max_timestamp` is the
+    /// partition's running maximum timestamp through this chunk, as its
+    /// index row holds it.
+    Committed {
+        base_offset: i64,
+        max_timestamp: i64,
+    },
     /// The topic was deleted (or re-created) before the commit; nothing of
     /// this chunk is visible.
     TopicGone,
@@ -123,17 +134,20 @@ pub struct GroupOffsetRow {
     pub updated_at_ms: i64,
 }
 
-/// The metadata store. See the module header.
+/// Topics by tenant and name.
 #[async_trait]
-pub trait MetadataStore: Send + Sync + Debug {
+pub trait Topics: Send + Sync + Debug {
     /// Creates a topic and its partitions; `AlreadyExists` if a live topic
     /// of that tenant has the name.
     async fn create_topic(&self, topic: &NewTopic, now_ms: i64)
     -> Result<TopicMeta, MetadataError>;
 
     /// The live topic with this name, if any.
-    async fn get_topic(&self, tenant: &str, name: &str)
-    -> Result<Option<TopicMeta>, MetadataError>;
+    async fn get_topic(
+        &self,
+        tenant: &str,
+        name: &str,
+    ) -> Result<Option<Arc<TopicMeta>>, MetadataError>;
 
     /// Live topics in name order, after `after`, at most `limit`.
     async fn list_topics(
@@ -152,6 +166,23 @@ pub trait MetadataStore: Send + Sync + Debug {
         now_ms: i64,
     ) -> Result<Option<TopicMeta>, MetadataError>;
 
+    /// A counter that changes whenever a topic is deleted, so agents can
+    /// poll one row to learn that their caches may hold a dead topic.
+    async fn topic_epoch(&self) -> Result<i64, MetadataError>;
+
+    /// Which of these topic ids are still live.
+    async fn live_topics(&self, ids: &[Uuid]) -> Result<Vec<Uuid>, MetadataError>;
+}
+
+/// The log: the flush commit that sequences records, the offset index,
+/// partition watermarks, and the objects commits name.
+#[async_trait]
+pub trait Log: Send + Sync + Debug {
+    /// Sequences every chunk of one object in one transaction and returns
+    /// one outcome per chunk, in order. Re-running a commit whose object is
+    /// already committed returns the original offsets and writes nothing.
+    async fn commit_flush(&self, commit: &FlushCommit) -> Result<Vec<ChunkOutcome>, MetadataError>;
+
     /// Partitions `from..` of a topic, at most `limit`, in order.
     async fn partitions(
         &self,
@@ -165,11 +196,6 @@ pub trait MetadataStore: Send + Sync + Debug {
         &self,
         keys: &[PartitionKey],
     ) -> Result<Vec<PartitionState>, MetadataError>;
-
-    /// Sequences every chunk of one object in one transaction and returns
-    /// one outcome per chunk, in order. Re-running a commit whose object is
-    /// already committed returns the original offsets and writes nothing.
-    async fn commit_flush(&self, commit: &FlushCommit) -> Result<Vec<ChunkOutcome>, MetadataError>;
 
     /// Index rows of a partition whose last offset is at or after `offset`,
     /// in offset order, at most `limit`.
@@ -190,7 +216,19 @@ pub trait MetadataStore: Send + Sync + Debug {
         timestamp_ms: i64,
     ) -> Result<Option<BatchRow>, MetadataError>;
 
-    /// Stores a group's offsets (upsert), all or nothing.
+    /// Which of these object ids have a row (committed objects).
+    async fn known_objects(&self, ids: &[Uuid]) -> Result<Vec<Uuid>, MetadataError>;
+
+    /// The store's own clock (ms since the epoch): the one clock every agent
+    /// agrees on, used to judge object ages.
+    async fn now_ms(&self) -> Result<i64, MetadataError>;
+}
+
+/// Consumer groups' committed offsets.
+#[async_trait]
+pub trait GroupOffsets: Send + Sync + Debug {
+    /// Stores a group's offsets (upsert), all or nothing; at most one entry
+    /// per partition.
     async fn commit_group_offsets(
         &self,
         tenant: &str,
@@ -205,14 +243,11 @@ pub trait MetadataStore: Send + Sync + Debug {
         tenant: &str,
         group: &str,
     ) -> Result<Vec<GroupOffsetRow>, MetadataError>;
+}
 
-    /// A counter that changes whenever a topic is deleted, so agents can
-    /// poll one row to learn that their caches may hold a dead topic.
-    async fn topic_epoch(&self) -> Result<i64, MetadataError>;
-
-    /// Which of these topic ids are still live.
-    async fn live_topics(&self, ids: &[Uuid]) -> Result<Vec<Uuid>, MetadataError>;
-
+/// Idempotency keys outside the flush commit, which records them.
+#[async_trait]
+pub trait IdempotencyKeys: Send + Sync + Debug {
     /// The live record of an idempotency key, if any.
     async fn lookup_key(
         &self,
@@ -224,41 +259,29 @@ pub trait MetadataStore: Send + Sync + Debug {
 
     /// Deletes up to `limit` keys expired at `now_ms`; returns how many.
     async fn expire_keys(&self, now_ms: i64, limit: u32) -> Result<u64, MetadataError>;
-
-    /// The store's own clock (ms since the epoch): the one clock every agent
-    /// agrees on, used to judge object ages.
-    async fn now_ms(&self) -> Result<i64, MetadataError>;
-
-    /// Which of these object ids have a row (committed objects).
-    async fn known_objects(&self, ids: &[Uuid]) -> Result<Vec<Uuid>, MetadataError>;
 }
 
-tokio::task_local! {
-    static COMMIT_STATEMENTS: std::cell::Cell<u64>;
+/// Every concern of one metadata store, as shared trait objects; cheap to
+/// clone. Layers replace the concerns they change and keep the rest.
+#[derive(Debug, Clone)]
+pub struct Metadata {
+    pub topics: Arc<dyn Topics>,
+    pub log: Arc<dyn Log>,
+    pub groups: Arc<dyn GroupOffsets>,
+    pub keys: Arc<dyn IdempotencyKeys>,
 }
 
-/// Counts `n` statements (round trips) sent to the store, and attributes
-/// them to the flush commit running on this task, if any.
-pub(crate) fn count_statements(metrics: &Metrics, n: u64) {
-    metrics.metadata_statements.inc_by(n);
-    let _ = COMMIT_STATEMENTS.try_with(|c| c.set(c.get() + n));
+impl Metadata {
+    /// One store serving every concern.
+    pub fn of<S>(store: Arc<S>) -> Metadata
+    where
+        S: Topics + Log + GroupOffsets + IdempotencyKeys + 'static,
+    {
+        Metadata {
+            topics: store.clone(),
+            log: store.clone(),
+            groups: store.clone(),
+            keys: store,
+        }
+    }
 }
-
-/// Runs one `commit_flush` body, adding the statements it sent (retries
-/// included) to `streamhouse_metadata_commit_statements_total`.
-pub(crate) async fn counting_commit<T>(
-    metrics: &Metrics,
-    body: impl std::future::Future<Output = T>,
-) -> T {
-    let (out, n) = COMMIT_STATEMENTS
-        .scope(std::cell::Cell::new(0), async {
-            let out = body.await;
-            (out, COMMIT_STATEMENTS.with(std::cell::Cell::get))
-        })
-        .await;
-    metrics.commit_statements.inc_by(n);
-    out
-}
-
-/// Shared handle to any metadata store.
-pub type SharedMetadata = Arc<dyn MetadataStore>;

@@ -14,7 +14,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 
 use crate::format::{FormatError, decode_batch};
-use crate::metadata::{BatchRow, MetadataError, SharedMetadata};
+use crate::metadata::{BatchRow, Log, MetadataError};
 use crate::metrics::Metrics;
 use crate::model::StoredRecord;
 use crate::model::{PartitionKey, TopicMeta, object_key};
@@ -90,7 +90,7 @@ impl From<FormatError> for ReadError {
 /// Serves reads; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Reader {
-    metadata: SharedMetadata,
+    log: Arc<dyn Log>,
     store: SharedStore,
     watermarks: Arc<Watermarks>,
     metrics: Arc<Metrics>,
@@ -98,13 +98,13 @@ pub struct Reader {
 
 impl Reader {
     pub fn new(
-        metadata: SharedMetadata,
+        log: Arc<dyn Log>,
         store: SharedStore,
         watermarks: Arc<Watermarks>,
         metrics: Arc<Metrics>,
     ) -> Self {
         Reader {
-            metadata,
+            log,
             store,
             watermarks,
             metrics,
@@ -113,7 +113,7 @@ impl Reader {
 
     /// Log start and high watermark straight from the metadata store.
     pub async fn refresh(&self, key: PartitionKey) -> Result<(i64, i64), ReadError> {
-        let states = self.metadata.partition_states(&[key]).await?;
+        let states = self.log.partition_states(&[key]).await?;
         let s = states.first().ok_or(ReadError::TopicGone)?;
         self.watermarks.advance(key, s.next_offset);
         Ok((s.log_start_offset, s.next_offset))
@@ -175,7 +175,7 @@ impl Reader {
         'index: while result.next_offset < hw {
             let want = (req.max_records - result.records.len()).clamp(1, 1000);
             let rows = self
-                .metadata
+                .log
                 .find_batches(req.topic.id, req.partition, result.next_offset, want as u32)
                 .await?;
             if rows.is_empty() {
@@ -257,7 +257,7 @@ impl Reader {
     ) -> Result<(i64, Option<i64>), ReadError> {
         let key = (topic.id, partition);
         let Some(row) = self
-            .metadata
+            .log
             .find_batch_by_time(topic.id, partition, timestamp_ms)
             .await?
         else {

@@ -222,7 +222,7 @@ mod tests {
     async fn conformance() {
         let dir = tempfile::tempdir().unwrap();
         let store = LocalStore::open(dir.path()).unwrap();
-        crate::testing::store_conformance::run(&store).await;
+        crate::testing::conformance::store::run(&store).await;
     }
 
     #[tokio::test]

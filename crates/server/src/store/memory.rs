@@ -97,6 +97,6 @@ impl ObjectStore for MemoryStore {
 mod tests {
     #[tokio::test]
     async fn conformance() {
-        crate::testing::store_conformance::run(&super::MemoryStore::default()).await;
+        crate::testing::conformance::store::run(&super::MemoryStore::default()).await;
     }
 }

@@ -8,8 +8,8 @@
 //! commits that is the ambiguous case: applied, but the caller cannot know).
 
 use std::ops::Range;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -18,8 +18,8 @@ use tokio::time::Instant;
 use uuid::Uuid;
 
 use crate::metadata::{
-    BatchRow, ChunkOutcome, FlushCommit, GroupOffsetCommit, GroupOffsetRow, MetadataError,
-    MetadataStore, RecordedKey, SharedMetadata,
+    BatchRow, ChunkOutcome, FlushCommit, GroupOffsetCommit, GroupOffsetRow, GroupOffsets,
+    IdempotencyKeys, Log, Metadata, MetadataError, RecordedKey, Topics,
 };
 use crate::model::{NewTopic, PartitionKey, PartitionState, TopicMeta};
 use crate::store::{DeleteOutcome, ListPage, ObjectStore, SharedStore, StoreError};
@@ -144,11 +144,11 @@ impl FaultPlan {
 #[derive(Debug)]
 pub struct FaultyStore {
     inner: SharedStore,
-    plan: std::sync::Arc<FaultPlan>,
+    plan: Arc<FaultPlan>,
 }
 
 impl FaultyStore {
-    pub fn new(inner: SharedStore, plan: std::sync::Arc<FaultPlan>) -> Self {
+    pub fn new(inner: SharedStore, plan: Arc<FaultPlan>) -> Self {
         FaultyStore { inner, plan }
     }
 }
@@ -219,17 +219,19 @@ impl ObjectStore for FaultyStore {
     }
 }
 
-/// Applies a plan to a metadata store. A lost commit response is reported
-/// as ambiguous, exactly as a connection lost after COMMIT would be.
+/// Applies a plan to every concern of a metadata store. A lost commit
+/// response is reported as ambiguous, exactly as a connection lost after
+/// COMMIT would be.
 #[derive(Debug)]
 pub struct FaultyMetadata {
-    inner: SharedMetadata,
-    plan: std::sync::Arc<FaultPlan>,
+    inner: Metadata,
+    plan: Arc<FaultPlan>,
 }
 
 impl FaultyMetadata {
-    pub fn new(inner: SharedMetadata, plan: std::sync::Arc<FaultPlan>) -> Self {
-        FaultyMetadata { inner, plan }
+    /// `inner` with every call subject to `plan`.
+    pub fn wrap(inner: Metadata, plan: Arc<FaultPlan>) -> Metadata {
+        Metadata::of(Arc::new(FaultyMetadata { inner, plan }))
     }
 }
 
@@ -245,23 +247,24 @@ fn commit_err(what: &str) -> MetadataError {
     }
 }
 
+/// A metadata call other than a flush commit, under the plan.
 macro_rules! read {
-    ($self:ident, $call:expr) => {
-        apply(&$self.plan, Op::MetadataRead, $call, meta_err).await
+    ($self:ident . $concern:ident . $call:ident ( $($arg:expr),* )) => {
+        apply(&$self.plan, Op::MetadataRead, $self.inner.$concern.$call($($arg),*), meta_err).await
     };
 }
 
 #[async_trait]
-impl MetadataStore for FaultyMetadata {
+impl Topics for FaultyMetadata {
     async fn create_topic(&self, t: &NewTopic, now: i64) -> Result<TopicMeta, MetadataError> {
-        read!(self, self.inner.create_topic(t, now))
+        read!(self.topics.create_topic(t, now))
     }
     async fn get_topic(
         &self,
         tenant: &str,
         name: &str,
-    ) -> Result<Option<TopicMeta>, MetadataError> {
-        read!(self, self.inner.get_topic(tenant, name))
+    ) -> Result<Option<Arc<TopicMeta>>, MetadataError> {
+        read!(self.topics.get_topic(tenant, name))
     }
     async fn list_topics(
         &self,
@@ -269,7 +272,7 @@ impl MetadataStore for FaultyMetadata {
         after: Option<&str>,
         limit: u32,
     ) -> Result<Vec<TopicMeta>, MetadataError> {
-        read!(self, self.inner.list_topics(tenant, after, limit))
+        read!(self.topics.list_topics(tenant, after, limit))
     }
     async fn delete_topic(
         &self,
@@ -277,7 +280,26 @@ impl MetadataStore for FaultyMetadata {
         name: &str,
         now: i64,
     ) -> Result<Option<TopicMeta>, MetadataError> {
-        read!(self, self.inner.delete_topic(tenant, name, now))
+        read!(self.topics.delete_topic(tenant, name, now))
+    }
+    async fn topic_epoch(&self) -> Result<i64, MetadataError> {
+        read!(self.topics.topic_epoch())
+    }
+    async fn live_topics(&self, ids: &[Uuid]) -> Result<Vec<Uuid>, MetadataError> {
+        read!(self.topics.live_topics(ids))
+    }
+}
+
+#[async_trait]
+impl Log for FaultyMetadata {
+    async fn commit_flush(&self, c: &FlushCommit) -> Result<Vec<ChunkOutcome>, MetadataError> {
+        apply(
+            &self.plan,
+            Op::Commit,
+            self.inner.log.commit_flush(c),
+            commit_err,
+        )
+        .await
     }
     async fn partitions(
         &self,
@@ -285,22 +307,13 @@ impl MetadataStore for FaultyMetadata {
         from: i32,
         limit: u32,
     ) -> Result<Vec<PartitionState>, MetadataError> {
-        read!(self, self.inner.partitions(id, from, limit))
+        read!(self.log.partitions(id, from, limit))
     }
     async fn partition_states(
         &self,
         keys: &[PartitionKey],
     ) -> Result<Vec<PartitionState>, MetadataError> {
-        read!(self, self.inner.partition_states(keys))
-    }
-    async fn commit_flush(&self, c: &FlushCommit) -> Result<Vec<ChunkOutcome>, MetadataError> {
-        apply(
-            &self.plan,
-            Op::Commit,
-            self.inner.commit_flush(c),
-            commit_err,
-        )
-        .await
+        read!(self.log.partition_states(keys))
     }
     async fn find_batches(
         &self,
@@ -309,7 +322,7 @@ impl MetadataStore for FaultyMetadata {
         o: i64,
         limit: u32,
     ) -> Result<Vec<BatchRow>, MetadataError> {
-        read!(self, self.inner.find_batches(id, p, o, limit))
+        read!(self.log.find_batches(id, p, o, limit))
     }
     async fn find_batch_by_time(
         &self,
@@ -317,8 +330,18 @@ impl MetadataStore for FaultyMetadata {
         p: i32,
         ts: i64,
     ) -> Result<Option<BatchRow>, MetadataError> {
-        read!(self, self.inner.find_batch_by_time(id, p, ts))
+        read!(self.log.find_batch_by_time(id, p, ts))
     }
+    async fn known_objects(&self, ids: &[Uuid]) -> Result<Vec<Uuid>, MetadataError> {
+        read!(self.log.known_objects(ids))
+    }
+    async fn now_ms(&self) -> Result<i64, MetadataError> {
+        read!(self.log.now_ms())
+    }
+}
+
+#[async_trait]
+impl GroupOffsets for FaultyMetadata {
     async fn commit_group_offsets(
         &self,
         t: &str,
@@ -326,17 +349,15 @@ impl MetadataStore for FaultyMetadata {
         o: &[GroupOffsetCommit],
         now: i64,
     ) -> Result<(), MetadataError> {
-        read!(self, self.inner.commit_group_offsets(t, g, o, now))
+        read!(self.groups.commit_group_offsets(t, g, o, now))
     }
     async fn group_offsets(&self, t: &str, g: &str) -> Result<Vec<GroupOffsetRow>, MetadataError> {
-        read!(self, self.inner.group_offsets(t, g))
+        read!(self.groups.group_offsets(t, g))
     }
-    async fn topic_epoch(&self) -> Result<i64, MetadataError> {
-        read!(self, self.inner.topic_epoch())
-    }
-    async fn live_topics(&self, ids: &[Uuid]) -> Result<Vec<Uuid>, MetadataError> {
-        read!(self, self.inner.live_topics(ids))
-    }
+}
+
+#[async_trait]
+impl IdempotencyKeys for FaultyMetadata {
     async fn lookup_key(
         &self,
         t: &str,
@@ -344,22 +365,25 @@ impl MetadataStore for FaultyMetadata {
         k: &str,
         now: i64,
     ) -> Result<Option<RecordedKey>, MetadataError> {
-        read!(self, self.inner.lookup_key(t, id, k, now))
+        read!(self.keys.lookup_key(t, id, k, now))
     }
     async fn expire_keys(&self, now: i64, limit: u32) -> Result<u64, MetadataError> {
-        read!(self, self.inner.expire_keys(now, limit))
-    }
-    async fn now_ms(&self) -> Result<i64, MetadataError> {
-        read!(self, self.inner.now_ms())
-    }
-    async fn known_objects(&self, ids: &[Uuid]) -> Result<Vec<Uuid>, MetadataError> {
-        read!(self, self.inner.known_objects(ids))
+        read!(self.keys.expire_keys(now, limit))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The fault layer over SQLite with an empty plan: a faithful store.
+    async fn faultless() -> crate::testing::TempSqlite {
+        crate::testing::TempSqlite::open()
+            .await
+            .layered(|m| FaultyMetadata::wrap(m, Arc::new(FaultPlan::default())))
+    }
+
+    crate::metadata_conformance!(faultless);
 
     #[tokio::test]
     async fn rules_pick_calls_by_count_and_by_time() {

@@ -13,7 +13,7 @@ use std::time::Duration;
 use moka::sync::Cache;
 use uuid::Uuid;
 
-use super::BatchRow;
+use crate::metadata::BatchRow;
 
 /// Cached index rows; see the module header.
 #[derive(Debug, Clone)]
@@ -27,6 +27,7 @@ impl IndexCache {
             rows: Cache::builder()
                 .max_capacity(max_rows)
                 .time_to_live(ttl)
+                .support_invalidation_closures()
                 .build(),
         }
     }
@@ -34,6 +35,14 @@ impl IndexCache {
     pub(crate) fn insert(&self, topic_id: Uuid, partition: i32, row: BatchRow) {
         self.rows
             .insert((topic_id, partition, row.base_offset), row);
+    }
+
+    /// Forgets every row of a topic (it was deleted).
+    pub(crate) fn forget_topic(&self, topic_id: Uuid) {
+        // Only fails when closures are unsupported, which the builder enables.
+        let _ = self
+            .rows
+            .invalidate_entries_if(move |(t, _, _), _| *t == topic_id);
     }
 
     /// The contiguous run of cached rows starting at `offset`, at most

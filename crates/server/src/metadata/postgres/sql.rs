@@ -1,0 +1,57 @@
+//! The SQL PostgreSQL spells its own way: a set of rows is `unnest` over
+//! one array parameter per column, the clock is `clock_timestamp()`, the
+//! commit locks its partition rows in a fixed order (the planner chooses an
+//! UPDATE's lock order, so the explicit sorted lock prevents deadlocks),
+//! and one data-modifying CTE advances the partitions and inserts the index
+//! rows in a single round trip.
+
+use crate::metadata::sql::ColType;
+
+/// Milliseconds since the epoch by the database server's clock.
+pub(super) const NOW_MS: &str = "(extract(epoch from clock_timestamp()) * 1000)::bigint";
+
+fn array_type(t: ColType) -> &'static str {
+    match t {
+        ColType::Uuid => "uuid[]",
+        ColType::Int => "int[]",
+        ColType::BigInt => "bigint[]",
+        ColType::Text => "text[]",
+    }
+}
+
+/// `unnest($first::uuid[], $first+1::int[], …) AS alias(a, b, …)`.
+pub(super) fn rows_from(first: usize, alias: &str, cols: &[(&str, ColType)]) -> String {
+    let arrays: Vec<String> = cols
+        .iter()
+        .enumerate()
+        .map(|(i, (_, t))| format!("${}::{}", first + i, array_type(*t)))
+        .collect();
+    let names: Vec<&str> = cols.iter().map(|(n, _)| *n).collect();
+    format!(
+        "unnest({}) AS {alias}({})",
+        arrays.join(", "),
+        names.join(", ")
+    )
+}
+
+pub(super) fn lock_partitions(keys: &str) -> String {
+    format!(
+        "SELECT topic_id, partition FROM partitions \
+         WHERE (topic_id, partition) IN (SELECT k.t, k.n FROM {keys}) \
+         ORDER BY topic_id, partition FOR UPDATE"
+    )
+}
+
+pub(super) fn advance(chunks: &str) -> String {
+    format!(
+        "WITH c AS (SELECT * FROM {chunks}), \
+         u AS (UPDATE partitions AS p SET next_offset = p.next_offset + c.cnt, \
+         max_timestamp = GREATEST(p.max_timestamp, c.mts), bytes = p.bytes + c.len \
+         FROM c WHERE p.topic_id = c.t AND p.partition = c.n \
+         RETURNING p.topic_id, p.partition, p.next_offset, p.max_timestamp, c.cnt, c.off, c.len) \
+         INSERT INTO batches (topic_id, partition, last_offset, base_offset, object_id, \
+         byte_offset, byte_len, record_count, max_timestamp) \
+         SELECT topic_id, partition, next_offset - 1, next_offset - cnt, $1, off, len, cnt, \
+         max_timestamp FROM u RETURNING topic_id, partition, base_offset, max_timestamp"
+    )
+}

@@ -1,0 +1,624 @@
+//! The behaviour every metadata store must show, one case per function,
+//! each run on a fresh, empty store: SQLite, PostgreSQL at READ COMMITTED
+//! and SERIALIZABLE, and the cache and fault layers over a store. The
+//! [`metadata_conformance!`](crate::metadata_conformance) macro makes each
+//! case its own test.
+
+use std::collections::BTreeSet;
+
+use uuid::Uuid;
+
+use crate::metadata::{
+    ChunkCommit, ChunkOutcome, FlushCommit, GroupOffsetCommit, KeyCommit, Metadata, MetadataError,
+};
+use crate::model::{Compression, NewTopic, TopicMeta};
+
+/// Defines one `#[tokio::test]` per conformance case, each on a fresh
+/// store from `$open` (an async fn returning a guard that derefs to
+/// [`Metadata`], keeping whatever the store needs alive).
+#[macro_export]
+macro_rules! metadata_conformance {
+    ($open:path) => {
+        $crate::metadata_conformance!(@cases $open;
+            topics_are_found_by_tenant_and_name,
+            topics_list_in_name_order_a_page_at_a_time,
+            partitions_start_empty_and_list_from_a_number,
+            commits_assign_gapless_offsets_per_partition,
+            a_rerun_commit_returns_its_first_answer_and_writes_nothing,
+            partition_states_report_watermarks_and_bytes,
+            the_index_finds_the_chunks_from_an_offset,
+            seek_by_time_uses_the_running_maximum,
+            concurrent_wide_commits_get_unique_gapless_offsets,
+            a_deleted_topic_frees_its_name_and_hides_its_records,
+            a_commit_into_a_deleted_topic_drops_only_its_chunks,
+            the_topic_epoch_moves_on_deletion,
+            group_offsets_upsert_per_partition_and_tenant,
+            a_deleted_topic_takes_its_group_offsets,
+            keys_are_recorded_with_their_commit,
+            a_commit_with_a_live_key_applies_nothing,
+            expired_keys_are_free_again_and_cleaned_up,
+            the_store_clock_is_sane,
+            known_objects_are_the_committed_ones,
+            objects_older_than_allowed_are_refused,
+        );
+    };
+    (@cases $open:path; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $case() {
+                let store = $open().await;
+                $crate::testing::conformance::metadata::$case(&store).await;
+            }
+        )*
+    };
+}
+
+fn new_topic(name: &str, partitions: i32) -> NewTopic {
+    NewTopic {
+        tenant: "t1".into(),
+        name: name.into(),
+        partition_count: partitions,
+        retention_ms: None,
+        compression: Compression::Lz4,
+    }
+}
+
+async fn create(m: &Metadata, name: &str, partitions: i32) -> TopicMeta {
+    m.topics
+        .create_topic(&new_topic(name, partitions), 1)
+        .await
+        .expect("create")
+}
+
+fn chunk(topic_id: Uuid, partition: i32, count: u32, max_ts: i64) -> ChunkCommit {
+    ChunkCommit {
+        topic_id,
+        partition,
+        byte_offset: 8,
+        byte_len: 100,
+        record_count: count,
+        max_timestamp: max_ts,
+    }
+}
+
+fn flush(chunks: Vec<ChunkCommit>) -> FlushCommit {
+    FlushCommit {
+        object_id: Uuid::now_v7(),
+        object_size: 1000,
+        writer: "test".into(),
+        created_at_ms: 1,
+        chunks,
+        keys: Vec::new(),
+        max_object_age_ms: None,
+    }
+}
+
+fn base(o: &ChunkOutcome) -> i64 {
+    match o {
+        ChunkOutcome::Committed { base_offset, .. } => *base_offset,
+        ChunkOutcome::TopicGone => panic!("chunk unexpectedly dropped"),
+    }
+}
+
+async fn commit(m: &Metadata, f: &FlushCommit) -> Vec<i64> {
+    let out = m.log.commit_flush(f).await.expect("commit");
+    out.iter().map(base).collect()
+}
+
+pub async fn topics_are_found_by_tenant_and_name(m: &Metadata) {
+    let a = m
+        .topics
+        .create_topic(&new_topic("alpha", 3), 10)
+        .await
+        .expect("create");
+    assert_eq!(a.partition_count, 3);
+    assert_eq!(a.compression, Compression::Lz4);
+    assert!(matches!(
+        m.topics.create_topic(&new_topic("alpha", 1), 11).await,
+        Err(MetadataError::AlreadyExists(_))
+    ));
+    // The same name in another tenant is another topic.
+    let mut other = new_topic("alpha", 1);
+    other.tenant = "t2".into();
+    let b = m
+        .topics
+        .create_topic(&other, 12)
+        .await
+        .expect("other tenant");
+    assert_ne!(a.id, b.id);
+    let found = m.topics.get_topic("t1", "alpha").await.expect("get");
+    assert_eq!(found.as_deref(), Some(&a));
+    assert_eq!(m.topics.get_topic("t1", "nope").await.expect("get"), None);
+}
+
+pub async fn topics_list_in_name_order_a_page_at_a_time(m: &Metadata) {
+    for name in ["alpha", "beta", "gamma", "delta"] {
+        create(m, name, 1).await;
+    }
+    let names = |page: Vec<TopicMeta>| page.into_iter().map(|t| t.name).collect::<Vec<_>>();
+    let page = m.topics.list_topics("t1", None, 2).await.expect("list");
+    assert_eq!(names(page), ["alpha", "beta"]);
+    let page = m
+        .topics
+        .list_topics("t1", Some("beta"), 10)
+        .await
+        .expect("list");
+    assert_eq!(names(page), ["delta", "gamma"]);
+    assert!(
+        m.topics
+            .list_topics("t2", None, 10)
+            .await
+            .expect("list")
+            .is_empty()
+    );
+}
+
+pub async fn partitions_start_empty_and_list_from_a_number(m: &Metadata) {
+    let a = create(m, "alpha", 3).await;
+    let parts = m.log.partitions(a.id, 1, 10).await.expect("partitions");
+    assert_eq!(
+        parts.iter().map(|p| p.partition).collect::<Vec<_>>(),
+        [1, 2]
+    );
+    assert!(
+        parts
+            .iter()
+            .all(|p| p.next_offset == 0 && p.log_start_offset == 0 && p.bytes == 0)
+    );
+    assert_eq!(
+        m.log
+            .partitions(a.id, 0, 1)
+            .await
+            .expect("partitions")
+            .len(),
+        1
+    );
+}
+
+pub async fn commits_assign_gapless_offsets_per_partition(m: &Metadata) {
+    let t = create(m, "commits", 4).await;
+    let first = flush(vec![chunk(t.id, 0, 3, 100), chunk(t.id, 2, 5, 50)]);
+    assert_eq!(commit(m, &first).await, [0, 0]);
+    let second = flush(vec![chunk(t.id, 2, 1, 40), chunk(t.id, 0, 2, 300)]);
+    assert_eq!(commit(m, &second).await, [5, 3]);
+}
+
+pub async fn a_rerun_commit_returns_its_first_answer_and_writes_nothing(m: &Metadata) {
+    let t = create(m, "commits", 2).await;
+    let first = flush(vec![chunk(t.id, 0, 3, 100), chunk(t.id, 1, 5, 50)]);
+    assert_eq!(commit(m, &first).await, [0, 0]);
+    assert_eq!(commit(m, &first).await, [0, 0], "the first answer");
+    let states = m.log.partitions(t.id, 0, 10).await.expect("partitions");
+    assert_eq!(
+        states.iter().map(|p| p.next_offset).collect::<Vec<_>>(),
+        [3, 5],
+        "nothing written twice"
+    );
+}
+
+pub async fn partition_states_report_watermarks_and_bytes(m: &Metadata) {
+    let t = create(m, "states", 4).await;
+    commit(m, &flush(vec![chunk(t.id, 0, 3, 1), chunk(t.id, 2, 5, 1)])).await;
+    commit(m, &flush(vec![chunk(t.id, 2, 1, 1), chunk(t.id, 0, 2, 1)])).await;
+    let states = m
+        .log
+        .partition_states(&[(t.id, 0), (t.id, 2), (t.id, 3), (Uuid::now_v7(), 0)])
+        .await
+        .expect("states");
+    let mut hw: Vec<_> = states
+        .iter()
+        .map(|p| (p.partition, p.next_offset))
+        .collect();
+    hw.sort();
+    assert_eq!(
+        hw,
+        [(0, 5), (2, 6), (3, 0)],
+        "unknown partitions are left out"
+    );
+    assert!(states.iter().any(|p| p.partition == 2 && p.bytes == 200));
+    assert!(
+        m.log
+            .partition_states(&[])
+            .await
+            .expect("states")
+            .is_empty()
+    );
+}
+
+pub async fn the_index_finds_the_chunks_from_an_offset(m: &Metadata) {
+    let t = create(m, "index", 1).await;
+    let first = flush(vec![chunk(t.id, 0, 3, 100)]);
+    commit(m, &first).await;
+    commit(m, &flush(vec![chunk(t.id, 0, 2, 300)])).await;
+    let rows = m.log.find_batches(t.id, 0, 0, 10).await.expect("find");
+    assert_eq!(rows.len(), 2);
+    assert_eq!((rows[0].base_offset, rows[0].last_offset), (0, 2));
+    assert_eq!((rows[1].base_offset, rows[1].last_offset), (3, 4));
+    assert_eq!(rows[0].object_id, first.object_id);
+    assert_eq!(
+        (rows[0].byte_offset, rows[0].byte_len, rows[0].record_count),
+        (8, 100, 3)
+    );
+    let rows = m.log.find_batches(t.id, 0, 3, 10).await.expect("find");
+    assert_eq!(rows.len(), 1, "the chunk holding offset 3 on");
+    assert_eq!(
+        m.log.find_batches(t.id, 0, 0, 1).await.expect("find").len(),
+        1
+    );
+    assert!(
+        m.log
+            .find_batches(t.id, 0, 5, 10)
+            .await
+            .expect("find")
+            .is_empty()
+    );
+}
+
+pub async fn seek_by_time_uses_the_running_maximum(m: &Metadata) {
+    let t = create(m, "times", 2).await;
+    commit(
+        m,
+        &flush(vec![chunk(t.id, 0, 3, 100), chunk(t.id, 1, 5, 50)]),
+    )
+    .await;
+    commit(
+        m,
+        &flush(vec![chunk(t.id, 1, 1, 40), chunk(t.id, 0, 2, 300)]),
+    )
+    .await;
+    // Partition 1 saw 50 then 40: the second chunk's running maximum is 50.
+    let rows = m.log.find_batches(t.id, 1, 0, 10).await.expect("find");
+    assert_eq!(rows[1].max_timestamp, 50);
+    let hit = m
+        .log
+        .find_batch_by_time(t.id, 1, 45)
+        .await
+        .expect("by time");
+    assert_eq!(hit.map(|r| r.base_offset), Some(0));
+    let hit = m
+        .log
+        .find_batch_by_time(t.id, 0, 101)
+        .await
+        .expect("by time");
+    assert_eq!(hit.map(|r| r.base_offset), Some(3));
+    assert_eq!(
+        m.log
+            .find_batch_by_time(t.id, 0, 301)
+            .await
+            .expect("by time"),
+        None
+    );
+}
+
+pub async fn concurrent_wide_commits_get_unique_gapless_offsets(m: &Metadata) {
+    let wide = create(m, "wide", 50).await;
+    let commits = (0..8).map(|_| {
+        let f = flush((0..50).map(|p| chunk(wide.id, p, 2, 1)).collect());
+        async move { commit(m, &f).await }
+    });
+    let results = futures_util::future::join_all(commits).await;
+    for p in 0..50usize {
+        let bases: BTreeSet<i64> = results.iter().map(|r| r[p]).collect();
+        assert_eq!(bases, (0..8).map(|i| i * 2).collect::<BTreeSet<_>>());
+    }
+}
+
+pub async fn a_deleted_topic_frees_its_name_and_hides_its_records(m: &Metadata) {
+    let t = create(m, "doomed", 2).await;
+    commit(m, &flush(vec![chunk(t.id, 0, 1, 1)])).await;
+    let deleted = m
+        .topics
+        .delete_topic("t1", "doomed", 2)
+        .await
+        .expect("delete");
+    assert_eq!(deleted.map(|d| d.id), Some(t.id));
+    assert_eq!(
+        m.topics
+            .delete_topic("t1", "doomed", 3)
+            .await
+            .expect("delete"),
+        None
+    );
+    assert_eq!(m.topics.get_topic("t1", "doomed").await.expect("get"), None);
+    assert!(
+        m.log
+            .find_batches(t.id, 0, 0, 10)
+            .await
+            .expect("find")
+            .is_empty()
+    );
+    assert!(
+        m.log
+            .partition_states(&[(t.id, 0)])
+            .await
+            .expect("states")
+            .is_empty()
+    );
+    // The name is free at once, and the new topic starts empty.
+    let again = create(m, "doomed", 1).await;
+    assert_ne!(again.id, t.id);
+    assert_eq!(commit(m, &flush(vec![chunk(again.id, 0, 1, 1)])).await, [0]);
+}
+
+pub async fn a_commit_into_a_deleted_topic_drops_only_its_chunks(m: &Metadata) {
+    let t = create(m, "doomed", 1).await;
+    let live = create(m, "survivor", 1).await;
+    m.topics
+        .delete_topic("t1", "doomed", 2)
+        .await
+        .expect("delete");
+    // A flush in flight when the topic was deleted commits nothing of it,
+    // while its other chunks commit normally.
+    let out = m
+        .log
+        .commit_flush(&flush(vec![chunk(t.id, 0, 1, 1), chunk(live.id, 0, 1, 1)]))
+        .await
+        .expect("commit");
+    assert_eq!(out[0], ChunkOutcome::TopicGone);
+    assert_eq!(base(&out[1]), 0);
+    assert!(
+        m.log
+            .find_batches(t.id, 0, 0, 10)
+            .await
+            .expect("find")
+            .is_empty()
+    );
+}
+
+pub async fn the_topic_epoch_moves_on_deletion(m: &Metadata) {
+    let a = create(m, "a", 1).await;
+    let b = create(m, "b", 1).await;
+    let before = m.topics.topic_epoch().await.expect("epoch");
+    assert_eq!(
+        m.topics.topic_epoch().await.expect("epoch"),
+        before,
+        "steady"
+    );
+    m.topics.delete_topic("t1", "a", 2).await.expect("delete");
+    assert_ne!(m.topics.topic_epoch().await.expect("epoch"), before);
+    let live = m
+        .topics
+        .live_topics(&[a.id, b.id, Uuid::now_v7()])
+        .await
+        .expect("live");
+    assert_eq!(live, [b.id]);
+    assert!(m.topics.live_topics(&[]).await.expect("live").is_empty());
+}
+
+fn offset(t: Uuid, partition: i32, offset: i64, metadata: Option<&str>) -> GroupOffsetCommit {
+    GroupOffsetCommit {
+        topic_id: t,
+        partition,
+        offset,
+        metadata: metadata.map(str::to_string),
+    }
+}
+
+pub async fn group_offsets_upsert_per_partition_and_tenant(m: &Metadata) {
+    let t = create(m, "grouped", 2).await;
+    let g = &m.groups;
+    g.commit_group_offsets(
+        "t1",
+        "g",
+        &[offset(t.id, 0, 5, Some("m")), offset(t.id, 1, 7, None)],
+        10,
+    )
+    .await
+    .expect("commit");
+    g.commit_group_offsets("t1", "g", &[offset(t.id, 0, 6, None)], 11)
+        .await
+        .expect("commit");
+    let rows = g.group_offsets("t1", "g").await.expect("fetch");
+    assert_eq!(rows.len(), 2);
+    assert_eq!(
+        (
+            rows[0].partition,
+            rows[0].offset,
+            rows[0].metadata.as_deref(),
+            rows[0].updated_at_ms
+        ),
+        (0, 6, None, 11)
+    );
+    assert_eq!(
+        (
+            rows[1].partition,
+            rows[1].offset,
+            rows[1].metadata.as_deref()
+        ),
+        (1, 7, None)
+    );
+    assert_eq!(
+        (rows[0].topic.as_str(), rows[0].topic_id),
+        ("grouped", t.id)
+    );
+    assert!(g.group_offsets("t2", "g").await.expect("fetch").is_empty());
+    assert!(
+        g.group_offsets("t1", "other")
+            .await
+            .expect("fetch")
+            .is_empty()
+    );
+}
+
+pub async fn a_deleted_topic_takes_its_group_offsets(m: &Metadata) {
+    let t = create(m, "grouped", 1).await;
+    m.groups
+        .commit_group_offsets("t1", "g", &[offset(t.id, 0, 5, None)], 10)
+        .await
+        .expect("commit");
+    m.topics
+        .delete_topic("t1", "grouped", 12)
+        .await
+        .expect("delete");
+    assert!(
+        m.groups
+            .group_offsets("t1", "g")
+            .await
+            .expect("fetch")
+            .is_empty()
+    );
+}
+
+fn key(topic_id: Uuid, name: &str, print: &str, now: i64, records: Vec<(u32, u32)>) -> KeyCommit {
+    KeyCommit {
+        tenant: "t1".into(),
+        topic_id,
+        key: name.into(),
+        fingerprint: print.into(),
+        created_at_ms: now,
+        expires_at_ms: now + 1000,
+        records,
+    }
+}
+
+/// A topic with keys k1 (three records) and k2 (one) recorded at time 100.
+async fn keyed(m: &Metadata) -> TopicMeta {
+    let t = create(m, "keyed", 2).await;
+    let mut f = flush(vec![chunk(t.id, 0, 3, 1), chunk(t.id, 1, 1, 1)]);
+    f.keys = vec![
+        key(t.id, "k1", "p1", 100, vec![(0, 0), (0, 1), (1, 0)]),
+        key(t.id, "k2", "p2", 100, vec![(0, 2)]),
+    ];
+    commit(m, &f).await;
+    t
+}
+
+pub async fn keys_are_recorded_with_their_commit(m: &Metadata) {
+    let t = keyed(m).await;
+    let k1 = m
+        .keys
+        .lookup_key("t1", t.id, "k1", 200)
+        .await
+        .expect("lookup");
+    let k1 = k1.expect("recorded");
+    assert_eq!(
+        (k1.fingerprint.as_str(), k1.offsets.clone()),
+        ("p1", vec![(0, 0), (0, 1), (1, 0)])
+    );
+    let k2 = m
+        .keys
+        .lookup_key("t1", t.id, "k2", 200)
+        .await
+        .expect("lookup");
+    assert_eq!(k2.expect("recorded").offsets, vec![(0, 2)]);
+    assert_eq!(
+        m.keys
+            .lookup_key("t2", t.id, "k1", 200)
+            .await
+            .expect("lookup"),
+        None,
+        "keys are per tenant"
+    );
+}
+
+pub async fn a_commit_with_a_live_key_applies_nothing(m: &Metadata) {
+    let t = keyed(m).await;
+    let mut again = flush(vec![chunk(t.id, 0, 1, 1)]);
+    again.keys = vec![key(t.id, "k1", "p1", 300, vec![(0, 0)])];
+    match m.log.commit_flush(&again).await {
+        Err(MetadataError::KeysExist(found)) => {
+            assert_eq!(found.len(), 1);
+            assert_eq!(found[0].offsets, vec![(0, 0), (0, 1), (1, 0)]);
+        }
+        other => panic!("expected KeysExist, got {other:?}"),
+    }
+    let states = m.log.partitions(t.id, 0, 10).await.expect("partitions");
+    assert_eq!(
+        states[0].next_offset, 3,
+        "the abandoned commit appended nothing"
+    );
+    assert!(
+        m.log
+            .known_objects(&[again.object_id])
+            .await
+            .expect("known")
+            .is_empty()
+    );
+}
+
+pub async fn expired_keys_are_free_again_and_cleaned_up(m: &Metadata) {
+    let t = keyed(m).await;
+    // Both keys expire at 1100.
+    assert_eq!(
+        m.keys
+            .lookup_key("t1", t.id, "k1", 1100)
+            .await
+            .expect("lookup"),
+        None
+    );
+    let mut reuse = flush(vec![chunk(t.id, 0, 1, 1)]);
+    reuse.keys = vec![key(t.id, "k1", "p9", 1200, vec![(0, 0)])];
+    m.log
+        .commit_flush(&reuse)
+        .await
+        .expect("an expired key is free");
+    let k1 = m
+        .keys
+        .lookup_key("t1", t.id, "k1", 1300)
+        .await
+        .expect("lookup");
+    let k1 = k1.expect("recorded anew");
+    assert_eq!(
+        (k1.fingerprint.as_str(), k1.offsets.clone()),
+        ("p9", vec![(0, 3)])
+    );
+    assert_eq!(
+        m.keys.expire_keys(1150, 100).await.expect("expire"),
+        1,
+        "k2 expired at 1100"
+    );
+    assert!(
+        m.keys
+            .lookup_key("t1", t.id, "k1", 1300)
+            .await
+            .expect("lookup")
+            .is_some()
+    );
+}
+
+pub async fn the_store_clock_is_sane(m: &Metadata) {
+    let now = m.log.now_ms().await.expect("clock");
+    let local = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
+    assert!(
+        (now - local).abs() < 60_000,
+        "the store's clock is sane: {now} vs {local}"
+    );
+}
+
+pub async fn known_objects_are_the_committed_ones(m: &Metadata) {
+    let t = create(m, "objects", 1).await;
+    let f = flush(vec![chunk(t.id, 0, 1, 1)]);
+    commit(m, &f).await;
+    let unknown = Uuid::now_v7();
+    assert_eq!(
+        m.log
+            .known_objects(&[f.object_id, unknown])
+            .await
+            .expect("known"),
+        vec![f.object_id]
+    );
+    assert!(m.log.known_objects(&[]).await.expect("known").is_empty());
+}
+
+pub async fn objects_older_than_allowed_are_refused(m: &Metadata) {
+    let t = create(m, "aged", 1).await;
+    commit(m, &flush(vec![chunk(t.id, 0, 1, 1)])).await;
+    // An object minted too long ago is refused, and nothing is applied.
+    let mut old = flush(vec![chunk(t.id, 0, 1, 1)]);
+    old.object_id = Uuid::new_v7(uuid::Timestamp::from_unix(uuid::NoContext, 1_000_000, 0));
+    old.max_object_age_ms = Some(60_000);
+    assert!(matches!(
+        m.log.commit_flush(&old).await,
+        Err(MetadataError::Unavailable(_))
+    ));
+    assert_eq!(
+        m.log.partitions(t.id, 0, 1).await.expect("partitions")[0].next_offset,
+        1
+    );
+    let mut young = flush(vec![chunk(t.id, 0, 1, 1)]);
+    young.max_object_age_ms = Some(60_000);
+    assert_eq!(commit(m, &young).await, [1], "a young object commits");
+}
