@@ -1,12 +1,34 @@
 //! Plain types shared by every layer: topics, partitions, tenants, keys.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-/// The tenant every topic and group belongs to until authentication
-/// assigns callers to tenants.
-pub const DEFAULT_TENANT: &str = "default";
+/// Whose names a request sees: every topic, group and idempotency key
+/// belongs to one tenant, and a tenant never sees another's. Cheap to
+/// clone.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Tenant(Arc<str>);
+
+impl Tenant {
+    pub fn new(name: impl Into<Arc<str>>) -> Self {
+        Tenant(name.into())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The tenant every caller belongs to until authentication assigns
+/// callers to tenants.
+impl Default for Tenant {
+    fn default() -> Self {
+        Tenant::new("default")
+    }
+}
 
 /// A live topic as the metadata store knows it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -204,7 +204,6 @@ pub async fn build_with(args: &ServeArgs, layers: Layers) -> Result<Agent, BootE
         watermarks,
         metrics,
         clock,
-        round_robin: Default::default(),
         draining: CancellationToken::new(),
     });
     Ok(Agent {
@@ -303,7 +302,7 @@ pub async fn migrate(args: ServeArgs) -> Result<(), BootError> {
     // Opening applied the migrations; a read proves the schema answers.
     store
         .topics
-        .list_topics(crate::model::DEFAULT_TENANT, None, 1)
+        .list_topics(crate::model::Tenant::default().as_str(), None, 1)
         .await
         .map_err(|e| BootError::Metadata(e.to_string()))?;
     tracing::info!("migrations applied");

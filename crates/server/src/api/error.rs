@@ -257,6 +257,15 @@ impl From<MetadataError> for ApiError {
 impl From<ProduceError> for ApiError {
     fn from(e: ProduceError) -> Self {
         match e {
+            ProduceError::TopicNotFound(ref topic) => ApiError::topic_not_found(topic),
+            ProduceError::PartitionNotFound {
+                ref topic,
+                index,
+                partition,
+                count,
+            } => ApiError::partition_not_found(topic, partition, count)
+                .with_field(format!("records[{index}].partition")),
+            ProduceError::NoRecords => ApiError::field("records", e.to_string()),
             ProduceError::TooLarge { limit, .. } => {
                 ApiError::too_large("records", limit, e.to_string())
             }

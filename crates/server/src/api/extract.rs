@@ -1,13 +1,110 @@
-//! Extractors whose rejections are problem+json like every other error.
+//! Extractors whose rejections are problem+json like every other error:
+//! the caller's tenant, a topic (and partition, and group) named in the
+//! path and resolved for that tenant, query parameters, bodies.
+//!
+//! Handlers list query extractors before path extractors, so a request
+//! with a bad parameter hears about the parameter first, as it always did.
+
+use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{FromRequestParts, Path, Query};
 use axum::http::HeaderMap;
 use axum::http::request::Parts;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
+use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
+use super::AppState;
 use super::error::{ApiError, ErrorCode};
+use crate::model::{Tenant, TopicMeta};
+
+/// Whose names this request sees. Until authentication assigns callers to
+/// tenants, every caller is the default tenant.
+impl FromRequestParts<AppState> for Tenant {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(_: &mut Parts, _: &AppState) -> Result<Self, Self::Rejection> {
+        Ok(Tenant::default())
+    }
+}
+
+/// The live topic `name` of `tenant`, or a 404 naming it.
+pub(super) async fn resolve_topic(
+    state: &AppState,
+    tenant: &Tenant,
+    name: &str,
+) -> Result<Arc<TopicMeta>, ApiError> {
+    state
+        .metadata
+        .topics
+        .get_topic(tenant.as_str(), name)
+        .await?
+        .ok_or_else(|| ApiError::topic_not_found(name))
+}
+
+/// Checks a partition number against a topic: a 404 naming it otherwise.
+pub(super) fn partition_of(topic: &TopicMeta, partition: i64) -> Result<i32, ApiError> {
+    if partition < 0 || partition >= i64::from(topic.partition_count) {
+        return Err(ApiError::partition_not_found(
+            &topic.name,
+            partition,
+            topic.partition_count,
+        ));
+    }
+    Ok(partition as i32)
+}
+
+#[derive(Deserialize)]
+struct TopicParam {
+    topic: String,
+}
+
+#[derive(Deserialize)]
+struct PartitionParams {
+    topic: String,
+    partition: i64,
+}
+
+/// `{topic}` in the path, resolved for the caller's tenant (404 when the
+/// tenant has no such live topic).
+#[derive(Debug, Clone)]
+pub(super) struct TopicPath {
+    pub tenant: Tenant,
+    pub topic: Arc<TopicMeta>,
+}
+
+impl FromRequestParts<AppState> for TopicPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let tenant = Tenant::from_request_parts(parts, state).await?;
+        let ApiPath(TopicParam { topic }) = ApiPath::from_request_parts(parts, state).await?;
+        let topic = resolve_topic(state, &tenant, &topic).await?;
+        Ok(TopicPath { tenant, topic })
+    }
+}
+
+/// `{topic}/partitions/{partition}` in the path, resolved: 400 for a
+/// partition that is not a number, 404 for a missing topic or partition.
+#[derive(Debug, Clone)]
+pub(super) struct PartitionPath {
+    pub topic: Arc<TopicMeta>,
+    pub partition: i32,
+}
+
+impl FromRequestParts<AppState> for PartitionPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let tenant = Tenant::from_request_parts(parts, state).await?;
+        let ApiPath(PartitionParams { topic, partition }) =
+            ApiPath::from_request_parts(parts, state).await?;
+        let topic = resolve_topic(state, &tenant, &topic).await?;
+        let partition = partition_of(&topic, partition)?;
+        Ok(PartitionPath { topic, partition })
+    }
+}
 
 /// Query parameters; a bad one is a 400 naming it.
 #[derive(Debug, Clone, Copy, Default)]

@@ -2,14 +2,15 @@
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
 use serde::{Deserialize, Serialize};
 
-use super::AppState;
 use super::error::{ApiError, ErrorCode};
 use super::extract::{ApiPath, read_body};
+use super::{AppState, paths};
 use crate::groups::OffsetEntry;
-use crate::model::DEFAULT_TENANT;
+use crate::model::Tenant;
 
 const MAX_GROUP_NAME: usize = 255;
 const MAX_OFFSETS_PER_COMMIT: usize = 10_000;
@@ -31,6 +32,24 @@ pub(super) fn validate_group(name: &str) -> Result<(), ApiError> {
         .with_limit(MAX_GROUP_NAME as u64));
     }
     Ok(())
+}
+
+/// `{group}` in the path, checked, with the caller's tenant.
+#[derive(Debug, Clone)]
+pub(super) struct GroupPath {
+    pub tenant: Tenant,
+    pub group: String,
+}
+
+impl FromRequestParts<AppState> for GroupPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let tenant = Tenant::from_request_parts(parts, state).await?;
+        let ApiPath(group) = ApiPath::<String>::from_request_parts(parts, state).await?;
+        validate_group(&group)?;
+        Ok(GroupPath { tenant, group })
+    }
 }
 
 /// One committed position.
@@ -62,17 +81,16 @@ pub(super) struct CommitResponse {
 }
 
 /// Commit a group's offsets (all or none).
-#[utoipa::path(post, path = "/v1/groups/{group}/offsets", tag = "groups", params(("group" = String, Path)),
+#[utoipa::path(post, path = paths::GROUP_OFFSETS, tag = "groups", params(("group" = String, Path)),
     request_body = CommitBody,
     responses((status = 200, description = "Committed", body = CommitResponse),
               (status = 400, description = "Invalid request", body = super::Problem, content_type = "application/problem+json"),
               (status = 404, description = "No such topic or partition", body = super::Problem, content_type = "application/problem+json")))]
 pub(super) async fn commit(
     State(state): State<AppState>,
-    ApiPath(group): ApiPath<String>,
+    GroupPath { tenant, group }: GroupPath,
     body: Body,
 ) -> Result<Json<CommitResponse>, ApiError> {
-    validate_group(&group)?;
     let body = read_body(body, state.limits.max_body_bytes).await?;
     let req: CommitBody = serde_json::from_slice(&body).map_err(|e| {
         ApiError::new(
@@ -121,7 +139,7 @@ pub(super) async fn commit(
     }
     state
         .groups
-        .commit(DEFAULT_TENANT, &group, &entries)
+        .commit(tenant.as_str(), &group, &entries)
         .await?;
     Ok(Json(CommitResponse {
         group,
@@ -148,14 +166,13 @@ pub(super) struct OffsetsOut {
 }
 
 /// Fetch a group's committed offsets.
-#[utoipa::path(get, path = "/v1/groups/{group}/offsets", tag = "groups", params(("group" = String, Path)),
+#[utoipa::path(get, path = paths::GROUP_OFFSETS, tag = "groups", params(("group" = String, Path)),
     responses((status = 200, description = "Committed offsets (empty for an unknown group)", body = OffsetsOut)))]
 pub(super) async fn fetch(
     State(state): State<AppState>,
-    ApiPath(group): ApiPath<String>,
+    GroupPath { tenant, group }: GroupPath,
 ) -> Result<Json<OffsetsOut>, ApiError> {
-    validate_group(&group)?;
-    let rows = state.groups.fetch(DEFAULT_TENANT, &group).await?;
+    let rows = state.groups.fetch(tenant.as_str(), &group).await?;
     Ok(Json(OffsetsOut {
         group,
         offsets: rows
@@ -191,14 +208,13 @@ pub(super) struct GroupLag {
 }
 
 /// How far a group is behind, per partition it has committed.
-#[utoipa::path(get, path = "/v1/groups/{group}/lag", tag = "groups", params(("group" = String, Path)),
+#[utoipa::path(get, path = paths::GROUP_LAG, tag = "groups", params(("group" = String, Path)),
     responses((status = 200, description = "Lag per partition", body = GroupLag)))]
 pub(super) async fn lag(
     State(state): State<AppState>,
-    ApiPath(group): ApiPath<String>,
+    GroupPath { tenant, group }: GroupPath,
 ) -> Result<Json<GroupLag>, ApiError> {
-    validate_group(&group)?;
-    let rows = state.groups.lag(DEFAULT_TENANT, &group).await?;
+    let rows = state.groups.lag(tenant.as_str(), &group).await?;
     Ok(Json(GroupLag {
         total_lag: rows.iter().map(|r| r.lag).sum(),
         partitions: rows

@@ -32,7 +32,6 @@ use crate::clock::SharedClock;
 use crate::config::Limits;
 use crate::groups::Groups;
 use crate::ingest::Ingest;
-use crate::ingest::partitioner::RoundRobin;
 use crate::metadata::Metadata;
 use crate::metrics::Metrics;
 use crate::read::Reader;
@@ -42,7 +41,8 @@ pub use docs::openapi_json;
 pub use error::{ApiError, ErrorCode, Problem};
 pub use records_out::{OutHeader, OutRecord, ReadResponse, ValueEncoding};
 
-/// Route paths, shared by the router and the OpenAPI description.
+/// Route paths, shared by the router and the `#[utoipa::path]` of each
+/// handler, so the OpenAPI description names the routes that are served.
 pub mod paths {
     pub const TOPICS: &str = "/v1/topics";
     pub const TOPIC: &str = "/v1/topics/{topic}";
@@ -71,7 +71,6 @@ pub struct Services {
     pub watermarks: Arc<Watermarks>,
     pub metrics: Arc<Metrics>,
     pub clock: SharedClock,
-    pub round_robin: RoundRobin,
     /// Cancelled when shutdown begins: readiness fails, requests are refused.
     pub draining: CancellationToken,
 }

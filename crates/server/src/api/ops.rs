@@ -6,8 +6,8 @@ use axum::http::{Method, Uri, header};
 use axum::response::IntoResponse;
 use serde::Serialize;
 
-use super::AppState;
 use super::error::{ApiError, ErrorCode};
+use super::{AppState, paths};
 
 /// A probe's answer.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -16,14 +16,14 @@ pub(super) struct Status {
 }
 
 /// Liveness: the process is up.
-#[utoipa::path(get, path = "/healthz", tag = "operations",
+#[utoipa::path(get, path = paths::HEALTHZ, tag = "operations",
     responses((status = 200, description = "Alive", body = Status)))]
 pub(super) async fn healthz() -> Json<Status> {
     Json(Status { status: "ok" })
 }
 
 /// Readiness: 503 once shutdown has begun.
-#[utoipa::path(get, path = "/readyz", tag = "operations",
+#[utoipa::path(get, path = paths::READYZ, tag = "operations",
     responses((status = 200, description = "Ready", body = Status),
               (status = 503, description = "Shutting down", body = super::Problem, content_type = "application/problem+json")))]
 pub(super) async fn readyz(State(state): State<AppState>) -> Result<Json<Status>, ApiError> {
@@ -37,7 +37,7 @@ pub(super) async fn readyz(State(state): State<AppState>) -> Result<Json<Status>
 }
 
 /// Prometheus metrics.
-#[utoipa::path(get, path = "/metrics", tag = "operations",
+#[utoipa::path(get, path = paths::METRICS, tag = "operations",
     responses((status = 200, description = "Prometheus metrics in the OpenMetrics text format", body = String, content_type = "application/openmetrics-text")))]
 pub(super) async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     (

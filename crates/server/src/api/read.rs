@@ -3,18 +3,19 @@
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::State;
-use axum::http::{HeaderMap, Uri, header};
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
-use super::AppState;
 use super::error::{ApiError, ErrorCode};
-use super::extract::{ApiPath, ApiQuery, query_of};
+use super::extract::{ApiQuery, PartitionPath, TopicPath, query_of, resolve_topic};
 use super::records_out::render_read;
 use super::sse::{self, StreamQuery, wants_event_stream};
-use crate::config::{MAX_READ_BYTES, MAX_READ_RECORDS};
-use crate::model::{DEFAULT_TENANT, TopicMeta};
+use super::{AppState, paths};
+use crate::config::{Limits, MAX_READ_BYTES, MAX_READ_RECORDS};
+use crate::model::Tenant;
 use crate::read::ReadRequest;
 
 /// Read parameters.
@@ -32,29 +33,87 @@ pub(super) struct ReadQuery {
     pub wait_ms: Option<u64>,
 }
 
-async fn topic_partition(
-    state: &AppState,
-    name: &str,
-    partition: i64,
-) -> Result<(std::sync::Arc<TopicMeta>, i32), ApiError> {
-    let topic = state
-        .metadata
-        .topics
-        .get_topic(DEFAULT_TENANT, name)
-        .await?
-        .ok_or_else(|| ApiError::topic_not_found(name))?;
-    if partition < 0 || partition >= i64::from(topic.partition_count) {
-        return Err(ApiError::partition_not_found(
-            name,
-            partition,
-            topic.partition_count,
-        ));
+/// What a GET of a partition's records asks for, from its `Accept` header:
+/// records as JSON, or the partition followed live (Server-Sent Events).
+/// The query is parsed and checked here, before the path is resolved.
+pub(super) enum ReadMode {
+    Records(ReadQuery),
+    Stream(StreamQuery),
+}
+
+impl FromRequestParts<AppState> for ReadMode {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        if wants_event_stream(&parts.headers) {
+            let q: StreamQuery = query_of(&parts.uri)?;
+            if q.topics.is_some() {
+                return Err(ApiError::new(
+                    ErrorCode::InvalidQuery,
+                    "topics= belongs to /v1/stream",
+                )
+                .with_field("topics"));
+            }
+            sse::limits(&q)?;
+            return Ok(ReadMode::Stream(q));
+        }
+        let q: ReadQuery = query_of(&parts.uri)?;
+        q.check(&state.limits)?;
+        Ok(ReadMode::Records(q))
     }
-    Ok((topic, partition as i32))
+}
+
+impl ReadQuery {
+    fn limit(&self) -> usize {
+        self.limit.unwrap_or(100)
+    }
+
+    fn max_bytes(&self) -> usize {
+        self.max_bytes.unwrap_or(1 << 20)
+    }
+
+    fn wait(&self) -> Duration {
+        Duration::from_millis(self.wait_ms.unwrap_or(0))
+    }
+
+    fn check(&self, limits: &Limits) -> Result<(), ApiError> {
+        if !(1..=MAX_READ_RECORDS).contains(&self.limit()) {
+            return Err(ApiError::new(
+                ErrorCode::InvalidQuery,
+                format!("limit must be between 1 and {MAX_READ_RECORDS}"),
+            )
+            .with_field("limit")
+            .with_limit(MAX_READ_RECORDS as u64));
+        }
+        if !(1..=MAX_READ_BYTES).contains(&self.max_bytes()) {
+            return Err(ApiError::new(
+                ErrorCode::InvalidQuery,
+                format!("max_bytes must be between 1 and {MAX_READ_BYTES}"),
+            )
+            .with_field("max_bytes")
+            .with_limit(MAX_READ_BYTES as u64));
+        }
+        if self.wait() > limits.max_wait {
+            let max = limits.max_wait.as_millis() as u64;
+            return Err(ApiError::new(
+                ErrorCode::InvalidQuery,
+                format!("wait_ms must be at most {max} (max-wait)"),
+            )
+            .with_field("wait_ms")
+            .with_limit(max));
+        }
+        if self.offset.is_some_and(|o| o < 0) {
+            return Err(
+                ApiError::new(ErrorCode::InvalidQuery, "offset must not be negative")
+                    .with_field("offset"),
+            );
+        }
+        Ok(())
+    }
 }
 
 /// Read records of one partition from an offset.
-#[utoipa::path(get, path = "/v1/topics/{topic}/partitions/{partition}/records", tag = "records",
+#[utoipa::path(get, path = paths::PARTITION_RECORDS, tag = "records",
     params(("topic" = String, Path), ("partition" = i32, Path), ReadQuery),
     responses((status = 200, description = "Records from the offset on. With `Accept: text/event-stream` \
 the partition is followed live instead (Server-Sent Events: `event: records`, `id` = the next offset; \
@@ -66,63 +125,21 @@ query `from` = earliest|latest|<offset>|ts:<ms>, default latest; `Last-Event-ID`
               (status = 416, description = "Offset outside [log start, high watermark]", body = super::Problem, content_type = "application/problem+json")))]
 pub(super) async fn read(
     State(state): State<AppState>,
-    ApiPath((name, partition)): ApiPath<(String, i64)>,
+    mode: ReadMode,
+    PartitionPath { topic, partition }: PartitionPath,
     headers: HeaderMap,
-    uri: Uri,
 ) -> Result<Response, ApiError> {
-    if wants_event_stream(&headers) {
-        let q: StreamQuery = query_of(&uri)?;
-        if q.topics.is_some() {
-            return Err(
-                ApiError::new(ErrorCode::InvalidQuery, "topics= belongs to /v1/stream")
-                    .with_field("topics"),
-            );
-        }
-        return sse::partition(state, &name, partition, q, &headers).await;
-    }
-    let q: ReadQuery = query_of(&uri)?;
-    let limit = q.limit.unwrap_or(100);
-    if !(1..=MAX_READ_RECORDS).contains(&limit) {
-        return Err(ApiError::new(
-            ErrorCode::InvalidQuery,
-            format!("limit must be between 1 and {MAX_READ_RECORDS}"),
-        )
-        .with_field("limit")
-        .with_limit(MAX_READ_RECORDS as u64));
-    }
-    let max_bytes = q.max_bytes.unwrap_or(1 << 20);
-    if !(1..=MAX_READ_BYTES).contains(&max_bytes) {
-        return Err(ApiError::new(
-            ErrorCode::InvalidQuery,
-            format!("max_bytes must be between 1 and {MAX_READ_BYTES}"),
-        )
-        .with_field("max_bytes")
-        .with_limit(MAX_READ_BYTES as u64));
-    }
-    let wait = Duration::from_millis(q.wait_ms.unwrap_or(0));
-    if wait > state.limits.max_wait {
-        let max = state.limits.max_wait.as_millis() as u64;
-        return Err(ApiError::new(
-            ErrorCode::InvalidQuery,
-            format!("wait_ms must be at most {max} (max-wait)"),
-        )
-        .with_field("wait_ms")
-        .with_limit(max));
-    }
-    if q.offset.is_some_and(|o| o < 0) {
-        return Err(
-            ApiError::new(ErrorCode::InvalidQuery, "offset must not be negative")
-                .with_field("offset"),
-        );
-    }
-    let (topic, partition) = topic_partition(&state, &name, partition).await?;
+    let q = match mode {
+        ReadMode::Stream(q) => return sse::partition(state, topic, partition, q, &headers).await,
+        ReadMode::Records(q) => q,
+    };
     let req = ReadRequest {
         topic: topic.clone(),
         partition,
         offset: q.offset,
-        max_records: limit,
-        max_bytes,
-        wait,
+        max_records: q.limit(),
+        max_bytes: q.max_bytes(),
+        wait: q.wait(),
     };
     // Shutdown ends a long-poll early with whatever it has.
     let result = tokio::select! {
@@ -165,16 +182,15 @@ pub(super) struct OffsetsResponse {
 }
 
 /// Partition bounds, and seek by timestamp.
-#[utoipa::path(get, path = "/v1/topics/{topic}/partitions/{partition}/offsets", tag = "records",
+#[utoipa::path(get, path = paths::PARTITION_OFFSETS, tag = "records",
     params(("topic" = String, Path), ("partition" = i32, Path), OffsetsQuery),
     responses((status = 200, description = "Offsets", body = OffsetsResponse),
               (status = 404, description = "No such topic or partition", body = super::Problem, content_type = "application/problem+json")))]
 pub(super) async fn offsets(
     State(state): State<AppState>,
-    ApiPath((name, partition)): ApiPath<(String, i64)>,
     ApiQuery(q): ApiQuery<OffsetsQuery>,
+    PartitionPath { topic, partition }: PartitionPath,
 ) -> Result<Json<OffsetsResponse>, ApiError> {
-    let (topic, partition) = topic_partition(&state, &name, partition).await?;
     let (log_start_offset, high_watermark) = state.reader.refresh((topic.id, partition)).await?;
     let (offset, timestamp) = match q.timestamp {
         Some(ts) => {
@@ -192,7 +208,7 @@ pub(super) async fn offsets(
 }
 
 /// Follow every partition of a topic live (Server-Sent Events).
-#[utoipa::path(get, path = "/v1/topics/{topic}/stream", tag = "live",
+#[utoipa::path(get, path = paths::TOPIC_STREAM, tag = "live",
     params(("topic" = String, Path), StreamQuery),
     responses((status = 200, description = "Server-Sent Events: `event: records` per partition batch, \
 `id` = next offsets of all partitions (`topic=o0,o1,...`), resumed with `Last-Event-ID`; \
@@ -200,9 +216,9 @@ pub(super) async fn offsets(
               (status = 404, description = "No such topic", body = super::Problem, content_type = "application/problem+json")))]
 pub(super) async fn topic_stream(
     State(state): State<AppState>,
-    ApiPath(name): ApiPath<String>,
     headers: HeaderMap,
     ApiQuery(q): ApiQuery<StreamQuery>,
+    TopicPath { topic, .. }: TopicPath,
 ) -> Result<Response, ApiError> {
     if q.topics.is_some() {
         return Err(
@@ -210,11 +226,11 @@ pub(super) async fn topic_stream(
                 .with_field("topics"),
         );
     }
-    sse::topics(state, &[name], q, &headers).await
+    sse::topics(state, vec![topic], q, &headers).await
 }
 
 /// Follow several topics over one connection (Server-Sent Events).
-#[utoipa::path(get, path = "/v1/stream", tag = "live",
+#[utoipa::path(get, path = paths::STREAM, tag = "live",
     params(StreamQuery),
     responses((status = 200, description = "Server-Sent Events for every partition of `topics`; \
 `id` covers every partition (`a=o0,o1~b=o0`)", content_type = "text/event-stream", body = String),
@@ -223,7 +239,9 @@ pub(super) async fn multi_stream(
     State(state): State<AppState>,
     headers: HeaderMap,
     ApiQuery(q): ApiQuery<StreamQuery>,
+    tenant: Tenant,
 ) -> Result<Response, ApiError> {
+    sse::limits(&q)?;
     let names: Vec<String> = q
         .topics
         .as_deref()
@@ -233,5 +251,16 @@ pub(super) async fn multi_stream(
         .filter(|t| !t.is_empty())
         .map(str::to_string)
         .collect();
-    sse::topics(state, &names, q, &headers).await
+    if names.is_empty() {
+        return Err(ApiError::new(
+            ErrorCode::InvalidQuery,
+            "name at least one topic: topics=a,b",
+        )
+        .with_field("topics"));
+    }
+    let mut topics = Vec::with_capacity(names.len());
+    for name in &names {
+        topics.push(resolve_topic(&state, &tenant, name).await?);
+    }
+    sse::topics(state, topics, q, &headers).await
 }

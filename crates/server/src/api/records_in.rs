@@ -4,7 +4,9 @@
 //! the request body, not re-serialized), so big numbers, key order and
 //! whitespace survive. Absent `value` is a Kafka null (tombstone); `"value":
 //! null` is the JSON value null. Every limit is checked here and reported
-//! with the record index and the field.
+//! with the record index and the field. The types that parse a body are
+//! the ones the OpenAPI description documents (`ProduceRecord`,
+//! `ProduceBody`), so the two cannot drift apart.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -19,24 +21,38 @@ use serde_json::value::RawValue;
 use super::error::{ApiError, ErrorCode};
 use super::extract::is_json_media_type;
 use crate::config::Limits;
+use crate::ingest::NewRecord;
 use crate::model::{Header, Record};
 
-/// One record as a producer writes it.
-#[derive(Debug, Deserialize)]
+/// A record to produce.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = ProduceRecord)]
 pub(super) struct InRecord<'a> {
+    /// Key as text (its UTF-8 bytes); absent or null means no key.
     #[serde(default, borrow)]
+    #[schema(value_type = Option<String>)]
     key: Option<Cow<'a, str>>,
+    /// Key as base64 bytes, instead of `key`.
     #[serde(default)]
     key_b64: Option<String>,
+    /// Any JSON value, stored byte-exact. Absent (with no `value_b64`) is a
+    /// Kafka null value (tombstone); `null` is the JSON value null.
     #[serde(default, borrow, deserialize_with = "present")]
+    #[schema(value_type = Option<serde_json::Value>)]
     value: Option<&'a RawValue>,
+    /// Value as base64 bytes, instead of `value`.
     #[serde(default)]
     value_b64: Option<String>,
+    /// An object of string values, or a list of `{"key", "value"}` when a key repeats.
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     headers: Option<InHeaders>,
+    /// Explicit partition; else murmur2 of the key (as Kafka), else round-robin.
     #[serde(default)]
+    #[schema(value_type = Option<i32>)]
     partition: Option<i64>,
+    /// Milliseconds since the Unix epoch; default: now.
     #[serde(default)]
     timestamp: Option<i64>,
 }
@@ -46,9 +62,11 @@ fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::
     <&RawValue>::deserialize(d).map(Some)
 }
 
-#[derive(Debug, Deserialize)]
+/// Body of a JSON produce request. NDJSON bodies hold one record per line.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ProduceBody<'a> {
+#[schema(as = ProduceBody)]
+pub(super) struct ProduceBody<'a> {
     #[serde(borrow)]
     records: Vec<InRecord<'a>>,
 }
@@ -90,13 +108,6 @@ impl<'de> Deserialize<'de> for InHeaders {
     }
 }
 
-/// A parsed record and the partition it asked for.
-#[derive(Debug)]
-pub(super) struct ParsedRecord {
-    pub partition: Option<i64>,
-    pub record: Record,
-}
-
 fn json_error(e: &serde_json::Error, line_offset: usize) -> ApiError {
     let line = e.line() + line_offset;
     let detail = match e.classify() {
@@ -111,7 +122,7 @@ pub(super) fn parse_json(
     body: &Bytes,
     limits: &Limits,
     now_ms: i64,
-) -> Result<Vec<ParsedRecord>, ApiError> {
+) -> Result<Vec<NewRecord>, ApiError> {
     let parsed: ProduceBody<'_> = serde_json::from_slice(body).map_err(|e| json_error(&e, 0))?;
     check_count(parsed.records.len(), limits)?;
     parsed
@@ -127,7 +138,7 @@ pub(super) fn parse_ndjson(
     body: &Bytes,
     limits: &Limits,
     now_ms: i64,
-) -> Result<Vec<ParsedRecord>, ApiError> {
+) -> Result<Vec<NewRecord>, ApiError> {
     let mut out = Vec::new();
     let mut start = 0;
     for (line_no, line) in body.split(|&b| b == b'\n').enumerate() {
@@ -174,7 +185,7 @@ fn convert(
     i: usize,
     limits: &Limits,
     now_ms: i64,
-) -> Result<ParsedRecord, ApiError> {
+) -> Result<NewRecord, ApiError> {
     let at = |f: &str| format!("records[{i}].{f}");
     let key = match (r.key, r.key_b64) {
         (Some(_), Some(_)) => {
@@ -305,7 +316,7 @@ fn convert(
             ),
         ));
     }
-    Ok(ParsedRecord {
+    Ok(NewRecord {
         partition: r.partition,
         record: Record {
             timestamp: r.timestamp.unwrap_or(now_ms),

@@ -24,7 +24,7 @@ use serde::Deserialize;
 use super::AppState;
 use super::error::{ApiError, ErrorCode};
 use super::records_out::render_read;
-use crate::model::{DEFAULT_TENANT, TopicMeta};
+use crate::model::TopicMeta;
 use crate::read::ReadError;
 use crate::read::follow::{Batch, Follower, StartAt};
 
@@ -125,7 +125,7 @@ pub(super) fn parse_token(token: &str) -> Result<HashMap<String, Vec<i64>>, ApiE
     Ok(out)
 }
 
-fn limits(q: &StreamQuery) -> Result<(usize, usize), ApiError> {
+pub(super) fn limits(q: &StreamQuery) -> Result<(usize, usize), ApiError> {
     let limit = q.limit.unwrap_or(1000);
     if !(1..=crate::config::MAX_READ_RECORDS).contains(&limit) {
         return Err(
@@ -146,32 +146,15 @@ fn limits(q: &StreamQuery) -> Result<(usize, usize), ApiError> {
     Ok((limit, max_bytes))
 }
 
-async fn topic(state: &AppState, name: &str) -> Result<Arc<TopicMeta>, ApiError> {
-    state
-        .metadata
-        .topics
-        .get_topic(DEFAULT_TENANT, name)
-        .await?
-        .ok_or_else(|| ApiError::topic_not_found(name))
-}
-
 /// SSE on one partition (from the records route, with `Accept: text/event-stream`).
 pub(super) async fn partition(
     state: AppState,
-    name: &str,
-    partition: i64,
+    topic: Arc<TopicMeta>,
+    partition: i32,
     q: StreamQuery,
     headers: &HeaderMap,
 ) -> Result<Response, ApiError> {
     let (limit, max_bytes) = limits(&q)?;
-    let t = topic(&state, name).await?;
-    if partition < 0 || partition >= i64::from(t.partition_count) {
-        return Err(ApiError::partition_not_found(
-            name,
-            partition,
-            t.partition_count,
-        ));
-    }
     let start = match last_event_id(headers) {
         Some(id) => StartAt::Offset(id.parse().map_err(|_| {
             ApiError::new(
@@ -185,7 +168,7 @@ pub(super) async fn partition(
     let follower = Follower::new(
         state.reader.clone(),
         &state.watermarks,
-        vec![(t, partition as i32, start)],
+        vec![(topic, partition, start)],
         limit,
         max_bytes,
     )
@@ -196,26 +179,18 @@ pub(super) async fn partition(
 /// SSE on every partition of several topics.
 pub(super) async fn topics(
     state: AppState,
-    names: &[String],
+    topics: Vec<Arc<TopicMeta>>,
     q: StreamQuery,
     headers: &HeaderMap,
 ) -> Result<Response, ApiError> {
     let (limit, max_bytes) = limits(&q)?;
-    if names.is_empty() {
-        return Err(ApiError::new(
-            ErrorCode::InvalidQuery,
-            "name at least one topic: topics=a,b",
-        )
-        .with_field("topics"));
-    }
     let from = parse_from(q.from.as_deref())?;
     let resume = last_event_id(headers)
         .map(|t| parse_token(&t))
         .transpose()?;
     let mut starts = Vec::new();
-    for name in names {
-        let t = topic(&state, name).await?;
-        let offsets = resume.as_ref().and_then(|r| r.get(name));
+    for t in topics {
+        let offsets = resume.as_ref().and_then(|r| r.get(&t.name));
         for p in 0..t.partition_count {
             let at = match offsets.and_then(|o| o.get(p as usize)) {
                 Some(&o) => StartAt::Offset(o),

@@ -9,9 +9,10 @@ use serde::{Deserialize, Serialize};
 
 use super::AppState;
 use super::error::{ApiError, ErrorCode};
-use super::extract::{ApiPath, ApiQuery, read_body};
+use super::extract::{ApiQuery, TopicPath, read_body};
+use super::paths;
 use crate::config::DEFAULT_COMPRESSION;
-use crate::model::{Compression, DEFAULT_TENANT, NewTopic, TopicMeta};
+use crate::model::{Compression, NewTopic, Tenant, TopicMeta};
 
 /// Longest topic name (Kafka's limit).
 pub(super) const MAX_TOPIC_NAME: usize = 249;
@@ -73,12 +74,13 @@ impl From<&TopicMeta> for TopicInfo {
 }
 
 /// Create a topic.
-#[utoipa::path(post, path = "/v1/topics", tag = "topics", request_body = CreateTopic,
+#[utoipa::path(post, path = paths::TOPICS, tag = "topics", request_body = CreateTopic,
     responses((status = 201, description = "Created", body = TopicInfo),
               (status = 400, description = "Invalid request", body = super::Problem, content_type = "application/problem+json"),
               (status = 409, description = "A topic with this name exists", body = super::Problem, content_type = "application/problem+json")))]
 pub(super) async fn create(
     State(state): State<AppState>,
+    tenant: Tenant,
     body: Body,
 ) -> Result<Response, ApiError> {
     let body = read_body(body, 64 * 1024).await?;
@@ -106,7 +108,7 @@ pub(super) async fn create(
         ));
     }
     let topic = NewTopic {
-        tenant: DEFAULT_TENANT.to_string(),
+        tenant: tenant.as_str().to_string(),
         name: req.name,
         partition_count: req.partitions as i32,
         retention_ms: req.retention_ms,
@@ -153,11 +155,12 @@ pub(super) struct TopicList {
 }
 
 /// List topics, in name order, a page at a time.
-#[utoipa::path(get, path = "/v1/topics", tag = "topics", params(ListQuery),
+#[utoipa::path(get, path = paths::TOPICS, tag = "topics", params(ListQuery),
     responses((status = 200, description = "A page of topics", body = TopicList)))]
 pub(super) async fn list(
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<ListQuery>,
+    tenant: Tenant,
 ) -> Result<Json<TopicList>, ApiError> {
     let limit = q.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
@@ -170,7 +173,7 @@ pub(super) async fn list(
     let topics = state
         .metadata
         .topics
-        .list_topics(DEFAULT_TENANT, q.after.as_deref(), limit)
+        .list_topics(tenant.as_str(), q.after.as_deref(), limit)
         .await?;
     let next_after =
         (topics.len() == limit as usize).then(|| topics[topics.len() - 1].name.clone());
@@ -211,20 +214,14 @@ pub(super) struct TopicDetail {
 }
 
 /// Describe a topic: per partition, log start, high watermark and bytes.
-#[utoipa::path(get, path = "/v1/topics/{topic}", tag = "topics", params(("topic" = String, Path), DescribeQuery),
+#[utoipa::path(get, path = paths::TOPIC, tag = "topics", params(("topic" = String, Path), DescribeQuery),
     responses((status = 200, description = "The topic", body = TopicDetail),
               (status = 404, description = "No such topic", body = super::Problem, content_type = "application/problem+json")))]
 pub(super) async fn describe(
     State(state): State<AppState>,
-    ApiPath(name): ApiPath<String>,
     ApiQuery(q): ApiQuery<DescribeQuery>,
+    TopicPath { topic, .. }: TopicPath,
 ) -> Result<Json<TopicDetail>, ApiError> {
-    let topic = state
-        .metadata
-        .topics
-        .get_topic(DEFAULT_TENANT, &name)
-        .await?
-        .ok_or_else(|| ApiError::topic_not_found(&name))?;
     let from = q.partition_from.unwrap_or(0).max(0);
     let limit = q.partition_limit.unwrap_or(1000);
     if !(1..=1000).contains(&limit) {
@@ -256,19 +253,19 @@ pub(super) async fn describe(
 }
 
 /// Delete a topic; its name is free at once and its records are never returned again.
-#[utoipa::path(delete, path = "/v1/topics/{topic}", tag = "topics", params(("topic" = String, Path)),
+#[utoipa::path(delete, path = paths::TOPIC, tag = "topics", params(("topic" = String, Path)),
     responses((status = 204, description = "Deleted"),
               (status = 404, description = "No such topic", body = super::Problem, content_type = "application/problem+json")))]
 pub(super) async fn delete(
     State(state): State<AppState>,
-    ApiPath(name): ApiPath<String>,
+    TopicPath { tenant, topic }: TopicPath,
 ) -> Result<StatusCode, ApiError> {
     let deleted = state
         .metadata
         .topics
-        .delete_topic(DEFAULT_TENANT, &name, state.clock.now_ms())
+        .delete_topic(tenant.as_str(), &topic.name, state.clock.now_ms())
         .await?
-        .ok_or_else(|| ApiError::topic_not_found(&name))?;
+        .ok_or_else(|| ApiError::topic_not_found(&topic.name))?;
     state.watermarks.forget_topic(deleted.id);
     Ok(StatusCode::NO_CONTENT)
 }

@@ -25,13 +25,15 @@ use serde_json::{Value, json};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
-use super::AppState;
 use super::error::{ApiError, ErrorCode};
+use super::extract::{partition_of, resolve_topic};
+use super::produce::{check_idempotency_key, fingerprint};
 use super::records_in::parse_json;
 use super::records_out::render_read;
+use super::{AppState, paths};
 use crate::groups::OffsetEntry;
-use crate::ingest::ProduceRequest;
-use crate::model::DEFAULT_TENANT;
+use crate::ingest::{Append, RequestKey};
+use crate::model::Tenant;
 use crate::read::follow::{Follower, StartAt};
 
 #[derive(Debug, Deserialize)]
@@ -235,7 +237,7 @@ impl Outbox {
 }
 
 /// Upgrade `/v1/ws` to a WebSocket speaking the JSON protocol above.
-#[utoipa::path(get, path = "/v1/ws", tag = "live",
+#[utoipa::path(get, path = paths::WS, tag = "live",
     description = "WebSocket. Client messages (JSON text, by `type`): \
 `{\"type\":\"subscribe\",\"id\":\"s1\",\"topic\":\"t\",\"partitions\":\"all\"|[0,1],\"from\":\"earliest|latest|<offset>|ts:<ms>\"}`, \
 `{\"type\":\"unsubscribe\",\"subscription\":\"s1\"}`, \
@@ -246,7 +248,11 @@ impl Outbox {
 `produced` {request_id, offsets}, `committed` {request_id, group, committed}, `pong`, \
 `error` {request_id?, subscription?, code, status, message, field?, limit?}.",
     responses((status = 101, description = "Switching protocols to WebSocket")))]
-pub(super) async fn upgrade(State(state): State<AppState>, ws: WebSocketUpgrade) -> Response {
+pub(super) async fn upgrade(
+    State(state): State<AppState>,
+    tenant: Tenant,
+    ws: WebSocketUpgrade,
+) -> Response {
     let limits = &state.limits;
     ws.read_buffer_size(4 * 1024)
         .write_buffer_size(4 * 1024)
@@ -254,10 +260,10 @@ pub(super) async fn upgrade(State(state): State<AppState>, ws: WebSocketUpgrade)
         // Twice the limit: messages between the two get a friendly error.
         .max_message_size(limits.ws_max_message_bytes * 2)
         .max_frame_size(limits.ws_max_message_bytes * 2)
-        .on_upgrade(move |socket| connection(state, socket))
+        .on_upgrade(move |socket| connection(state, tenant, socket))
 }
 
-async fn connection(state: AppState, socket: WebSocket) {
+async fn connection(state: AppState, tenant: Tenant, socket: WebSocket) {
     let _open = state.metrics.stream_opened();
     let (mut sink, mut incoming) = socket.split();
     let (tx, mut rx) = mpsc::channel::<Outgoing>(256);
@@ -356,7 +362,7 @@ async fn connection(state: AppState, socket: WebSocket) {
                     outbox.error(None, Some(&id), &e).await;
                     continue;
                 }
-                match subscribe(&state, &topic, partitions, from.as_deref(), limit).await {
+                match subscribe(&state, &tenant, &topic, partitions, from.as_deref(), limit).await {
                     Ok(follower) => {
                         let positions: Vec<Value> = follower
                             .positions()
@@ -401,10 +407,10 @@ async fn connection(state: AppState, socket: WebSocket) {
             } => {
                 // Produce runs beside the read loop so a slow commit does not
                 // hold up other messages.
-                let (state, outbox) = (state.clone(), outbox.clone());
+                let (state, tenant, outbox) = (state.clone(), tenant.clone(), outbox.clone());
                 let body = Bytes::from(format!("{{\"records\":{}}}", records.get()));
                 tokio::spawn(async move {
-                    match produce(&state, &topic, &body, idempotency_key).await {
+                    match produce(&state, tenant, topic, &body, idempotency_key).await {
                         Ok(offsets) => outbox.json(json!({"type": "produced", "request_id": request_id, "offsets": offsets})).await,
                         Err(e) => outbox.error(request_id.as_deref(), None, &e).await,
                     };
@@ -424,7 +430,7 @@ async fn connection(state: AppState, socket: WebSocket) {
                         metadata: o.metadata,
                     })
                     .collect();
-                match commit(&state, &group, &entries).await {
+                match commit(&state, &tenant, &group, &entries).await {
                     Ok(()) => outbox.json(json!({"type": "committed", "request_id": request_id, "group": group, "committed": entries.len()})).await,
                     Err(e) => outbox.error(request_id.as_deref(), None, &e).await,
                 };
@@ -452,17 +458,15 @@ async fn connection(state: AppState, socket: WebSocket) {
 
 async fn subscribe(
     state: &AppState,
+    tenant: &Tenant,
     name: &str,
     partitions: Option<Partitions>,
     from: Option<&str>,
     limit: Option<usize>,
 ) -> Result<Follower, ApiError> {
-    let topic = state
-        .metadata
-        .topics
-        .get_topic(DEFAULT_TENANT, name)
-        .await?
-        .ok_or_else(|| ApiError::topic_not_found(name).with_field("topic"))?;
+    let topic = resolve_topic(state, tenant, name)
+        .await
+        .map_err(|e| e.with_field("topic"))?;
     let list: Vec<i32> = match partitions {
         None => (0..topic.partition_count).collect(),
         Some(Partitions::All(s)) if s == "all" => (0..topic.partition_count).collect(),
@@ -475,13 +479,7 @@ async fn subscribe(
         Some(Partitions::List(l)) => {
             let mut out = Vec::with_capacity(l.len());
             for p in l {
-                if p < 0 || p >= i64::from(topic.partition_count) {
-                    return Err(
-                        ApiError::partition_not_found(name, p, topic.partition_count)
-                            .with_field("partitions"),
-                    );
-                }
-                out.push(p as i32);
+                out.push(partition_of(&topic, p).map_err(|e| e.with_field("partitions"))?);
             }
             out.sort_unstable();
             out.dedup();
@@ -554,34 +552,36 @@ async fn follow(
 
 async fn produce(
     state: &AppState,
-    name: &str,
+    tenant: Tenant,
+    topic: String,
     body: &Bytes,
     key: Option<String>,
 ) -> Result<Vec<Value>, ApiError> {
     if let Some(k) = &key {
-        super::produce::check_idempotency_key(k, "idempotency_key")?;
+        check_idempotency_key(k, "idempotency_key")?;
     }
-    let topic = state
-        .metadata
-        .topics
-        .get_topic(DEFAULT_TENANT, name)
-        .await?
-        .ok_or_else(|| ApiError::topic_not_found(name).with_field("topic"))?;
-    let parsed = parse_json(body, &state.limits, state.clock.now_ms())?;
-    let records = super::produce::assign_partitions(state, &topic, parsed)?;
-    let idempotency = key.map(|key| crate::ingest::IdempotencyKey {
-        tenant: DEFAULT_TENANT.to_string(),
-        fingerprint: super::produce::fingerprint(&[b"records:json", body]),
+    let records = parse_json(body, &state.limits, state.clock.now_ms())?;
+    let idempotency = key.map(|key| RequestKey {
+        fingerprint: fingerprint(&[b"records:json", body]),
         key,
     });
     let produced = state
         .ingest
-        .produce(ProduceRequest {
+        .append(Append {
+            tenant,
             topic,
             records,
             idempotency,
         })
-        .await?;
+        .await
+        .map_err(|e| {
+            let api = ApiError::from(e);
+            if api.code == ErrorCode::TopicNotFound {
+                api.with_field("topic")
+            } else {
+                api
+            }
+        })?;
     Ok(produced
         .offsets
         .iter()
@@ -589,7 +589,12 @@ async fn produce(
         .collect())
 }
 
-async fn commit(state: &AppState, group: &str, entries: &[OffsetEntry]) -> Result<(), ApiError> {
+async fn commit(
+    state: &AppState,
+    tenant: &Tenant,
+    group: &str,
+    entries: &[OffsetEntry],
+) -> Result<(), ApiError> {
     if entries.is_empty() {
         return Err(ApiError::field(
             "offsets",
@@ -603,6 +608,6 @@ async fn commit(state: &AppState, group: &str, entries: &[OffsetEntry]) -> Resul
             "offset must not be negative",
         ));
     }
-    state.groups.commit(DEFAULT_TENANT, group, entries).await?;
+    state.groups.commit(tenant.as_str(), group, entries).await?;
     Ok(())
 }

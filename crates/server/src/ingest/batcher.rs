@@ -9,9 +9,11 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::answer::replay;
 use super::flush::run_flush;
 use super::idempotency::{Claim, KeysInFlight};
-use super::{IngestConfig, IngestDeps, ProduceError, ProduceRequest, Produced, RecordOffset};
+use super::partitioner::RoundRobin;
+use super::{IngestConfig, IngestDeps, ProduceError, ProduceRequest, Produced};
 
 pub(super) type Reply = oneshot::Sender<Result<Produced, ProduceError>>;
 
@@ -40,6 +42,7 @@ pub(super) struct Shared {
     buffer: Mutex<Buffer>,
     wake: Notify,
     keys: Arc<KeysInFlight>,
+    partitioner: RoundRobin,
 }
 
 impl Shared {
@@ -74,18 +77,27 @@ impl Ingest {
             buffer: Mutex::new(Buffer::default()),
             wake: Notify::new(),
             keys: Arc::new(KeysInFlight::default()),
+            partitioner: RoundRobin::default(),
         });
         let task_tracker = tracker.clone();
         tracker.spawn(flusher(shared.clone(), cancel, task_tracker));
         Ingest { shared }
     }
 
+    pub(super) fn deps(&self) -> &IngestDeps {
+        &self.shared.deps
+    }
+
+    pub(super) fn partitioner(&self) -> &RoundRobin {
+        &self.shared.partitioner
+    }
+
     /// Buffers a request and waits until its records are committed. With
     /// an idempotency key, a repeat of an earlier request gets the earlier
     /// answer (`replayed`) and appends nothing.
-    pub async fn produce(&self, req: ProduceRequest) -> Result<Produced, ProduceError> {
+    pub(super) async fn produce(&self, req: ProduceRequest) -> Result<Produced, ProduceError> {
         let Some(key) = req.idempotency.clone() else {
-            return self.append(req).await;
+            return self.buffer(req).await;
         };
         let guard = match self.shared.keys.claim(req.topic.id, &key).await {
             Claim::Answered(r) => return r,
@@ -100,16 +112,8 @@ impl Ingest {
             .lookup_key(&key.tenant, req.topic.id, &key.key, now)
             .await;
         let result = match recorded {
-            Ok(Some(rec)) if rec.fingerprint == key.fingerprint => Ok(Produced {
-                offsets: rec
-                    .offsets
-                    .iter()
-                    .map(|&(partition, offset)| RecordOffset { partition, offset })
-                    .collect(),
-                replayed: true,
-            }),
-            Ok(Some(_)) => Err(ProduceError::KeyReused(key.key.clone())),
-            Ok(None) => self.append(req).await,
+            Ok(Some(rec)) => replay(&rec, &key),
+            Ok(None) => self.buffer(req).await,
             Err(e) => Err(ProduceError::Unavailable(
                 format!("idempotency key lookup failed: {e}").into(),
             )),
@@ -121,7 +125,7 @@ impl Ingest {
         result
     }
 
-    async fn append(&self, req: ProduceRequest) -> Result<Produced, ProduceError> {
+    async fn buffer(&self, req: ProduceRequest) -> Result<Produced, ProduceError> {
         let cfg = &self.shared.config;
         let bytes = req.accounted_bytes();
         if bytes > cfg.max_flush_bytes {

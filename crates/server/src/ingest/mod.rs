@@ -1,17 +1,24 @@
-//! Ingest: buffering produce requests across all partitions and flushing
-//! them as one object and one metadata commit.
+//! Ingest: the one way records get in. Every front end (REST, `publish`,
+//! WebSocket, and later push subscriptions or a Kafka listener) parses its
+//! request into an [`Append`] and calls [`Ingest::append`], which resolves
+//! the topic, chooses each record's partition and attaches the tenant to
+//! the idempotency key (`append`).
 //!
-//! A producer's records enter one agent-wide buffer. A flush starts when
-//! the oldest buffered request has waited `linger`, or the buffer holds
-//! `max_flush_bytes`; up to `max_inflight_flushes` run at once. Each flush
-//! encodes one object (a chunk per topic-partition), uploads it, commits it
-//! in one metadata transaction, and only then answers every producer in it
-//! with its offsets: an acknowledgement means durable. A request's records
-//! always travel in one flush, so a request succeeds or fails as a whole.
-//! A request with an idempotency key is recorded in the same commit; a
-//! repeat gets the recorded answer instead of appending (`idempotency`).
+//! The records then enter one agent-wide buffer (`batcher`). A flush starts
+//! when the oldest buffered request has waited `linger`, or the buffer
+//! holds `max_flush_bytes`; up to `max_inflight_flushes` run at once. Each
+//! flush (`flush`) encodes one object with a chunk per topic-partition
+//! (`encode`), uploads it, commits it in one metadata transaction, and only
+//! then answers every producer in it with its offsets (`answer`): an
+//! acknowledgement means durable. A request's records always travel in one
+//! flush, so a request succeeds or fails as a whole. A request with an
+//! idempotency key is recorded in the same commit; a repeat gets the
+//! recorded answer instead of appending (`idempotency`).
 
+mod answer;
+mod append;
 mod batcher;
+mod encode;
 mod flush;
 mod idempotency;
 pub mod partitioner;
@@ -25,11 +32,11 @@ use tokio_util::task::TaskTracker;
 use crate::clock::SharedClock;
 use crate::metadata::Metadata;
 use crate::metrics::Metrics;
-use crate::model::Record;
-use crate::model::TopicMeta;
+use crate::model::{Record, TopicMeta};
 use crate::store::SharedStore;
 use crate::tail::Watermarks;
 
+pub use append::{Append, NewRecord, RequestKey};
 pub use batcher::Ingest;
 
 #[cfg(test)]
@@ -67,22 +74,33 @@ pub struct IngestDeps {
     pub clock: SharedClock,
 }
 
-/// Records for one topic, already assigned to partitions.
+/// Records for one resolved topic, assigned to partitions: what the
+/// buffer holds.
 #[derive(Debug, Clone)]
-pub struct ProduceRequest {
-    pub topic: Arc<TopicMeta>,
-    pub records: Vec<(i32, Record)>,
-    /// Makes a retry return the first answer instead of appending again.
-    pub idempotency: Option<IdempotencyKey>,
+struct ProduceRequest {
+    topic: Arc<TopicMeta>,
+    records: Vec<(i32, Record)>,
+    idempotency: Option<IdempotencyKey>,
 }
 
-/// A client's idempotency key and what its request sent.
+impl ProduceRequest {
+    /// The bytes this request is accounted for while buffered.
+    fn accounted_bytes(&self) -> usize {
+        self.records
+            .iter()
+            .map(|(_, r)| r.approx_size())
+            .sum::<usize>()
+            + 64
+    }
+}
+
+/// A request's idempotency key, with its tenant: what the commit records.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IdempotencyKey {
-    pub tenant: String,
-    pub key: String,
+struct IdempotencyKey {
+    tenant: String,
+    key: String,
     /// SHA-256 (hex) of the request; the same key with another body is refused.
-    pub fingerprint: String,
+    fingerprint: String,
 }
 
 /// What an acknowledged request got.
@@ -95,17 +113,6 @@ pub struct Produced {
     pub replayed: bool,
 }
 
-impl ProduceRequest {
-    /// The bytes this request is accounted for while buffered.
-    pub fn accounted_bytes(&self) -> usize {
-        self.records
-            .iter()
-            .map(|(_, r)| r.approx_size())
-            .sum::<usize>()
-            + 64
-    }
-}
-
 /// Where one acknowledged record landed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RecordOffset {
@@ -116,6 +123,21 @@ pub struct RecordOffset {
 /// Why a produce request was not acknowledged.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProduceError {
+    /// No live topic has this name (for this tenant).
+    #[error("topic {0:?} does not exist")]
+    TopicNotFound(String),
+    /// A record names a partition the topic does not have.
+    #[error("topic {topic:?} has partitions 0 to {}; partition {partition} does not exist", count - 1)]
+    PartitionNotFound {
+        topic: String,
+        /// The record's position in the request.
+        index: usize,
+        partition: i64,
+        count: i32,
+    },
+    /// The request holds no records.
+    #[error("records must hold at least one record")]
+    NoRecords,
     /// The request alone is bigger than one flush may be.
     #[error("request is {size} bytes; the limit is {limit} bytes (max-flush-bytes)")]
     TooLarge { size: usize, limit: usize },

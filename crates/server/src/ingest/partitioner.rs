@@ -49,6 +49,22 @@ impl RoundRobin {
     pub fn next(&self, partitions: i32) -> i32 {
         (self.0.fetch_add(1, Ordering::Relaxed) % partitions.max(1) as u32) as i32
     }
+
+    /// A record's partition among `partitions`: the one it names, else its
+    /// key's (as Kafka), else the next in turn. `None` when it names one
+    /// that does not exist.
+    pub fn choose(
+        &self,
+        partitions: i32,
+        explicit: Option<i64>,
+        key: Option<&[u8]>,
+    ) -> Option<i32> {
+        match (explicit, key) {
+            (Some(p), _) => (0..i64::from(partitions)).contains(&p).then_some(p as i32),
+            (None, Some(k)) => Some(partition_for_key(k, partitions)),
+            (None, None) => Some(self.next(partitions)),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -84,5 +100,16 @@ mod tests {
         let rr = RoundRobin::default();
         let picks: Vec<_> = (0..6).map(|_| rr.next(3)).collect();
         assert_eq!(picks, [0, 1, 2, 0, 1, 2]);
+        assert_eq!(
+            rr.choose(3, Some(2), Some(b"user-42")),
+            Some(2),
+            "explicit wins"
+        );
+        assert_eq!(rr.choose(3, Some(3), None), None);
+        assert_eq!(rr.choose(3, Some(-1), None), None);
+        assert_eq!(
+            rr.choose(3, None, Some(b"user-42")),
+            Some(partition_for_key(b"user-42", 3))
+        );
     }
 }

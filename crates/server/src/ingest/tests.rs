@@ -11,7 +11,7 @@ use super::*;
 use crate::clock::SystemClock;
 use crate::metadata::{Metadata, open_sqlite};
 use crate::model::Record;
-use crate::model::{Compression, NewTopic, TopicMeta};
+use crate::model::{Compression, NewTopic, Tenant, TopicMeta};
 use crate::store::{MemoryStore, SharedStore};
 use crate::testing::faults::{Fault, FaultPlan, FaultyMetadata, FaultyStore, Op};
 
@@ -79,21 +79,22 @@ async fn rig() -> Rig {
     }
 }
 
-fn request(topic: &Arc<TopicMeta>, n: usize) -> ProduceRequest {
-    ProduceRequest {
+/// `n` records for topic `x` of tenant `t`, alternating over its two
+/// partitions.
+fn request(n: usize) -> Append {
+    Append {
+        tenant: Tenant::new("t"),
+        topic: "x".into(),
         idempotency: None,
-        topic: topic.clone(),
         records: (0..n)
-            .map(|i| {
-                (
-                    (i % 2) as i32,
-                    Record {
-                        timestamp: 1,
-                        key: None,
-                        value: Some(Bytes::from(format!("v{i}"))),
-                        headers: vec![],
-                    },
-                )
+            .map(|i| NewRecord {
+                partition: Some((i % 2) as i64),
+                record: Record {
+                    timestamp: 1,
+                    key: None,
+                    value: Some(Bytes::from(format!("v{i}"))),
+                    headers: vec![],
+                },
             })
             .collect(),
     }
@@ -116,11 +117,11 @@ async fn a_failed_upload_answers_503_deletes_the_object_and_exposes_nothing() {
     for n in 1..=3 {
         r.plan.nth(Op::Put, n, Fault::LoseResponse);
     }
-    let err = r.ingest.produce(request(&r.topic, 4)).await.unwrap_err();
+    let err = r.ingest.append(request(4)).await.unwrap_err();
     assert!(matches!(err, ProduceError::Unavailable(_)), "{err:?}");
     assert!(r.objects.is_empty(), "a failed put's object is deleted");
     assert_eq!(high_watermarks(&r).await, [0, 0]);
-    let ok = r.ingest.produce(request(&r.topic, 4)).await.unwrap();
+    let ok = r.ingest.append(request(4)).await.unwrap();
     assert_eq!(offsets(&ok), [0, 0, 1, 1]);
 }
 
@@ -128,7 +129,7 @@ async fn a_failed_upload_answers_503_deletes_the_object_and_exposes_nothing() {
 async fn a_refused_commit_answers_503_and_deletes_the_object() {
     let r = rig().await;
     r.plan.nth(Op::Commit, 1, Fault::Fail);
-    let err = r.ingest.produce(request(&r.topic, 2)).await.unwrap_err();
+    let err = r.ingest.append(request(2)).await.unwrap_err();
     assert!(matches!(err, ProduceError::Unavailable(_)), "{err:?}");
     assert!(r.objects.is_empty());
     assert_eq!(high_watermarks(&r).await, [0, 0]);
@@ -138,7 +139,7 @@ async fn a_refused_commit_answers_503_and_deletes_the_object() {
 async fn an_ambiguous_commit_is_resolved_by_rerunning_it_without_duplicates() {
     let r = rig().await;
     r.plan.nth(Op::Commit, 1, Fault::LoseResponse);
-    let first = r.ingest.produce(request(&r.topic, 4)).await.unwrap();
+    let first = r.ingest.append(request(4)).await.unwrap();
     assert_eq!(offsets(&first), [0, 0, 1, 1]);
     assert_eq!(
         high_watermarks(&r).await,
@@ -150,17 +151,76 @@ async fn an_ambiguous_commit_is_resolved_by_rerunning_it_without_duplicates() {
         1,
         "a possibly committed object is never deleted"
     );
-    let next = r.ingest.produce(request(&r.topic, 2)).await.unwrap();
+    let next = r.ingest.append(request(2)).await.unwrap();
     assert_eq!(offsets(&next), [2, 2]);
 }
 
 #[tokio::test]
 async fn a_request_larger_than_a_flush_is_refused_whole() {
     let r = rig().await;
-    let mut req = request(&r.topic, 1);
-    req.records[0].1.value = Some(Bytes::from(vec![0u8; 2 << 20]));
+    let mut req = request(1);
+    req.records[0].record.value = Some(Bytes::from(vec![0u8; 2 << 20]));
     assert!(matches!(
-        r.ingest.produce(req).await,
+        r.ingest.append(req).await,
         Err(ProduceError::TooLarge { .. })
     ));
+}
+
+#[tokio::test]
+async fn append_resolves_the_topic_and_checks_every_record_s_partition() {
+    let r = rig().await;
+    let mut unknown = request(1);
+    unknown.topic = "nope".into();
+    assert_eq!(
+        r.ingest.append(unknown).await,
+        Err(ProduceError::TopicNotFound("nope".into()))
+    );
+    let mut other_tenant = request(1);
+    other_tenant.tenant = Tenant::new("u");
+    assert!(matches!(
+        r.ingest.append(other_tenant).await,
+        Err(ProduceError::TopicNotFound(_))
+    ));
+    assert_eq!(
+        r.ingest.append(request(0)).await,
+        Err(ProduceError::NoRecords)
+    );
+    let mut bad = request(3);
+    bad.records[2].partition = Some(2);
+    assert_eq!(
+        r.ingest.append(bad).await,
+        Err(ProduceError::PartitionNotFound {
+            topic: "x".into(),
+            index: 2,
+            partition: 2,
+            count: 2
+        })
+    );
+    assert_eq!(
+        high_watermarks(&r).await,
+        [0, 0],
+        "nothing of a refused request"
+    );
+}
+
+#[tokio::test]
+async fn append_places_keyed_records_as_kafka_and_spreads_the_rest() {
+    let r = rig().await;
+    let mut keyed = request(4);
+    for rec in &mut keyed.records {
+        rec.partition = None;
+        rec.record.key = Some(Bytes::from_static(b"user-42"));
+    }
+    let p = super::partitioner::partition_for_key(b"user-42", 2);
+    let got = r.ingest.append(keyed).await.unwrap();
+    assert!(got.offsets.iter().all(|o| o.partition == p));
+    assert_eq!(offsets(&got), [0, 1, 2, 3]);
+    let mut spread = request(4);
+    for rec in &mut spread.records {
+        rec.partition = None;
+    }
+    let got = r.ingest.append(spread).await.unwrap();
+    let mut partitions: Vec<i32> = got.offsets.iter().map(|o| o.partition).collect();
+    partitions.sort();
+    assert_eq!(partitions, [0, 0, 1, 1], "round-robin over both partitions");
 }

@@ -1,0 +1,118 @@
+//! A flush's last step: answering every producer waiting in it, and
+//! returning their bytes to the buffer's budget.
+
+use super::batcher::{Pending, Shared};
+use super::encode::Placement;
+use super::{IdempotencyKey, ProduceError, Produced, RecordOffset};
+use crate::metadata::{ChunkCommit, ChunkOutcome, RecordedKey};
+use crate::metrics::ObserveDuration;
+
+/// The answer a recorded idempotency key gives a request carrying it: the
+/// first request's offsets, or a refusal when this request is another.
+pub(super) fn replay(
+    recorded: &RecordedKey,
+    key: &IdempotencyKey,
+) -> Result<Produced, ProduceError> {
+    if recorded.fingerprint != key.fingerprint {
+        return Err(ProduceError::KeyReused(key.key.clone()));
+    }
+    Ok(Produced {
+        offsets: recorded
+            .offsets
+            .iter()
+            .map(|&(partition, offset)| RecordOffset { partition, offset })
+            .collect(),
+        replayed: true,
+    })
+}
+
+/// Answers every request of `batch` with `err`.
+pub(super) fn all(shared: &Shared, batch: Vec<Pending>, err: ProduceError) {
+    let bytes: usize = batch.iter().map(|p| p.bytes).sum();
+    for p in batch {
+        let _ = p.reply.send(Err(err.clone()));
+    }
+    shared.release(bytes);
+}
+
+/// Answers the requests whose keys were found recorded; returns the rest.
+pub(super) fn recorded(
+    shared: &Shared,
+    batch: Vec<Pending>,
+    recorded: &[RecordedKey],
+) -> Vec<Pending> {
+    let mut rest = Vec::with_capacity(batch.len());
+    let mut released = 0;
+    for p in batch {
+        let found = p.req.idempotency.as_ref().and_then(|k| {
+            let r = recorded
+                .iter()
+                .find(|r| r.topic_id == p.req.topic.id && r.key == k.key)?;
+            Some(replay(r, k))
+        });
+        match found {
+            None => rest.push(p),
+            Some(answer) => {
+                released += p.bytes;
+                let _ = p.reply.send(answer);
+            }
+        }
+    }
+    shared.release(released);
+    rest
+}
+
+/// Answers every request of a committed flush with its offsets, or with
+/// `TopicGone` when its topic was deleted before the commit.
+pub(super) fn committed(
+    shared: &Shared,
+    batch: Vec<Pending>,
+    placement: Placement,
+    chunks: &[ChunkCommit],
+    outcomes: &[ChunkOutcome],
+) {
+    let metrics = &shared.deps.metrics;
+    for (chunk, outcome) in chunks.iter().zip(outcomes) {
+        if let ChunkOutcome::Committed { base_offset, .. } = outcome {
+            shared.deps.watermarks.advance(
+                (chunk.topic_id, chunk.partition),
+                base_offset + i64::from(chunk.record_count),
+            );
+        }
+    }
+    let released: usize = batch.iter().map(|p| p.bytes).sum();
+    for (p, places) in batch.into_iter().zip(placement) {
+        let mut offsets = Vec::with_capacity(places.len());
+        let mut gone = false;
+        for (&(g, k), (partition, _)) in places.iter().zip(&p.req.records) {
+            match outcomes[g as usize] {
+                ChunkOutcome::Committed { base_offset, .. } => offsets.push(RecordOffset {
+                    partition: *partition,
+                    offset: base_offset + i64::from(k),
+                }),
+                ChunkOutcome::TopicGone => gone = true,
+            }
+        }
+        metrics
+            .produce_ack_seconds
+            .observe_duration(p.since.elapsed());
+        let answer = if gone {
+            Err(ProduceError::TopicGone)
+        } else {
+            metrics.produce_records.inc_by(offsets.len() as u64);
+            metrics.produce_bytes.inc_by(
+                p.req
+                    .records
+                    .iter()
+                    .map(|(_, r)| r.value.as_ref().map_or(0, |v| v.len()) as u64)
+                    .sum(),
+            );
+            Ok(Produced {
+                offsets,
+                replayed: false,
+            })
+        };
+        let _ = p.reply.send(answer);
+    }
+    shared.release(released);
+}
