@@ -21,33 +21,14 @@ async fn json_values_round_trip_byte_exact_with_keys_headers_and_tombstones() {
         {"key_b64":"AP8=","value_b64":"AAEC","headers":[{"key":"h","value":"1"},{"key":"h","value":"2"}]},
         {"value":"text","timestamp":1700000000000}
     ]}"#;
-    let r = a
-        .client
-        .post(a.u("/v1/topics/t/records"))
-        .header("content-type", "application/json")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let ack: Value = r.json().await.unwrap();
-    let offsets: Vec<i64> = ack["offsets"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|o| o["offset"].as_i64().unwrap())
-        .collect();
-    assert_eq!(offsets, [0, 1, 2, 3, 4]);
+    let ack = a
+        .api
+        .post_raw("/v1/topics/t/records", "application/json", body)
+        .await;
+    assert_eq!(ack.status, 200);
+    assert_eq!(ack.offsets(), [0, 1, 2, 3, 4]);
 
-    let raw = a
-        .client
-        .get(a.u("/v1/topics/t/partitions/0/records?offset=0"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let raw = a.api.read("t", 0, "offset=0").await.text;
     assert!(
         raw.contains(
             r#""value":{"z":1,"a":[1,2,3],"big":123456789012345678901234567890,"f":1.50}"#
@@ -84,16 +65,11 @@ async fn ndjson_and_publish_and_partitioning() {
     let a = TestAgent::start(&[]).await;
     a.create_topic("events", 4).await;
     let nd = "{\"key\":\"user-1\",\"value\":1}\n\n{\"key\":\"user-1\",\"value\":2}\r\n{\"partition\":3,\"value\":3}\n";
-    let r = a
-        .client
-        .post(a.u("/v1/topics/events/records"))
-        .header("content-type", "application/x-ndjson")
-        .body(nd)
-        .send()
+    let ack = a
+        .api
+        .post_raw("/v1/topics/events/records", "application/x-ndjson", nd)
         .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let ack: Value = r.json().await.unwrap();
+        .expect(200);
     let o = ack["offsets"].as_array().unwrap();
     // Same key, same partition (Kafka's murmur2); explicit partition honoured.
     assert_eq!(o[0]["partition"], o[1]["partition"]);
@@ -118,16 +94,15 @@ async fn ndjson_and_publish_and_partitioning() {
     assert_eq!(parts, [0, 0, 1, 1, 2, 2, 3, 3]);
 
     // publish: any body, verbatim, media type kept.
-    let r = a
-        .client
-        .post(a.u("/v1/topics/events/publish?partition=2&key=hook"))
-        .header("content-type", "text/plain; charset=utf-8")
-        .body("hello\nworld")
-        .send()
+    let ack = a
+        .api
+        .post_raw(
+            "/v1/topics/events/publish?partition=2&key=hook",
+            "text/plain; charset=utf-8",
+            "hello\nworld",
+        )
         .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let ack: Value = r.json().await.unwrap();
+        .expect(200);
     let off = ack["offsets"][0]["offset"].as_i64().unwrap();
     let page = a.read("events", 2, &format!("offset={off}")).await;
     let rec = &page["records"][0];
@@ -139,15 +114,14 @@ async fn ndjson_and_publish_and_partitioning() {
         json!({"key":"content-type","value":"text/plain; charset=utf-8"})
     );
 
-    let r = a
-        .client
-        .post(a.u("/v1/topics/events/publish?partition=1"))
-        .header("content-type", "application/cloudevents+json")
-        .body(r#"{"specversion":"1.0","id":"1"}"#)
-        .send()
+    a.api
+        .post_raw(
+            "/v1/topics/events/publish?partition=1",
+            "application/cloudevents+json",
+            r#"{"specversion":"1.0","id":"1"}"#,
+        )
         .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+        .expect(200);
     let page = a.read("events", 1, "offset=0&limit=100").await;
     let last = page["records"].as_array().unwrap().last().unwrap().clone();
     assert_eq!(last["value"], json!({"specversion":"1.0","id":"1"}));
@@ -184,17 +158,11 @@ async fn reads_respect_limits_and_long_poll_waits_for_new_records() {
     assert!(page["records"].as_array().unwrap().is_empty());
     assert!(started.elapsed() >= Duration::from_millis(280));
 
-    let url = a.u("/v1/topics/lp/partitions/0/records?offset=50&wait_ms=10000");
-    let client = a.client.clone();
+    let api = a.api.clone();
     let waiter = tokio::spawn(async move {
-        client
-            .get(url)
-            .send()
+        api.read("lp", 0, "offset=50&wait_ms=10000")
             .await
-            .unwrap()
-            .json::<Value>()
-            .await
-            .unwrap()
+            .expect(200)
     });
     tokio::time::sleep(Duration::from_millis(200)).await;
     let started = Instant::now();
@@ -221,20 +189,10 @@ async fn seek_by_timestamp_uses_the_running_maximum() {
     )
     .await;
     let seek = |ts: i64| {
-        let (c, u) = (
-            a.client.clone(),
-            a.u(&format!(
-                "/v1/topics/ts/partitions/0/offsets?timestamp={ts}"
-            )),
-        );
+        let api = a.api.clone();
         async move {
-            c.get(u)
-                .send()
-                .await
-                .unwrap()
-                .json::<Value>()
-                .await
-                .unwrap()
+            let path = format!("/v1/topics/ts/partitions/0/offsets?timestamp={ts}");
+            api.get(&path).await.expect(200)
         }
     };
     assert_eq!(seek(0).await["offset"], 0);
@@ -245,14 +203,10 @@ async fn seek_by_timestamp_uses_the_running_maximum() {
     assert_eq!(past["offset"], 5, "nothing that recent: the high watermark");
     assert!(past.get("timestamp").is_none());
     let bounds = a
-        .client
-        .get(a.u("/v1/topics/ts/partitions/0/offsets"))
-        .send()
+        .api
+        .get("/v1/topics/ts/partitions/0/offsets")
         .await
-        .unwrap()
-        .json::<Value>()
-        .await
-        .unwrap();
+        .expect(200);
     assert_eq!(bounds, json!({"log_start_offset":0,"high_watermark":5}));
 }
 
@@ -262,35 +216,14 @@ async fn topics_list_describe_delete_and_recreate() {
     for name in ["a1", "b2", "c3"] {
         a.create_topic(name, 2).await;
     }
-    let r = a
-        .client
-        .post(a.u("/v1/topics"))
-        .json(&json!({"name":"z","partitions":1,"compression":"zstd","retention_ms":60000}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
-    assert_eq!(r.headers()["location"], "/v1/topics/z");
-    let list: Value = a
-        .client
-        .get(a.u("/v1/topics?limit=2"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let z = json!({"name":"z","partitions":1,"compression":"zstd","retention_ms":60000});
+    let r = a.api.post("/v1/topics", &z).await;
+    assert_eq!(r.status, 201);
+    assert_eq!(r.headers["location"], "/v1/topics/z");
+    let list = a.api.get("/v1/topics?limit=2").await.expect(200);
     assert_eq!(list["topics"].as_array().unwrap().len(), 2);
     assert_eq!(list["next_after"], "b2");
-    let list: Value = a
-        .client
-        .get(a.u("/v1/topics?after=b2"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list = a.api.get("/v1/topics?after=b2").await.expect(200);
     let names: Vec<&str> = list["topics"]
         .as_array()
         .unwrap()
@@ -305,41 +238,21 @@ async fn topics_list_describe_delete_and_recreate() {
         json!({"records": [{"value": 1, "partition": 1}, {"value": 2, "partition": 1}]}),
     )
     .await;
-    let d: Value = a
-        .client
-        .get(a.u("/v1/topics/a1"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let d = a.api.describe("a1").await.expect(200);
     assert_eq!(d["partitions"], 2);
     assert_eq!(d["partition_details"][1]["high_watermark"], 2);
     assert!(d["partition_details"][1]["bytes"].as_i64().unwrap() > 0);
-    let d: Value = a
-        .client
-        .get(a.u("/v1/topics/a1?partition_from=1&partition_limit=1"))
-        .send()
+    let d = a
+        .api
+        .get("/v1/topics/a1?partition_from=1&partition_limit=1")
         .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .expect(200);
     assert_eq!(d["partition_details"].as_array().unwrap().len(), 1);
     assert_eq!(d["next_partition"], Value::Null);
 
-    let r = a.client.delete(a.u("/v1/topics/a1")).send().await.unwrap();
-    assert_eq!(r.status(), 204);
-    let r = a
-        .client
-        .get(a.u("/v1/topics/a1/partitions/1/records?offset=0"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 404);
-    let r = a.client.delete(a.u("/v1/topics/a1")).send().await.unwrap();
-    assert_eq!(r.status(), 404);
+    a.api.delete("/v1/topics/a1").await.expect(204);
+    a.api.read("a1", 1, "offset=0").await.expect(404);
+    a.api.delete("/v1/topics/a1").await.expect(404);
     // The name is free at once and the new topic starts empty at offset 0.
     a.create_topic("a1", 2).await;
     let page = a.read("a1", 1, "offset=0").await;
@@ -354,14 +267,8 @@ async fn topics_list_describe_delete_and_recreate() {
 async fn compressed_topics_store_and_return_the_same_records() {
     let a = TestAgent::start(&[]).await;
     for c in ["lz4", "zstd"] {
-        let r = a
-            .client
-            .post(a.u("/v1/topics"))
-            .json(&json!({"name": c, "partitions": 1, "compression": c}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 201);
+        let topic = json!({"name": c, "partitions": 1, "compression": c});
+        a.api.post("/v1/topics", &topic).await.expect(201);
         let recs: Vec<Value> = (0..200)
             .map(|i| json!({"key": format!("k{i}"), "value": {"n": i, "pad": "x".repeat(50)}}))
             .collect();
@@ -380,28 +287,14 @@ async fn deleting_a_topic_while_producing_never_exposes_its_records() {
     a.create_topic("gone", 2).await;
     let mut tasks = Vec::new();
     for i in 0..20 {
-        let (c, u) = (a.client.clone(), a.u("/v1/topics/gone/records"));
+        let api = a.api.clone();
         tasks.push(tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(i * 5)).await;
-            c.post(u)
-                .json(&json!({"records":[{"value": i}]}))
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16()
+            api.produce("gone", json!([{"value": i}])).await.status
         }));
     }
     tokio::time::sleep(Duration::from_millis(40)).await;
-    assert_eq!(
-        a.client
-            .delete(a.u("/v1/topics/gone"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        204
-    );
+    a.api.delete("/v1/topics/gone").await.expect(204);
     for t in tasks {
         let s = t.await.unwrap();
         assert!(s == 200 || s == 404, "status {s}");

@@ -23,9 +23,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::postgres::Postgres;
-use common::seaweed::Seaweed;
-use common::{AgentProcess, free_port};
+use common::Api;
+use common::fleet::Fleet;
 use serde_json::{Value, json};
 
 const PARTITIONS: u64 = 4;
@@ -45,39 +44,6 @@ struct Ledger {
     sent: HashMap<String, Sent>,
     /// (partition, offset) → value, for acknowledged records.
     acked: BTreeMap<(i64, i64), String>,
-}
-
-struct Agents {
-    args: Vec<Vec<String>>,
-    procs: Vec<Option<AgentProcess>>,
-    urls: Vec<String>,
-}
-
-impl Agents {
-    fn start(args: Vec<Vec<String>>) -> Agents {
-        let mut procs = Vec::new();
-        let mut urls = Vec::new();
-        for a in &args {
-            let refs: Vec<&str> = a.iter().map(String::as_str).collect();
-            let p = AgentProcess::start(&refs, &[]);
-            urls.push(p.url.clone());
-            procs.push(Some(p));
-        }
-        Agents { args, procs, urls }
-    }
-
-    fn kill(&mut self, i: usize) {
-        if let Some(p) = self.procs[i].as_mut() {
-            p.signal("KILL");
-            let _ = p.wait_exit(Duration::from_secs(10));
-        }
-        self.procs[i] = None;
-    }
-
-    fn restart(&mut self, i: usize) {
-        let refs: Vec<&str> = self.args[i].iter().map(String::as_str).collect();
-        self.procs[i] = Some(AgentProcess::start(&refs, &[]));
-    }
 }
 
 fn seconds() -> u64 {
@@ -164,36 +130,13 @@ async fn producer(
 #[tokio::test]
 async fn chaos_loses_and_duplicates_nothing() {
     let run_for = Duration::from_secs(seconds());
-    let mut pg = Postgres::start();
-    let db = pg.database(false);
-    let mut s3 = Seaweed::start("chaos").await;
-    let mut dirs = Vec::new();
-    let mut args = Vec::new();
-    for _ in 0..3 {
-        let dir = tempfile::tempdir().unwrap();
-        let mut a: Vec<String> = vec![
-            "--listen".into(),
-            format!("127.0.0.1:{}", free_port()),
-            "--data-dir".into(),
-            dir.path().display().to_string(),
-            "--metadata-url".into(),
-            db.clone(),
-            "--linger".into(),
-            "20ms".into(),
-        ];
-        a.extend(s3.agent_flags("chaos"));
-        args.push(a);
-        dirs.push(dir);
-    }
-    let mut agents = Agents::start(args);
-    let client = common::client();
-    let r = client
-        .post(format!("{}/v1/topics", agents.urls[0]))
-        .json(&json!({"name": "chaos", "partitions": PARTITIONS}))
-        .send()
+    let mut fleet = Fleet::start(3, "chaos", &["--linger", "20ms"]).await;
+    let urls = fleet.urls();
+    fleet
+        .api(0)
+        .create_topic("chaos", PARTITIONS as u32)
         .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
+        .expect(201);
 
     let ledger = Arc::new(Mutex::new(Ledger::default()));
     let stop = Arc::new(AtomicBool::new(false));
@@ -202,7 +145,7 @@ async fn chaos_loses_and_duplicates_nothing() {
         .map(|w| {
             tokio::spawn(producer(
                 w,
-                agents.urls.clone(),
+                urls.clone(),
                 ledger.clone(),
                 stop.clone(),
                 retried.clone(),
@@ -218,23 +161,23 @@ async fn chaos_loses_and_duplicates_nothing() {
         tokio::time::sleep(Duration::from_millis(2500 + (kills % 3) * 500)).await;
         let t = started.elapsed();
         if !s3_outage && t > run_for / 3 {
-            s3.kill();
+            fleet.s3.kill();
             tokio::time::sleep(Duration::from_secs(4)).await;
-            s3.restart().await;
+            fleet.s3.restart().await;
             s3_outage = true;
             continue;
         }
         if !pg_restart && t > run_for * 2 / 3 {
-            pg.stop();
+            fleet.pg.stop();
             tokio::time::sleep(Duration::from_secs(2)).await;
-            pg.start_server();
+            fleet.pg.start_server();
             pg_restart = true;
             continue;
         }
-        agents.kill(victim);
+        fleet.kill(victim);
         kills += 1;
         tokio::time::sleep(Duration::from_millis(500)).await;
-        agents.restart(victim);
+        fleet.restart(victim);
         victim = (victim + 1) % 3;
     }
     stop.store(true, Ordering::Relaxed);
@@ -245,52 +188,26 @@ async fn chaos_loses_and_duplicates_nothing() {
     assert!(s3_outage && pg_restart, "every kind of chaos happened");
 
     // The checker: a fresh agent reads everything.
-    let dir = tempfile::tempdir().unwrap();
-    let mut check_args: Vec<String> = vec![
-        "--data-dir".into(),
-        dir.path().display().to_string(),
-        "--metadata-url".into(),
-        db.clone(),
-    ];
-    check_args.extend(s3.agent_flags("chaos"));
-    let refs: Vec<&str> = check_args.iter().map(String::as_str).collect();
-    let checker = AgentProcess::start(&refs, &[]);
+    let checker = fleet.add();
+    let checker: Api = fleet.api(checker);
     let mut stored: BTreeMap<(i64, i64), (String, String, String)> = BTreeMap::new();
     for p in 0..PARTITIONS as i64 {
-        let mut offset = 0;
-        loop {
-            let page: Value = client
-                .get(format!(
-                    "{}/v1/topics/chaos/partitions/{p}/records?offset={offset}&limit=10000",
-                    checker.url
-                ))
-                .send()
-                .await
+        for r in checker.read_all("chaos", p).await {
+            let header = r["headers"]
+                .as_array()
                 .unwrap()
-                .json()
-                .await
-                .unwrap();
-            for r in page["records"].as_array().unwrap() {
-                let header = r["headers"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .find(|h| h["key"] == "trace")
-                    .map(|h| h["value"].as_str().unwrap().to_string())
-                    .unwrap_or_default();
-                stored.insert(
-                    (p, r["offset"].as_i64().unwrap()),
-                    (
-                        r["key"].as_str().unwrap_or_default().to_string(),
-                        r["value"].as_str().unwrap_or_default().to_string(),
-                        header,
-                    ),
-                );
-            }
-            offset = page["next_offset"].as_i64().unwrap();
-            if offset >= page["high_watermark"].as_i64().unwrap() {
-                break;
-            }
+                .iter()
+                .find(|h| h["key"] == "trace")
+                .map(|h| h["value"].as_str().unwrap().to_string())
+                .unwrap_or_default();
+            stored.insert(
+                (p, r["offset"].as_i64().unwrap()),
+                (
+                    r["key"].as_str().unwrap_or_default().to_string(),
+                    r["value"].as_str().unwrap_or_default().to_string(),
+                    header,
+                ),
+            );
         }
     }
     let ledger = ledger.lock().unwrap();

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use common::TestAgent;
-use serde_json::{Value, json};
+use serde_json::json;
 use streamhouse_server::testing::faults::{Fault, Op};
 
 #[derive(Default, Debug)]
@@ -24,23 +24,15 @@ struct Tally {
 /// Sends `n` single-record requests from 4 concurrent producers.
 async fn load(a: &TestAgent, topic: &str, tag: &str, n: usize) -> Tally {
     let sends = (0..4).map(|w| {
-        let (c, u, tag) = (
-            a.client.clone(),
-            a.u(&format!("/v1/topics/{topic}/records")),
-            tag.to_string(),
-        );
+        let (api, tag) = (a.api.clone(), tag.to_string());
         async move {
             let mut t = Tally::default();
             for i in (w..n).step_by(4) {
                 let value = format!("{tag}-{i}");
-                let r = c
-                    .post(&u)
-                    .json(&json!({"records": [{"value": value, "partition": i % 2}]}))
-                    .send()
-                    .await
-                    .unwrap();
-                let status = r.status().as_u16();
-                let body: Value = r.json().await.unwrap();
+                let r = api
+                    .produce(topic, json!([{"value": value, "partition": i % 2}]))
+                    .await;
+                let (status, body) = (r.status, r.body);
                 match status {
                     200 => {
                         let o = &body["offsets"][0];
@@ -85,10 +77,9 @@ async fn load(a: &TestAgent, topic: &str, tag: &str, n: usize) -> Tally {
 async fn stored(a: &TestAgent, topic: &str) -> BTreeMap<(i64, i64), String> {
     let mut out = BTreeMap::new();
     for p in 0..2 {
-        let page = a.read(topic, p, "offset=0&limit=10000").await;
-        for r in page["records"].as_array().unwrap() {
+        for r in a.api.read_all(topic, p).await {
             out.insert(
-                (i64::from(p), r["offset"].as_i64().unwrap()),
+                (p, r["offset"].as_i64().unwrap()),
                 r["value"].as_str().unwrap().to_string(),
             );
         }
@@ -255,22 +246,14 @@ async fn read_faults_answer_503_and_recover() {
     a.create_topic("r", 2).await;
     let tally = load(&a, "r", "r", 20).await;
     plan.during(Op::Get, Duration::from_millis(500), Fault::Fail);
-    let r = a
-        .client
-        .get(a.u("/v1/topics/r/partitions/0/records?offset=0"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 503);
-    assert_eq!(r.headers()["content-type"], "application/problem+json");
+    let r = a.api.read("r", 0, "offset=0").await;
+    assert_eq!(r.status, 503);
+    assert_eq!(r.headers["content-type"], "application/problem+json");
     plan.during(Op::MetadataRead, Duration::from_millis(500), Fault::Fail);
-    let r = a
-        .client
-        .get(a.u("/v1/topics/r/partitions/1/offsets?timestamp=0"))
-        .send()
+    a.api
+        .get("/v1/topics/r/partitions/1/offsets?timestamp=0")
         .await
-        .unwrap();
-    assert_eq!(r.status(), 503);
+        .expect(503);
     tokio::time::sleep(Duration::from_millis(600)).await;
     plan.clear();
     check(&tally, &stored(&a, "r").await, "reads");

@@ -31,18 +31,9 @@ async fn one_flush_cost(
             .step_by(requests as usize)
             .map(|p| json!({"value": p, "partition": p}))
             .collect();
-        let (c, u) = (
-            a.client.clone(),
-            a.u(&format!("/v1/topics/{topic}/records")),
-        );
+        let api = a.api.clone();
         async move {
-            let r = c
-                .post(u)
-                .json(&json!({"records": records}))
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(r.status(), 200);
+            api.produce(topic, json!(records)).await.expect(200);
         }
     });
     futures_util::future::join_all(sends).await;

@@ -7,18 +7,21 @@ mod common;
 
 use std::time::Duration;
 
-use common::TestAgent;
+use common::api::Reply;
 use common::postgres::Postgres;
+use common::{Api, TestAgent};
 use serde_json::{Value, json};
 
-async fn post(a: &TestAgent, path: &str, key: &str, body: Value) -> reqwest::Response {
-    a.client
-        .post(a.u(path))
-        .header("idempotency-key", key)
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
+/// POSTs a JSON body with an `Idempotency-Key`.
+async fn post(a: &TestAgent, path: &str, key: &str, body: Value) -> Reply {
+    let send = |c: &reqwest::Client, u| c.post(u).header("idempotency-key", key).json(&body);
+    a.api.send(send, path).await
+}
+
+/// Publishes `body` to `topic` with an `Idempotency-Key`.
+async fn publish(api: &Api, topic: &str, key: &str, body: &'static str) -> Reply {
+    let send = |c: &reqwest::Client, u| c.post(u).header("idempotency-key", key).body(body);
+    api.send(send, &format!("/v1/topics/{topic}/publish")).await
 }
 
 async fn hw(a: &TestAgent, topic: &str, p: i32) -> i64 {
@@ -33,14 +36,12 @@ async fn a_retry_returns_the_first_answer_and_appends_nothing() {
     a.create_topic("once", 2).await;
     let body = json!({"records": [{"value": 1, "partition": 0}, {"value": 2, "partition": 1}]});
     let first = post(&a, "/v1/topics/once/records", "order-17", body.clone()).await;
-    assert_eq!(first.status(), 200);
-    assert!(first.headers().get("idempotency-replayed").is_none());
-    let first: Value = first.json().await.unwrap();
+    assert!(first.headers.get("idempotency-replayed").is_none());
+    let first = first.expect(200);
     for _ in 0..3 {
         let again = post(&a, "/v1/topics/once/records", "order-17", body.clone()).await;
-        assert_eq!(again.status(), 200);
-        assert_eq!(again.headers()["idempotency-replayed"], "true");
-        assert_eq!(again.json::<Value>().await.unwrap(), first);
+        assert_eq!(again.headers["idempotency-replayed"], "true");
+        assert_eq!(again.expect(200), first);
     }
     assert_eq!((hw(&a, "once", 0).await, hw(&a, "once", 1).await), (1, 1));
 
@@ -52,62 +53,23 @@ async fn a_retry_returns_the_first_answer_and_appends_nothing() {
         json!({"records": [{"value": 3}]}),
     )
     .await;
-    assert_eq!(other.status(), 422);
-    let p: Value = other.json().await.unwrap();
-    assert_eq!(p["type"], "urn:streamhouse:problem:idempotency-key-reused");
+    assert_eq!(other.problem(), Some("idempotency-key-reused"));
+    let p = other.expect(422);
     assert_eq!(p["field"], "Idempotency-Key");
 
     // Keys are per topic; publish takes them too.
     a.create_topic("twice", 1).await;
-    assert_eq!(
-        post(
-            &a,
-            "/v1/topics/twice/records",
-            "order-17",
-            json!({"records": [{"value": 1}]})
-        )
+    let one = json!({"records": [{"value": 1}]});
+    post(&a, "/v1/topics/twice/records", "order-17", one)
         .await
-        .status(),
-        200
-    );
-    let pub1 = a
-        .client
-        .post(a.u("/v1/topics/twice/publish"))
-        .header("idempotency-key", "hook-1")
-        .body("evt")
-        .send()
+        .expect(200);
+    let pub1 = publish(&a.api, "twice", "hook-1", "evt").await.expect(200);
+    let pub2 = publish(&a.api, "twice", "hook-1", "evt").await.expect(200);
+    assert_eq!(pub1, pub2);
+    publish(&a.api, "twice", "hook-1", "other")
         .await
-        .unwrap();
-    let pub2 = a
-        .client
-        .post(a.u("/v1/topics/twice/publish"))
-        .header("idempotency-key", "hook-1")
-        .body("evt")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        pub1.json::<Value>().await.unwrap(),
-        pub2.json::<Value>().await.unwrap()
-    );
-    let bad = a
-        .client
-        .post(a.u("/v1/topics/twice/publish"))
-        .header("idempotency-key", "hook-1")
-        .body("other")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(bad.status(), 422);
-    let empty = a
-        .client
-        .post(a.u("/v1/topics/twice/publish"))
-        .header("idempotency-key", "")
-        .body("x")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(empty.status(), 400);
+        .expect(422);
+    publish(&a.api, "twice", "", "x").await.expect(400);
 }
 
 #[tokio::test]
@@ -115,23 +77,10 @@ async fn concurrent_retries_wait_for_the_first() {
     let a = TestAgent::start(&["--linger", "300ms"]).await;
     a.create_topic("race", 1).await;
     let body = json!({"records": [{"value": "only once"}]});
-    let sends = (0..10).map(|_| {
-        let (c, u, b) = (
-            a.client.clone(),
-            a.u("/v1/topics/race/records"),
-            body.clone(),
-        );
-        async move {
-            let r = c
-                .post(u)
-                .header("idempotency-key", "same")
-                .json(&b)
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(r.status(), 200);
-            r.json::<Value>().await.unwrap()
-        }
+    let sends = (0..10).map(|_| async {
+        post(&a, "/v1/topics/race/records", "same", body.clone())
+            .await
+            .expect(200)
     });
     let answers = futures_util::future::join_all(sends).await;
     assert!(answers.windows(2).all(|w| w[0] == w[1]), "{answers:?}");
@@ -143,17 +92,13 @@ async fn an_expired_key_may_be_used_again() {
     let a = TestAgent::start(&["--idempotency-window", "1s", "--linger", "5ms"]).await;
     a.create_topic("exp", 1).await;
     let body = json!({"records": [{"value": 1}]});
-    let r1: Value = post(&a, "/v1/topics/exp/records", "k", body.clone())
+    let r1 = post(&a, "/v1/topics/exp/records", "k", body.clone())
         .await
-        .json()
-        .await
-        .unwrap();
+        .expect(200);
     tokio::time::sleep(Duration::from_millis(1200)).await;
-    let r2: Value = post(&a, "/v1/topics/exp/records", "k", body.clone())
+    let r2 = post(&a, "/v1/topics/exp/records", "k", body.clone())
         .await
-        .json()
-        .await
-        .unwrap();
+        .expect(200);
     assert_eq!(
         (
             r1["offsets"][0]["offset"].as_i64(),
@@ -196,15 +141,12 @@ async fn two_agents_racing_with_one_key_make_exactly_one_copy() {
                 &key,
                 json!({"records": [{"value": round}]})
             ),
-            b.client
-                .post(b.u("/v1/topics/dup/records"))
-                .json(&json!({"records": [{"value": format!("other-{round}")}]}))
-                .send(),
+            b.api
+                .produce("dup", json!([{"value": format!("other-{round}")}])),
         );
-        assert_eq!((ra.status().as_u16(), rb.status().as_u16()), (200, 200));
-        let (ja, jb): (Value, Value) = (ra.json().await.unwrap(), rb.json().await.unwrap());
-        assert_eq!(ja, jb, "both agents answer with the one copy");
-        assert_eq!(other.unwrap().status(), 200);
+        assert_eq!((ra.status, rb.status), (200, 200));
+        assert_eq!(ra.body, rb.body, "both agents answer with the one copy");
+        assert_eq!(other.status, 200);
     }
     let page = a.read("dup", 0, "offset=0&limit=100").await;
     let values: Vec<String> = page["records"]

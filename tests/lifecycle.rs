@@ -8,60 +8,48 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use common::{AgentProcess, TestAgent};
-use serde_json::{Value, json};
+use common::{AgentProcess, Api, TestAgent};
+use serde_json::json;
 
 #[tokio::test]
 async fn shutdown_turns_readiness_off_refuses_new_work_and_flushes_buffered_records() {
     let a = TestAgent::start(&["--linger", "3s"]).await;
     a.create_topic("d", 1).await;
-    let (c, u) = (a.client.clone(), a.u("/v1/topics/d/records"));
-    let pending = tokio::spawn(async move {
-        c.post(u)
-            .json(&json!({"records": [{"value": "buffered"}]}))
-            .send()
-            .await
-            .unwrap()
-    });
+    let api = a.api.clone();
+    let pending =
+        tokio::spawn(async move { api.produce("d", json!([{"value": "buffered"}])).await });
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(
-        a.client.get(a.u("/readyz")).send().await.unwrap().status(),
-        200
-    );
+    a.api.get("/readyz").await.expect(200);
     a.draining.cancel();
     // The buffered request is flushed at once, not after the 3 s linger.
     let r = tokio::time::timeout(Duration::from_secs(2), pending)
         .await
         .expect("answered promptly")
         .unwrap();
-    assert_eq!(r.status(), 200);
-    let after = a.client.get(a.u("/readyz")).send().await;
-    if let Ok(r) = after {
-        assert_eq!(r.status(), 503);
+    assert_eq!(r.status, 200);
+    if let Ok(r) = a.api.try_send(|c, u| c.get(u), "/readyz").await {
+        assert_eq!(r.status, 503);
     }
 }
 
 fn produce_loop(
-    url: String,
+    api: Api,
     worker: usize,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
 ) -> tokio::task::JoinHandle<Vec<(i64, i64, String)>> {
     tokio::spawn(async move {
-        let client = common::client();
         let mut acked = Vec::new();
         let mut i = 0;
         while !stop.load(std::sync::atomic::Ordering::Relaxed) {
             let values: Vec<String> = (0..5).map(|j| format!("w{worker}-{i}-{j}")).collect();
             let body =
                 json!({"records": values.iter().map(|v| json!({"value": v})).collect::<Vec<_>>()});
-            match client
-                .post(format!("{url}/v1/topics/crash/records"))
-                .json(&body)
-                .send()
+            match api
+                .try_send(|c, u| c.post(u).json(&body), "/v1/topics/crash/records")
                 .await
             {
-                Ok(r) if r.status() == 200 => {
-                    let ack: Value = r.json().await.unwrap();
+                Ok(r) if r.status == 200 => {
+                    let ack = r.body;
                     for (o, v) in ack["offsets"].as_array().unwrap().iter().zip(values) {
                         acked.push((
                             o["partition"].as_i64().unwrap(),
@@ -78,32 +66,14 @@ fn produce_loop(
     })
 }
 
-async fn read_all(url: &str, partitions: i64) -> BTreeMap<(i64, i64), String> {
-    let client = common::client();
+async fn read_all(api: &Api, partitions: i64) -> BTreeMap<(i64, i64), String> {
     let mut out = BTreeMap::new();
     for p in 0..partitions {
-        let mut offset = 0;
-        loop {
-            let page: Value = client
-                .get(format!(
-                    "{url}/v1/topics/crash/partitions/{p}/records?offset={offset}&limit=10000"
-                ))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            for r in page["records"].as_array().unwrap() {
-                out.insert(
-                    (p, r["offset"].as_i64().unwrap()),
-                    r["value"].as_str().unwrap().to_string(),
-                );
-            }
-            offset = page["next_offset"].as_i64().unwrap();
-            if offset >= page["high_watermark"].as_i64().unwrap() {
-                break;
-            }
+        for r in api.read_all("crash", p).await {
+            out.insert(
+                (p, r["offset"].as_i64().unwrap()),
+                r["value"].as_str().unwrap().to_string(),
+            );
         }
     }
     out
@@ -113,17 +83,10 @@ async fn crash_and_check(signal: &str) {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().to_str().unwrap();
     let mut agent = AgentProcess::start(&["--data-dir", data, "--linger", "20ms"], &[]);
-    let client = common::client();
-    let r = client
-        .post(format!("{}/v1/topics", agent.url))
-        .json(&json!({"name": "crash", "partitions": 4}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
+    agent.api().create_topic("crash", 4).await.expect(201);
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let workers: Vec<_> = (0..16)
-        .map(|w| produce_loop(agent.url.clone(), w, stop.clone()))
+        .map(|w| produce_loop(agent.api(), w, stop.clone()))
         .collect();
     tokio::time::sleep(Duration::from_millis(1500)).await;
     agent.signal(signal);
@@ -145,7 +108,7 @@ async fn crash_and_check(signal: &str) {
     assert!(acked.len() > 100, "the load ran ({} acked)", acked.len());
 
     let again = AgentProcess::start(&["--data-dir", data], &[]);
-    let stored = read_all(&again.url, 4).await;
+    let stored = read_all(&again.api(), 4).await;
     for (p, o, v) in &acked {
         assert_eq!(
             stored.get(&(*p, *o)),

@@ -58,38 +58,19 @@ async fn pair(b_extra: &[&str]) -> Pair {
 
 impl Pair {
     async fn create(&self, topic: &str, partitions: u32) {
-        let r = self
-            .client
-            .post(format!("{}/v1/topics", self.a.url))
-            .json(&json!({"name": topic, "partitions": partitions}))
-            .send()
+        self.a
+            .api()
+            .create_topic(topic, partitions)
             .await
-            .unwrap();
-        assert_eq!(r.status(), 201);
+            .expect(201);
     }
 
     async fn produce(&self, topic: &str, records: Value) -> Value {
-        let r = self
-            .client
-            .post(format!("{}/v1/topics/{topic}/records", self.a.url))
-            .json(&json!({"records": records}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200);
-        r.json().await.unwrap()
+        self.a.api().produce(topic, records).await.expect(200)
     }
 
     async fn metric(&self, base: &str, name: &str) -> f64 {
-        let text = self
-            .client
-            .get(format!("{base}/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = common::Api::new(base).get("/metrics").await.text;
         text.lines()
             .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
             .unwrap_or(0.0)
@@ -147,22 +128,13 @@ async fn sse_follows_another_agent_and_resumes_exactly() {
     p.create("feed", 2).await;
     // 300 records in partition 0, produced on A while the subscriber reads on B.
     let writer = {
-        let (client, url) = (
-            p.client.clone(),
-            format!("{}/v1/topics/feed/records", p.a.url),
-        );
+        let api = p.a.api();
         tokio::spawn(async move {
             for i in 0..30 {
                 let recs: Vec<Value> = (0..10)
                     .map(|j| json!({"value": i * 10 + j, "partition": 0}))
                     .collect();
-                let r = client
-                    .post(&url)
-                    .json(&json!({"records": recs}))
-                    .send()
-                    .await
-                    .unwrap();
-                assert_eq!(r.status(), 200);
+                api.produce("feed", json!(recs)).await.expect(200);
                 tokio::time::sleep(Duration::from_millis(15)).await;
             }
         })
@@ -305,15 +277,7 @@ async fn websocket_subscribe_produce_commit_and_errors() {
         (m["type"].as_str(), m["committed"].as_i64()),
         (Some("committed"), Some(1))
     );
-    let lag: Value = p
-        .client
-        .get(format!("{}/v1/groups/g/lag", p.a.url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let lag = p.a.api().lag("g").await.expect(200);
     assert_eq!(lag["partitions"][0]["committed_offset"], 1);
     sub.send(Message::text(r#"{"type":"ping","request_id":"p"}"#))
         .await
@@ -373,15 +337,7 @@ async fn websocket_subscribe_produce_commit_and_errors() {
     assert_eq!(recv_json(&mut sub).await["type"], "unsubscribed");
 
     // Deleting the topic ends its subscriptions with a reason.
-    assert_eq!(
-        p.client
-            .delete(format!("{}/v1/topics/ws", p.a.url))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        204
-    );
+    p.a.api().delete("/v1/topics/ws").await.expect(204);
     let m = recv_json(&mut sub).await;
     assert_eq!(
         (
@@ -478,24 +434,14 @@ async fn joining_at_latest_during_heavy_produce_sees_a_contiguous_tail_and_delet
     p.create("busy", 2).await;
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let writer = {
-        let (client, url, stop) = (
-            p.client.clone(),
-            format!("{}/v1/topics/busy/records", p.a.url),
-            stop.clone(),
-        );
+        let (api, stop) = (p.a.api(), stop.clone());
         tokio::spawn(async move {
             let mut i = 0;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 let recs: Vec<Value> = (0..20)
                     .map(|j| json!({"value": i * 20 + j, "partition": j % 2}))
                     .collect();
-                let r = client
-                    .post(&url)
-                    .json(&json!({"records": recs}))
-                    .send()
-                    .await
-                    .unwrap();
-                if r.status() != 200 {
+                if api.produce("busy", json!(recs)).await.status != 200 {
                     break;
                 }
                 i += 1;
@@ -534,15 +480,7 @@ async fn joining_at_latest_during_heavy_produce_sees_a_contiguous_tail_and_delet
     let _ = take(&mut events, 1).await;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     writer.await.unwrap();
-    assert_eq!(
-        p.client
-            .delete(format!("{}/v1/topics/busy", p.a.url))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        204
-    );
+    p.a.api().delete("/v1/topics/busy").await.expect(204);
     // The SSE stream ends with an error event naming the reason.
     let ended = tokio::time::timeout(Duration::from_secs(20), async {
         while let Some(e) = events.next().await {

@@ -44,14 +44,8 @@ async fn an_agent_on_s3_serves_records_after_a_restart_from_a_cold_cache() {
     let flag_refs: Vec<&str> = flags.iter().map(String::as_str).collect();
 
     let a = TestAgent::start_with(common::serve_args(&flag_refs)).await;
-    let r = a
-        .client
-        .post(a.u("/v1/topics"))
-        .json(&json!({"name": "s3t", "partitions": 3, "compression": "zstd"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
+    let topic = json!({"name": "s3t", "partitions": 3, "compression": "zstd"});
+    a.api.post("/v1/topics", &topic).await.expect(201);
     let recs: Vec<Value> = (0..300)
         .map(|i| json!({"key": format!("k{i}"), "value": {"i": i}}))
         .collect();
@@ -102,20 +96,13 @@ async fn an_s3_outage_answers_503_and_exposes_nothing() {
         .await;
     s3.kill();
     let started = Instant::now();
-    let r = a
-        .client
-        .post(a.u("/v1/topics/o/records"))
-        .json(&json!({"records": [{"value": "during"}]}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 503);
+    let r = a.api.produce("o", json!([{"value": "during"}])).await;
     assert!(
         started.elapsed() < Duration::from_secs(30),
         "fails promptly, not hangs"
     );
-    let p: Value = r.json().await.unwrap();
-    assert_eq!(p["type"], "urn:streamhouse:problem:unavailable");
+    assert_eq!(r.problem(), Some("unavailable"));
+    let p = r.expect(503);
     assert!(p["detail"].as_str().unwrap().contains("not stored"), "{p}");
     let page = a.read("o", 0, "offset=0").await;
     assert_eq!(

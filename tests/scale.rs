@@ -15,44 +15,24 @@ async fn one_hundred_thousand_partitions() {
     let url = pg.database(false);
     let a = TestAgent::start(&["--metadata-url", &url, "--linger", "50ms"]).await;
     let creates = (0..100).map(|t| {
-        let (c, u) = (a.client.clone(), a.u("/v1/topics"));
+        let api = a.api.clone();
         async move {
-            let r = c
-                .post(u)
-                .json(&json!({"name": format!("scale-{t:03}"), "partitions": 1000}))
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(r.status(), 201);
+            let name = format!("scale-{t:03}");
+            api.create_topic(&name, 1000).await.expect(201);
         }
     });
     futures_util::future::join_all(creates).await;
 
     // One record in every partition: 100 requests of 1,000 records.
     let produces = (0..100).map(|t| {
-        let (c, u) = (
-            a.client.clone(),
-            a.u(&format!("/v1/topics/scale-{t:03}/records")),
-        );
+        let api = a.api.clone();
         async move {
             let records: Vec<Value> = (0..1000)
                 .map(|p| json!({"value": format!("{t}/{p}"), "partition": p}))
                 .collect();
-            let r = c
-                .post(u)
-                .json(&json!({"records": records}))
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(r.status(), 200);
-            let ack: Value = r.json().await.unwrap();
-            assert!(
-                ack["offsets"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .all(|o| o["offset"] == 0)
-            );
+            let ack = api.produce(&format!("scale-{t:03}"), json!(records)).await;
+            assert_eq!(ack.status, 200);
+            assert!(ack.offsets().iter().all(|o| *o == 0));
         }
     });
     futures_util::future::join_all(produces).await;
@@ -61,15 +41,8 @@ async fn one_hundred_thousand_partitions() {
     let mut names = Vec::new();
     let mut after = String::new();
     loop {
-        let page: Value = a
-            .client
-            .get(a.u(&format!("/v1/topics?limit=30&after={after}")))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let path = format!("/v1/topics?limit=30&after={after}");
+        let page = a.api.get(&path).await.expect(200);
         for t in page["topics"].as_array().unwrap() {
             names.push(t["name"].as_str().unwrap().to_string());
         }
@@ -81,15 +54,11 @@ async fn one_hundred_thousand_partitions() {
     assert_eq!(names.len(), 100);
 
     // Describing pages through partitions; reads see the records.
-    let d: Value = a
-        .client
-        .get(a.u("/v1/topics/scale-042?partition_from=900&partition_limit=50"))
-        .send()
+    let d = a
+        .api
+        .get("/v1/topics/scale-042?partition_from=900&partition_limit=50")
         .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .expect(200);
     assert_eq!(d["partition_details"].as_array().unwrap().len(), 50);
     assert_eq!(d["next_partition"], 950);
     assert!(

@@ -1,10 +1,15 @@
-//! Shared test harness: agents in-process or as processes, and a real
-//! S3-API server (SeaweedFS). Missing dependencies fail loudly with what
-//! to install; nothing is skipped.
+//! Shared test harness: agents in-process or as processes, fleets of
+//! agent processes on a real PostgreSQL and a real S3-API server
+//! (SeaweedFS), and typed calls to an agent's API. Missing dependencies
+//! fail loudly with what to install; nothing is skipped.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod api;
+pub mod fleet;
 pub mod postgres;
 pub mod seaweed;
+
+pub use api::Api;
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -27,6 +32,7 @@ pub fn serve_args(extra: &[&str]) -> ServeArgs {
 /// An agent running inside the test process.
 pub struct TestAgent {
     pub url: String,
+    pub api: Api,
     pub client: reqwest::Client,
     pub metrics: Arc<Metrics>,
     pub dir: Option<tempfile::TempDir>,
@@ -99,6 +105,7 @@ impl TestAgent {
         });
         TestAgent {
             url: format!("http://{addr}"),
+            api: Api::new(format!("http://{addr}")),
             client: client(),
             metrics,
             draining,
@@ -124,41 +131,23 @@ impl TestAgent {
 
     /// Creates a topic and asserts it was created.
     pub async fn create_topic(&self, name: &str, partitions: u32) {
-        let r = self
-            .client
-            .post(self.u("/v1/topics"))
-            .json(&serde_json::json!({"name": name, "partitions": partitions}))
-            .send()
-            .await
-            .expect("create topic");
-        assert_eq!(r.status(), 201, "{}", r.text().await.unwrap_or_default());
+        self.api.create_topic(name, partitions).await.expect(201);
     }
 
     /// Produces a JSON body and returns the parsed answer, asserting 200.
     pub async fn produce(&self, topic: &str, body: serde_json::Value) -> serde_json::Value {
-        let r = self
-            .client
-            .post(self.u(&format!("/v1/topics/{topic}/records")))
-            .json(&body)
-            .send()
+        self.api
+            .post(&format!("/v1/topics/{topic}/records"), &body)
             .await
-            .expect("produce");
-        assert_eq!(r.status(), 200, "{}", r.text().await.unwrap_or_default());
-        r.json().await.expect("json")
+            .expect(200)
     }
 
-    /// Reads a partition from `offset` and returns the parsed answer, asserting 200.
+    /// Reads a partition with `query` and returns the parsed answer, asserting 200.
     pub async fn read(&self, topic: &str, partition: i32, query: &str) -> serde_json::Value {
-        let r = self
-            .client
-            .get(self.u(&format!(
-                "/v1/topics/{topic}/partitions/{partition}/records?{query}"
-            )))
-            .send()
+        self.api
+            .read(topic, i64::from(partition), query)
             .await
-            .expect("read");
-        assert_eq!(r.status(), 200, "{}", r.text().await.unwrap_or_default());
-        r.json().await.expect("json")
+            .expect(200)
     }
 }
 
@@ -240,6 +229,11 @@ impl AgentProcess {
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Typed calls to this agent's API.
+    pub fn api(&self) -> Api {
+        Api::new(self.url.clone())
     }
 
     /// Sends a signal by name (TERM, KILL) with the `kill` command.
