@@ -10,7 +10,8 @@
 //! - [`tail`]: high watermarks readers wait on
 //! - [`maintenance`]: expired keys and orphaned objects
 //! - [`metadata`], [`store`], [`format`]: SQL, object storage, the bytes
-//! - [`model`], [`config`], [`metrics`], [`clock`]: plain shared parts
+//! - [`model`], [`config`], [`metrics`], [`clock`], [`background`]: plain
+//!   shared parts
 //!
 //! [`server`] wires them into an agent. The tools that talk to an agent
 //! from outside (`bench`) and the command line live in other crates of the
@@ -19,6 +20,7 @@
 //! conformance suites every store implementation passes.
 
 pub mod api;
+pub mod background;
 pub mod clock;
 pub mod config;
 pub mod format;

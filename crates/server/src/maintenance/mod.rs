@@ -130,13 +130,7 @@ pub async fn run(
     interval: Duration,
     cancel: CancellationToken,
 ) {
-    loop {
-        let jitter =
-            Duration::from_millis(rand::random::<u64>() % (interval.as_millis() as u64 / 4 + 1));
-        tokio::select! {
-            _ = cancel.cancelled() => return,
-            _ = tokio::time::sleep(interval + jitter) => {}
-        }
+    crate::background::every(interval, 0.25, cancel, || async {
         match pass(&metadata, &store, grace).await {
             Ok(r) => {
                 metrics.keys_expired.inc_by(r.keys_expired);
@@ -147,7 +141,8 @@ pub async fn run(
             }
             Err(e) => tracing::warn!(error = %e, "maintenance pass failed; will retry"),
         }
-    }
+    })
+    .await;
 }
 
 #[cfg(test)]

@@ -11,7 +11,6 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
 use super::Watermarks;
@@ -29,15 +28,10 @@ pub async fn run(
     interval: Duration,
     cancel: CancellationToken,
 ) {
-    let mut tick = tokio::time::interval(interval);
-    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = cancel.cancelled() => break,
-            _ = tick.tick() => {}
-        }
-        poll_watermarks(&watermarks, log.as_ref(), &metrics).await;
-    }
+    crate::background::every(interval, 0.0, cancel, || {
+        poll_watermarks(&watermarks, log.as_ref(), &metrics)
+    })
+    .await;
 }
 
 async fn poll_watermarks(watermarks: &Watermarks, log: &dyn Log, metrics: &Metrics) {

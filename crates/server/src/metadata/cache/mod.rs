@@ -19,7 +19,6 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use moka::future::Cache;
-use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -90,24 +89,19 @@ impl MetadataCache {
     /// moved (a topic was deleted somewhere), forgets every cached topic
     /// that is no longer live.
     pub async fn keep_current(self: Arc<Self>, interval: Duration, cancel: CancellationToken) {
-        let mut epoch = self.inner_topics.topic_epoch().await.ok();
-        let mut tick = tokio::time::interval(interval);
-        tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = cancel.cancelled() => break,
-                _ = tick.tick() => {}
-            }
+        let epoch = std::sync::Mutex::new(self.inner_topics.topic_epoch().await.ok());
+        crate::background::every(interval, 0.0, cancel, || async {
             match self.inner_topics.topic_epoch().await {
-                Ok(now) if Some(now) != epoch => {
+                Ok(now) if Some(now) != *epoch.lock().unwrap_or_else(|e| e.into_inner()) => {
                     if self.forget_dead_topics().await {
-                        epoch = Some(now);
+                        *epoch.lock().unwrap_or_else(|e| e.into_inner()) = Some(now);
                     }
                 }
                 Ok(_) => {}
                 Err(e) => tracing::debug!(error = %e, "topic epoch poll failed"),
             }
-        }
+        })
+        .await;
     }
 
     /// Returns false when the check could not be made (retry next tick).
