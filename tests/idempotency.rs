@@ -178,3 +178,58 @@ async fn two_agents_racing_with_one_key_make_exactly_one_copy() {
         .collect();
     assert_eq!(offsets, (0..10).collect::<Vec<_>>(), "gapless");
 }
+
+/// A producer times out while its keyed request is buffered, then retries
+/// within the linger while another producer sends too: the retry joins the
+/// buffered original (one copy, answered with its offsets) and the other
+/// producer is unaffected.
+async fn a_retry_of_a_timed_out_request_joins_it(a: &TestAgent) {
+    a.create_topic("joined", 1).await;
+    let impatient = reqwest::Client::builder()
+        .timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let first = impatient
+        .post(a.api.url("/v1/topics/joined/records"))
+        .header("idempotency-key", "k")
+        .json(&json!({"records": [{"value": "keyed"}]}))
+        .send()
+        .await;
+    assert!(first.is_err(), "the first attempt times out while buffered");
+    let (plain, retry) = tokio::join!(
+        a.api.produce("joined", json!([{"value": "plain"}])),
+        post(
+            a,
+            "/v1/topics/joined/records",
+            "k",
+            json!({"records": [{"value": "keyed"}]})
+        ),
+    );
+    assert_eq!(plain.status, 200, "{}", plain.text);
+    assert_eq!(retry.status, 200, "{}", retry.text);
+    assert_eq!(retry.headers["idempotency-replayed"], "true");
+    let values: Vec<Value> = a
+        .api
+        .read_all("joined", 0)
+        .await
+        .into_iter()
+        .map(|r| r["value"].clone())
+        .collect();
+    assert_eq!(values.len(), 2, "{values:?}");
+    assert_eq!(values.iter().filter(|v| **v == "keyed").count(), 1);
+    assert_eq!(a.metrics.idempotency_conflicts.get(), 0);
+}
+
+#[tokio::test]
+async fn a_retry_of_a_timed_out_request_joins_it_on_sqlite() {
+    let a = TestAgent::start(&["--linger", "1500ms"]).await;
+    a_retry_of_a_timed_out_request_joins_it(&a).await;
+}
+
+#[tokio::test]
+async fn a_retry_of_a_timed_out_request_joins_it_on_postgres() {
+    let pg = Postgres::start();
+    let url = pg.database(false);
+    let a = TestAgent::start(&["--linger", "1500ms", "--metadata-url", &url]).await;
+    a_retry_of_a_timed_out_request_joins_it(&a).await;
+}

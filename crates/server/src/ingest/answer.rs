@@ -30,7 +30,7 @@ pub(super) fn replay(
 pub(super) fn all(shared: &Shared, batch: Vec<Pending>, err: ProduceError) {
     let bytes: usize = batch.iter().map(|p| p.bytes).sum();
     for p in batch {
-        let _ = p.reply.send(Err(err.clone()));
+        p.answer(Err(err.clone()));
     }
     shared.release(bytes);
 }
@@ -54,7 +54,7 @@ pub(super) fn recorded(
             None => rest.push(p),
             Some(answer) => {
                 released += p.bytes;
-                let _ = p.reply.send(answer);
+                p.answer(answer);
             }
         }
     }
@@ -112,7 +112,7 @@ pub(super) fn committed(
                 replayed: false,
             })
         };
-        let _ = p.reply.send(answer);
+        p.answer(answer);
     }
     shared.release(released);
 }

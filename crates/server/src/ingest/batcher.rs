@@ -11,7 +11,7 @@ use tokio_util::task::TaskTracker;
 
 use super::answer::replay;
 use super::flush::run_flush;
-use super::idempotency::{Claim, KeysInFlight};
+use super::idempotency::{Claim, KeyGuard, KeysInFlight};
 use super::partitioner::RoundRobin;
 use super::{IngestConfig, IngestDeps, ProduceError, ProduceRequest, Produced};
 
@@ -23,7 +23,21 @@ pub(super) struct Pending {
     pub req: ProduceRequest,
     pub bytes: usize,
     pub since: Instant,
-    pub reply: Reply,
+    reply: Reply,
+    /// The request's idempotency key, held until the request is answered
+    /// (even when its producer gave up waiting), so a retry with the key
+    /// joins this request instead of buffering a second copy.
+    key: Option<KeyGuard>,
+}
+
+impl Pending {
+    /// Answers the producer, and every retry waiting on its idempotency key.
+    pub(super) fn answer(self, result: Result<Produced, ProduceError>) {
+        if let Some(key) = self.key {
+            key.settle(&result);
+        }
+        let _ = self.reply.send(result);
+    }
 }
 
 #[derive(Debug, Default)]
@@ -97,7 +111,7 @@ impl Ingest {
     /// answer (`replayed`) and appends nothing.
     pub(super) async fn produce(&self, req: ProduceRequest) -> Result<Produced, ProduceError> {
         let Some(key) = req.idempotency.clone() else {
-            return self.buffer(req).await;
+            return self.buffer(req, None).await;
         };
         let guard = match self.shared.keys.claim(req.topic.id, &key).await {
             Claim::Answered(r) => return r,
@@ -113,7 +127,8 @@ impl Ingest {
             .await;
         let result = match recorded {
             Ok(Some(rec)) => replay(&rec, &key),
-            Ok(None) => self.buffer(req).await,
+            // The buffered request settles the key when it is answered.
+            Ok(None) => return self.buffer(req, Some(guard)).await,
             Err(e) => Err(ProduceError::Unavailable(
                 format!("idempotency key lookup failed: {e}").into(),
             )),
@@ -125,27 +140,38 @@ impl Ingest {
         result
     }
 
-    async fn buffer(&self, req: ProduceRequest) -> Result<Produced, ProduceError> {
+    /// Puts a request in the buffer and waits for its answer; `key` is its
+    /// claimed idempotency key, settled with the answer.
+    async fn buffer(
+        &self,
+        req: ProduceRequest,
+        key: Option<KeyGuard>,
+    ) -> Result<Produced, ProduceError> {
+        let refuse = |key: Option<KeyGuard>, err: ProduceError| {
+            if let Some(k) = key {
+                k.settle(&Err(err.clone()));
+            }
+            Err(err)
+        };
         let cfg = &self.shared.config;
         let bytes = req.accounted_bytes();
         if bytes > cfg.max_flush_bytes {
-            return Err(ProduceError::TooLarge {
-                size: bytes,
-                limit: cfg.max_flush_bytes,
-            });
+            let limit = cfg.max_flush_bytes;
+            return refuse(key, ProduceError::TooLarge { size: bytes, limit });
         }
         let (tx, rx) = oneshot::channel();
         {
             let mut b = self.shared.buffer();
             if b.closed {
-                return Err(ProduceError::ShuttingDown);
+                return refuse(key, ProduceError::ShuttingDown);
             }
             if b.held + bytes > cfg.max_buffered_bytes {
                 self.shared.deps.metrics.produce_rejected_overload.inc();
-                return Err(ProduceError::Overloaded {
+                let err = ProduceError::Overloaded {
                     limit: cfg.max_buffered_bytes,
                     retry_after: Duration::from_secs(1),
-                });
+                };
+                return refuse(key, err);
             }
             b.held += bytes;
             b.bytes += bytes;
@@ -155,6 +181,7 @@ impl Ingest {
                 bytes,
                 since: Instant::now(),
                 reply: tx,
+                key,
             });
         }
         self.shared.deps.metrics.produce_requests.inc();

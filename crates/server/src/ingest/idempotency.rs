@@ -3,9 +3,11 @@
 //! A request with a key first waits for any request with the same key in
 //! flight on this agent, then looks for the key's record in the metadata
 //! store; only if neither exists does it go into the buffer, owning the key
-//! until answered. Across agents the record itself decides: the flush
-//! commit records the key, and a commit that finds it already recorded is
-//! abandoned (see `flush`).
+//! until the flush answers it — even when its producer stopped waiting
+//! (a timed-out client), so the retry joins the buffered original instead
+//! of putting a second copy of the key into a flush. Across agents the
+//! record itself decides: the flush commit records the key, and a commit
+//! that finds it already recorded is abandoned (see `flush`).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
