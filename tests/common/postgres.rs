@@ -90,7 +90,7 @@ impl Postgres {
             "initdb failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        pg.start_server();
+        pg.first_start();
         pg
     }
 
@@ -149,6 +149,25 @@ impl Postgres {
 
     /// Starts (or restarts) the server on the same port and data.
     pub fn start_server(&mut self) {
+        if let Err(e) = self.try_start_server() {
+            panic!("{e}");
+        }
+    }
+
+    /// Starts the server for the first time, on another free port when the
+    /// one picked was taken meanwhile by another test's server.
+    fn first_start(&mut self) {
+        for _ in 0..5 {
+            match self.try_start_server() {
+                Ok(()) => return,
+                Err(e) if e.contains("Address already in use") => self.port = free_port(),
+                Err(e) => panic!("{e}"),
+            }
+        }
+        self.start_server();
+    }
+
+    fn try_start_server(&mut self) -> Result<(), String> {
         let data = self.data_dir();
         let log = self.dir.path().join("server.log").display().to_string();
         let opts = format!(
@@ -163,13 +182,15 @@ impl Postgres {
                 "start", "-D", &data, "-l", &log, "-w", "-t", "60", "-o", &opts,
             ],
         );
-        assert!(
-            out.status.success(),
-            "pg_ctl start failed: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            std::fs::read_to_string(&log).unwrap_or_default()
-        );
+        if !out.status.success() {
+            return Err(format!(
+                "pg_ctl start failed: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                std::fs::read_to_string(&log).unwrap_or_default()
+            ));
+        }
         self.running = true;
+        Ok(())
     }
 
     /// Stops the server at once (in-flight transactions are lost).

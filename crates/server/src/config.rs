@@ -155,6 +155,14 @@ pub struct ServeArgs {
     #[arg(long, env = "STREAMHOUSE_MAX_BODY_BYTES", default_value = "16MiB")]
     pub max_body_bytes: ByteSize,
 
+    /// Bytes all request bodies in flight may hold together; beyond it requests get 429.
+    #[arg(
+        long,
+        env = "STREAMHOUSE_MAX_INFLIGHT_BODY_BYTES",
+        default_value = "64MiB"
+    )]
+    pub max_inflight_body_bytes: ByteSize,
+
     /// Most records in one produce request.
     #[arg(
         long,
@@ -406,6 +414,15 @@ impl ServeArgs {
                 "max-buffered-bytes ({}) must be at least max-flush-bytes ({})",
                 self.max_buffered_bytes, self.max_flush_bytes
             ));
+        }
+        if self.max_inflight_body_bytes < self.max_body_bytes {
+            return Err(format!(
+                "max-inflight-body-bytes ({}) must be at least max-body-bytes ({})",
+                self.max_inflight_body_bytes, self.max_body_bytes
+            ));
+        }
+        if self.max_inflight_body_bytes.0 > u64::from(u32::MAX) {
+            return Err("max-inflight-body-bytes must be below 4GiB".into());
         }
         if self.max_value_bytes > self.max_flush_bytes {
             return Err(format!(

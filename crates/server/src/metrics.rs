@@ -67,6 +67,8 @@ pub struct Metrics {
     pub orphans_deleted: Counter,
     pub produce_ack_seconds: Histogram,
     pub buffered_bytes: Gauge,
+    pub inflight_body_bytes: Gauge,
+    pub body_rejected_overload: Counter,
     pub open_streams: Gauge,
     pub flushes: Counter,
     pub flush_failures: Counter,
@@ -206,6 +208,10 @@ impl Default for Metrics {
             "streamhouse_read_bytes",
             "Record bytes returned to readers.",
         );
+        let body_rejected_overload = counter(
+            "streamhouse_body_rejected_overload",
+            "Requests refused with 429 because request bodies in flight held the whole budget.",
+        );
 
         let mut histogram = |name: &str, help: &str, h: Histogram| {
             registry.register(name, help, h.clone());
@@ -244,6 +250,12 @@ impl Default for Metrics {
             "streamhouse_buffered_bytes",
             "Bytes buffered or in flight, not yet acknowledged.",
             buffered_bytes.clone(),
+        );
+        let inflight_body_bytes = Gauge::default();
+        registry.register(
+            "streamhouse_inflight_body_bytes",
+            "Bytes of request bodies being read or used by their requests.",
+            inflight_body_bytes.clone(),
         );
         let open_streams = Gauge::default();
         registry.register(
@@ -290,6 +302,8 @@ impl Default for Metrics {
             orphans_deleted,
             produce_ack_seconds,
             buffered_bytes,
+            inflight_body_bytes,
+            body_rejected_overload,
             open_streams,
             flushes,
             flush_failures,

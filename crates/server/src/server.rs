@@ -197,6 +197,7 @@ pub async fn build_with(args: &ServeArgs, layers: Layers) -> Result<Agent, BootE
     );
     let state = AppState::new(Services {
         limits: args.limits(),
+        bodies: api::BodyBudget::new(args.max_inflight_body_bytes.as_usize(), metrics.clone()),
         groups: Groups::new(metadata.clone(), clock.clone()),
         metadata,
         ingest,

@@ -7,11 +7,9 @@
 
 use std::sync::Arc;
 
-use axum::body::{Body, Bytes};
 use axum::extract::{FromRequestParts, Path, Query};
 use axum::http::HeaderMap;
 use axum::http::request::Parts;
-use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
@@ -140,23 +138,6 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath
             Ok(Path(v)) => Ok(ApiPath(v)),
             Err(e) => Err(ApiError::new(ErrorCode::InvalidField, e.body_text())),
         }
-    }
-}
-
-/// Reads a whole request body, refusing more than `limit` bytes with 413.
-pub(super) async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
-    match Limited::new(body, limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(ApiError::too_large(
-            "body",
-            limit,
-            format!("the request body is larger than {limit} bytes (max-body-bytes)"),
-        )),
-        Err(e) => Err(ApiError::new(
-            ErrorCode::InvalidField,
-            format!("the request body could not be read: {e}"),
-        )
-        .with_field("body")),
     }
 }
 

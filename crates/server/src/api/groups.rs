@@ -6,8 +6,9 @@ use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use serde::{Deserialize, Serialize};
 
+use super::body::read_body;
 use super::error::{ApiError, ErrorCode};
-use super::extract::{ApiPath, read_body};
+use super::extract::ApiPath;
 use super::{AppState, paths};
 use crate::groups::OffsetEntry;
 use crate::model::Tenant;
@@ -85,13 +86,15 @@ pub(super) struct CommitResponse {
     request_body = CommitBody,
     responses((status = 200, description = "Committed", body = CommitResponse),
               (status = 400, description = "Invalid request", body = super::Problem, content_type = "application/problem+json"),
-              (status = 404, description = "No such topic or partition", body = super::Problem, content_type = "application/problem+json")))]
+              (status = 404, description = "No such topic or partition", body = super::Problem, content_type = "application/problem+json"),
+              (status = 413, description = "Too large", body = super::Problem, content_type = "application/problem+json"),
+              (status = 429, description = "Request bodies in flight hold the agent's budget; see Retry-After", body = super::Problem, content_type = "application/problem+json")))]
 pub(super) async fn commit(
     State(state): State<AppState>,
     GroupPath { tenant, group }: GroupPath,
     body: Body,
 ) -> Result<Json<CommitResponse>, ApiError> {
-    let body = read_body(body, state.limits.max_body_bytes).await?;
+    let (body, _permit) = read_body(body, state.limits.max_body_bytes, &state.bodies).await?;
     let req: CommitBody = serde_json::from_slice(&body).map_err(|e| {
         ApiError::new(
             ErrorCode::InvalidJson,

@@ -3,6 +3,7 @@
 //! knows it exists. [`app`] builds the router apart from serving it, so
 //! tests can call it directly.
 
+mod body;
 mod docs;
 mod error;
 mod extract;
@@ -37,6 +38,7 @@ use crate::metrics::Metrics;
 use crate::read::Reader;
 use crate::tail::Watermarks;
 
+pub use body::BodyBudget;
 pub use docs::openapi_json;
 pub use error::{ApiError, ErrorCode, Problem};
 pub use records_out::{OutHeader, OutRecord, ReadResponse, ValueEncoding};
@@ -64,6 +66,8 @@ pub mod paths {
 #[derive(Debug)]
 pub struct Services {
     pub limits: Limits,
+    /// What request bodies in flight may hold together.
+    pub bodies: BodyBudget,
     pub metadata: Metadata,
     pub ingest: Ingest,
     pub reader: Reader,

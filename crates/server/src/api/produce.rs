@@ -12,8 +12,9 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+use super::body::read_body;
 use super::error::{ApiError, ErrorCode};
-use super::extract::{ApiQuery, TopicPath, is_json_media_type, media_type, read_body};
+use super::extract::{ApiQuery, TopicPath, is_json_media_type, media_type};
 use super::records_in::{parse_json, parse_ndjson};
 use super::{AppState, paths};
 use crate::ingest::{Append, NewRecord, Produced, RequestKey};
@@ -153,7 +154,7 @@ impl<S: Send + Sync> FromRequestParts<S> for RecordsFormat {
               (status = 413, description = "Too large", body = super::Problem, content_type = "application/problem+json"),
               (status = 415, description = "Unsupported content type", body = super::Problem, content_type = "application/problem+json"),
               (status = 422, description = "Idempotency-Key already used with a different request", body = super::Problem, content_type = "application/problem+json"),
-              (status = 429, description = "Agent buffer full; see Retry-After", body = super::Problem, content_type = "application/problem+json"),
+              (status = 429, description = "Agent buffer or request-body budget full; see Retry-After", body = super::Problem, content_type = "application/problem+json"),
               (status = 503, description = "Not stored; retry", body = super::Problem, content_type = "application/problem+json")))]
 pub(super) async fn produce(
     State(state): State<AppState>,
@@ -162,7 +163,7 @@ pub(super) async fn produce(
     TopicPath { tenant, topic }: TopicPath,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let body = read_body(body, state.limits.max_body_bytes).await?;
+    let (body, _permit) = read_body(body, state.limits.max_body_bytes, &state.bodies).await?;
     let now = state.clock.now_ms();
     let (records, kind): (_, &[u8]) = match format {
         RecordsFormat::Json => (parse_json(&body, &state.limits, now)?, b"records:json"),
@@ -179,6 +180,8 @@ pub(super) async fn produce(
             topic: topic.name.clone(),
             records,
             idempotency,
+            // JSON values are slices of the body: it lives while they do.
+            held_bytes: body.len(),
         })
         .await?;
     Ok(respond(&produced))
@@ -202,7 +205,10 @@ pub(super) struct PublishQuery {
     responses((status = 200, description = "Stored", body = ProduceResponse),
               (status = 400, description = "Body labelled JSON is not JSON", body = super::Problem, content_type = "application/problem+json"),
               (status = 404, description = "No such topic or partition", body = super::Problem, content_type = "application/problem+json"),
-              (status = 413, description = "Too large", body = super::Problem, content_type = "application/problem+json")))]
+              (status = 413, description = "Too large", body = super::Problem, content_type = "application/problem+json"),
+              (status = 422, description = "Idempotency-Key already used with a different request", body = super::Problem, content_type = "application/problem+json"),
+              (status = 429, description = "Agent buffer or request-body budget full; see Retry-After", body = super::Problem, content_type = "application/problem+json"),
+              (status = 503, description = "Not stored; retry", body = super::Problem, content_type = "application/problem+json")))]
 pub(super) async fn publish(
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<PublishQuery>,
@@ -212,12 +218,14 @@ pub(super) async fn publish(
     body: Body,
 ) -> Result<Response, ApiError> {
     let limit = state.limits.max_value_bytes;
-    let value: Bytes = read_body(body, limit).await.map_err(|mut e| {
-        if e.code == ErrorCode::PayloadTooLarge {
-            e.detail = format!("the event is larger than {limit} bytes (max-value-bytes)");
-        }
-        e
-    })?;
+    let (value, _permit) = read_body(body, limit, &state.bodies)
+        .await
+        .map_err(|mut e| {
+            if e.code == ErrorCode::PayloadTooLarge {
+                e.detail = format!("the event is larger than {limit} bytes (max-value-bytes)");
+            }
+            e
+        })?;
     let content_type = headers
         .get(axum::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -279,6 +287,7 @@ pub(super) async fn publish(
                 record,
             }],
             idempotency,
+            held_bytes: 0,
         })
         .await
         .map_err(|e| {

@@ -7,8 +7,16 @@
 //! with the record index and the field. The types that parse a body are
 //! the ones the OpenAPI description documents (`ProduceRecord`,
 //! `ProduceBody`), so the two cannot drift apart.
+//!
+//! Limits are enforced while parsing, not after: each record is converted
+//! as soon as it is read, and the count of records (and of each record's
+//! headers) is checked as they arrive, so a hostile body cannot make the
+//! parser hold millions of records before the answer is 413. The limits
+//! reach the `Deserialize` impls through a per-thread parse context (a
+//! parse never yields, so it runs on one thread from start to end).
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 use std::fmt;
 
 use base64::Engine;
@@ -66,9 +74,127 @@ fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(as = ProduceBody)]
-pub(super) struct ProduceBody<'a> {
-    #[serde(borrow)]
-    records: Vec<InRecord<'a>>,
+pub(super) struct ProduceBody {
+    /// The records, in order: at least one, at most `max-records-per-request`.
+    #[schema(value_type = Vec<InRecord>)]
+    records: Records,
+}
+
+/// What a parse needs from its caller, and what went wrong: set around
+/// each parse by [`parsing`].
+struct Context {
+    body: Bytes,
+    limits: Limits,
+    now_ms: i64,
+    /// Records converted so far: the index of the record being read.
+    converted: usize,
+    /// A limit broken while parsing, reported instead of serde's error.
+    broken: Option<ApiError>,
+}
+
+thread_local! {
+    static CONTEXT: RefCell<Option<Context>> = const { RefCell::new(None) };
+}
+
+/// Runs `parse` with `body`, `limits` and `now_ms` as the parse context;
+/// a limit broken while parsing wins over the error serde reports.
+fn parsing<T>(
+    body: &Bytes,
+    limits: &Limits,
+    now_ms: i64,
+    parse: impl FnOnce() -> Result<T, ApiError>,
+) -> Result<T, ApiError> {
+    CONTEXT.with(|c| {
+        *c.borrow_mut() = Some(Context {
+            body: body.clone(),
+            limits: limits.clone(),
+            now_ms,
+            converted: 0,
+            broken: None,
+        })
+    });
+    let out = parse();
+    let ctx = CONTEXT.with(|c| c.borrow_mut().take());
+    match ctx.and_then(|c| c.broken) {
+        Some(broken) => Err(broken),
+        None => out,
+    }
+}
+
+/// Converts a record just read, counting it against the limit; on a
+/// broken limit, records it in the context and returns the message for
+/// serde's error.
+fn convert_in_context(r: InRecord<'_>) -> Result<NewRecord, String> {
+    CONTEXT.with(|c| {
+        let mut c = c.borrow_mut();
+        let Some(ctx) = c.as_mut() else {
+            return Err("no parse context".to_string());
+        };
+        let index = ctx.converted;
+        let converted = check_count(index + 1, &ctx.limits)
+            .and_then(|()| convert(&ctx.body, r, index, &ctx.limits, ctx.now_ms));
+        match converted {
+            Ok(rec) => {
+                ctx.converted += 1;
+                Ok(rec)
+            }
+            Err(e) => {
+                let msg = e.detail.clone();
+                ctx.broken = Some(e);
+                Err(msg)
+            }
+        }
+    })
+}
+
+/// The most headers a record may have, and the record's index, from the
+/// parse context; `None` outside a parse.
+fn header_limit() -> Option<(usize, usize)> {
+    CONTEXT.with(|c| {
+        let c = c.borrow();
+        let ctx = c.as_ref()?;
+        Some((ctx.limits.max_headers_per_record, ctx.converted))
+    })
+}
+
+/// Reports a record with too many headers through the parse context.
+fn too_many_headers(index: usize, max: usize) -> String {
+    let e = ApiError::too_large(
+        format!("records[{index}].headers"),
+        max,
+        format!("records[{index}].headers has more than {max} headers (max-headers-per-record)"),
+    );
+    let msg = e.detail.clone();
+    CONTEXT.with(|c| {
+        if let Some(ctx) = c.borrow_mut().as_mut() {
+            ctx.broken = Some(e);
+        }
+    });
+    msg
+}
+
+/// The records of a JSON body, each converted as soon as it is read.
+#[derive(Debug, Default)]
+struct Records(Vec<NewRecord>);
+
+impl<'de> Deserialize<'de> for Records {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Records;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a list of records")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut s: A) -> Result<Records, A::Error> {
+                let mut out = Vec::new();
+                while let Some(r) = s.next_element::<InRecord<'de>>()? {
+                    out.push(convert_in_context(r).map_err(de::Error::custom)?);
+                }
+                Ok(Records(out))
+            }
+        }
+        d.deserialize_seq(V)
+    }
 }
 
 /// Headers as an object of strings or a list of `{key, value}` pairs.
@@ -90,21 +216,36 @@ impl<'de> Deserialize<'de> for InHeaders {
                 f.write_str("an object of string values or a list of {\"key\", \"value\"} objects")
             }
             fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<InHeaders, A::Error> {
+                let limit = header_limit();
                 let mut out = Vec::new();
                 while let Some((k, v)) = m.next_entry::<String, Option<String>>()? {
+                    bounded(&out, limit)?;
                     out.push((k, v));
                 }
                 Ok(InHeaders(out))
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut s: A) -> Result<InHeaders, A::Error> {
+                let limit = header_limit();
                 let mut out = Vec::new();
                 while let Some(Pair { key, value }) = s.next_element()? {
+                    bounded(&out, limit)?;
                     out.push((key, value));
                 }
                 Ok(InHeaders(out))
             }
         }
         d.deserialize_any(V)
+    }
+}
+
+/// Refuses another header once a record has as many as it may.
+fn bounded<E: de::Error>(
+    headers: &[(String, Option<String>)],
+    limit: Option<(usize, usize)>,
+) -> Result<(), E> {
+    match limit {
+        Some((max, index)) if headers.len() >= max => Err(E::custom(too_many_headers(index, max))),
+        _ => Ok(()),
     }
 }
 
@@ -123,14 +264,10 @@ pub(super) fn parse_json(
     limits: &Limits,
     now_ms: i64,
 ) -> Result<Vec<NewRecord>, ApiError> {
-    let parsed: ProduceBody<'_> = serde_json::from_slice(body).map_err(|e| json_error(&e, 0))?;
-    check_count(parsed.records.len(), limits)?;
-    parsed
-        .records
-        .into_iter()
-        .enumerate()
-        .map(|(i, r)| convert(body, r, i, limits, now_ms))
-        .collect()
+    parsing(body, limits, now_ms, || {
+        let parsed: ProduceBody = serde_json::from_slice(body).map_err(|e| json_error(&e, 0))?;
+        Ok(parsed.records.0)
+    })
 }
 
 /// Parses an `application/x-ndjson` body: one record object per line.
@@ -139,24 +276,29 @@ pub(super) fn parse_ndjson(
     limits: &Limits,
     now_ms: i64,
 ) -> Result<Vec<NewRecord>, ApiError> {
-    let mut out = Vec::new();
-    let mut start = 0;
-    for (line_no, line) in body.split(|&b| b == b'\n').enumerate() {
-        let this = start;
-        start += line.len() + 1;
-        let trimmed = line.strip_suffix(b"\r").unwrap_or(line);
-        if trimmed.iter().all(u8::is_ascii_whitespace) {
-            continue;
+    parsing(body, limits, now_ms, || {
+        let mut out = Vec::new();
+        let mut start = 0;
+        for (line_no, line) in body.split(|&b| b == b'\n').enumerate() {
+            let this = start;
+            start += line.len() + 1;
+            let trimmed = line.strip_suffix(b"\r").unwrap_or(line);
+            if trimmed.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            check_count(out.len() + 1, limits)?;
+            let r: InRecord<'_> = serde_json::from_slice(&body[this..this + trimmed.len()])
+                .map_err(|e| json_error(&e, line_no))?;
+            // A broken limit is in the context, and `parsing` reports it.
+            let rec =
+                convert_in_context(r).map_err(|msg| ApiError::new(ErrorCode::InvalidField, msg))?;
+            out.push(rec);
         }
-        check_count(out.len() + 1, limits)?;
-        let r: InRecord<'_> = serde_json::from_slice(&body[this..this + trimmed.len()])
-            .map_err(|e| json_error(&e, line_no))?;
-        out.push(convert(body, r, out.len(), limits, now_ms)?);
-    }
-    if out.is_empty() {
-        return Err(ApiError::field("records", "the body holds no records"));
-    }
-    Ok(out)
+        if out.is_empty() {
+            return Err(ApiError::field("records", "the body holds no records"));
+        }
+        Ok(out)
+    })
 }
 
 fn check_count(n: usize, limits: &Limits) -> Result<(), ApiError> {
@@ -418,5 +560,38 @@ mod tests {
         assert_eq!(recs[1].record.headers.len(), 2);
         assert_eq!(recs[1].record.headers[1].value, None);
         assert_eq!(recs[0].record.value.as_deref(), Some(&[0u8, 1][..]));
+    }
+
+    #[test]
+    fn limits_hold_while_parsing_not_after() {
+        let l = limits();
+        // A million empty records stop at the fourth, with the limit named.
+        let mut body = String::from("{\"records\":[");
+        body.push_str(&"{},".repeat(1_000_000));
+        body.push_str("{}]}");
+        let e = parse_json(&Bytes::from(body), &l, 0).unwrap_err();
+        assert_eq!(e.code, ErrorCode::PayloadTooLarge);
+        assert_eq!((e.field.as_deref(), e.limit), (Some("records"), Some(3)));
+        // Headers are counted as they are read, in both forms.
+        for headers in [
+            r#"{"a":"1","b":"2","c":"3"}"#,
+            r#"[{"key":"a","value":"1"},{"key":"a","value":"2"},{"key":"a","value":"3"}]"#,
+        ] {
+            let body = format!(r#"{{"records":[{{}},{{"headers":{headers}}}]}}"#);
+            let e = parse_json(&Bytes::from(body), &l, 0).unwrap_err();
+            assert_eq!(
+                e.field.as_deref(),
+                Some("records[1].headers"),
+                "{}",
+                e.detail
+            );
+            assert_eq!(e.limit, Some(2));
+        }
+        let nd = Bytes::from_static(b"{}\n{\"headers\":{\"a\":\"1\",\"b\":\"2\",\"c\":\"3\"}}\n");
+        let e = parse_ndjson(&nd, &l, 0).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("records[1].headers"));
+        // A later parse on the same thread starts from a clean context.
+        let ok = parse_json(&Bytes::from_static(br#"{"records":[{"value":1}]}"#), &l, 0).unwrap();
+        assert_eq!(ok.len(), 1);
     }
 }

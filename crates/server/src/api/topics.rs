@@ -8,8 +8,9 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
 use super::AppState;
+use super::body::read_body;
 use super::error::{ApiError, ErrorCode};
-use super::extract::{ApiQuery, TopicPath, read_body};
+use super::extract::{ApiQuery, TopicPath};
 use super::paths;
 use crate::config::DEFAULT_COMPRESSION;
 use crate::model::{Compression, NewTopic, Tenant, TopicMeta};
@@ -77,13 +78,15 @@ impl From<&TopicMeta> for TopicInfo {
 #[utoipa::path(post, path = paths::TOPICS, tag = "topics", request_body = CreateTopic,
     responses((status = 201, description = "Created", body = TopicInfo),
               (status = 400, description = "Invalid request", body = super::Problem, content_type = "application/problem+json"),
-              (status = 409, description = "A topic with this name exists", body = super::Problem, content_type = "application/problem+json")))]
+              (status = 409, description = "A topic with this name exists", body = super::Problem, content_type = "application/problem+json"),
+              (status = 413, description = "Body larger than 64 KiB", body = super::Problem, content_type = "application/problem+json"),
+              (status = 429, description = "Request bodies in flight hold the agent's budget; see Retry-After", body = super::Problem, content_type = "application/problem+json")))]
 pub(super) async fn create(
     State(state): State<AppState>,
     tenant: Tenant,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let body = read_body(body, 64 * 1024).await?;
+    let (body, _permit) = read_body(body, 64 * 1024, &state.bodies).await?;
     let req: CreateTopic = serde_json::from_slice(&body).map_err(|e| {
         ApiError::new(ErrorCode::InvalidJson, format!("invalid topic: {e}")).with_field("body")
     })?;

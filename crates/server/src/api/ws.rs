@@ -572,6 +572,7 @@ async fn produce(
             topic,
             records,
             idempotency,
+            held_bytes: body.len(),
         })
         .await
         .map_err(|e| {

@@ -28,7 +28,7 @@ pub(super) fn replay(
 
 /// Answers every request of `batch` with `err`.
 pub(super) fn all(shared: &Shared, batch: Vec<Pending>, err: ProduceError) {
-    let bytes: usize = batch.iter().map(|p| p.bytes).sum();
+    let bytes: usize = batch.iter().map(|p| p.held).sum();
     for p in batch {
         p.answer(Err(err.clone()));
     }
@@ -53,7 +53,7 @@ pub(super) fn recorded(
         match found {
             None => rest.push(p),
             Some(answer) => {
-                released += p.bytes;
+                released += p.held;
                 p.answer(answer);
             }
         }
@@ -80,7 +80,7 @@ pub(super) fn committed(
             );
         }
     }
-    let released: usize = batch.iter().map(|p| p.bytes).sum();
+    let released: usize = batch.iter().map(|p| p.held).sum();
     for (p, places) in batch.into_iter().zip(placement) {
         let mut offsets = Vec::with_capacity(places.len());
         let mut gone = false;

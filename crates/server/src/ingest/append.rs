@@ -24,6 +24,11 @@ pub struct Append {
     pub records: Vec<NewRecord>,
     /// Makes a retry return the first answer instead of appending again.
     pub idempotency: Option<RequestKey>,
+    /// Memory the records keep alive while they wait for a flush beyond
+    /// their own bytes: the request body, when their values are slices of
+    /// it. Counted against `--max-buffered-bytes`; 0 when they own their
+    /// bytes.
+    pub held_bytes: usize,
 }
 
 /// A record and the partition its producer named, if any.
@@ -80,6 +85,7 @@ impl Ingest {
             topic,
             records,
             idempotency,
+            held_bytes: req.held_bytes,
         })
         .await
     }

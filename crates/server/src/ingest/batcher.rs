@@ -21,7 +21,11 @@ pub(super) type Reply = oneshot::Sender<Result<Produced, ProduceError>>;
 #[derive(Debug)]
 pub(super) struct Pending {
     pub req: ProduceRequest,
+    /// The records' size: what a flush is sized by.
     pub bytes: usize,
+    /// The memory the request holds while buffered (at least `bytes`):
+    /// what the buffer budget counts.
+    pub held: usize,
     pub since: Instant,
     reply: Reply,
     /// The request's idempotency key, held until the request is answered
@@ -155,6 +159,7 @@ impl Ingest {
         };
         let cfg = &self.shared.config;
         let bytes = req.accounted_bytes();
+        let held = bytes.max(req.held_bytes + 64);
         if bytes > cfg.max_flush_bytes {
             let limit = cfg.max_flush_bytes;
             return refuse(key, ProduceError::TooLarge { size: bytes, limit });
@@ -165,7 +170,7 @@ impl Ingest {
             if b.closed {
                 return refuse(key, ProduceError::ShuttingDown);
             }
-            if b.held + bytes > cfg.max_buffered_bytes {
+            if b.held + held > cfg.max_buffered_bytes {
                 self.shared.deps.metrics.produce_rejected_overload.inc();
                 let err = ProduceError::Overloaded {
                     limit: cfg.max_buffered_bytes,
@@ -173,12 +178,13 @@ impl Ingest {
                 };
                 return refuse(key, err);
             }
-            b.held += bytes;
+            b.held += held;
             b.bytes += bytes;
             self.shared.deps.metrics.buffered_bytes.set(b.held as i64);
             b.pending.push_back(Pending {
                 req,
                 bytes,
+                held,
                 since: Instant::now(),
                 reply: tx,
                 key,

@@ -81,10 +81,12 @@ struct ProduceRequest {
     topic: Arc<TopicMeta>,
     records: Vec<(i32, Record)>,
     idempotency: Option<IdempotencyKey>,
+    /// See [`Append::held_bytes`].
+    held_bytes: usize,
 }
 
 impl ProduceRequest {
-    /// The bytes this request is accounted for while buffered.
+    /// The records' size as a flush counts it.
     fn accounted_bytes(&self) -> usize {
         self.records
             .iter()

@@ -86,6 +86,7 @@ fn request(n: usize) -> Append {
         tenant: Tenant::new("t"),
         topic: "x".into(),
         idempotency: None,
+        held_bytes: 0,
         records: (0..n)
             .map(|i| NewRecord {
                 partition: Some((i % 2) as i64),

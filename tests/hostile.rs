@@ -1,0 +1,158 @@
+//! Hostile clients: requests shaped to take an agent's memory, time or
+//! connections get a clear, bounded answer, and nothing stored is harmed.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::TestAgent;
+use serde_json::json;
+
+/// A request body of `len` declared bytes that sends `first` at once and
+/// the rest only after `pause` (a slow upload holding its reservation).
+fn slow_body(len: usize, first: usize, pause: Duration) -> reqwest::Body {
+    let head = bytes::Bytes::from(vec![b' '; first]);
+    let tail = bytes::Bytes::from(vec![b' '; len - first]);
+    let chunks = futures_util::stream::unfold(0, move |step| {
+        let (head, tail) = (head.clone(), tail.clone());
+        async move {
+            match step {
+                0 => Some((Ok::<_, std::io::Error>(head), 1)),
+                1 => {
+                    tokio::time::sleep(pause).await;
+                    Some((Ok(tail), 2))
+                }
+                _ => None,
+            }
+        }
+    });
+    reqwest::Body::wrap_stream(chunks)
+}
+
+#[tokio::test]
+async fn request_bodies_in_flight_share_one_budget_and_the_excess_gets_429() {
+    let a = TestAgent::start(&[
+        "--max-body-bytes",
+        "8MiB",
+        "--max-inflight-body-bytes",
+        "10MiB",
+    ])
+    .await;
+    a.create_topic("t", 1).await;
+    let url = a.api.url("/v1/topics/t/records");
+    let len = 6 << 20;
+    // A slow 6 MiB upload holds 6 MiB of the 10 MiB budget...
+    let slow = {
+        let (client, url) = (a.client.clone(), url.clone());
+        tokio::spawn(async move {
+            client
+                .post(url)
+                .header("content-type", "application/json")
+                .header("content-length", len.to_string())
+                .body(slow_body(len, 1024, Duration::from_secs(2)))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // ...so a second one, declared or chunked, is refused at once.
+    let declared = a
+        .client
+        .post(&url)
+        .header("content-type", "application/json")
+        .body(vec![b' '; len])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(declared.status(), 429);
+    assert_eq!(declared.headers()["retry-after"], "1");
+    let p: serde_json::Value = declared.json().await.unwrap();
+    assert_eq!(p["type"], "urn:streamhouse:problem:overloaded");
+    assert_eq!(p["limit"], 10 << 20);
+    let chunked = a
+        .client
+        .post(&url)
+        .header("content-type", "application/json")
+        .body(slow_body(len, 1024, Duration::from_millis(10)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        chunked.status(),
+        429,
+        "a chunked body is counted as it arrives"
+    );
+    // Small requests still fit beside the slow one.
+    a.api.produce("t", json!([{"value": 1}])).await.expect(200);
+    // The slow body is whitespace, not JSON: 400 once it is all read.
+    assert_eq!(slow.await.unwrap(), 400);
+    // With the budget free again, a large body is read.
+    let mut records = String::from("{\"records\":[");
+    records.push_str(&"{\"value\":\"xxxxxxxxxxxxxxxxxxxxxxxx\"},".repeat(9_000));
+    records.push_str("{}]}");
+    a.api
+        .post_raw("/v1/topics/t/records", "application/json", records)
+        .await
+        .expect(200);
+    assert_eq!(
+        a.metrics.inflight_body_bytes.get(),
+        0,
+        "every reservation returned"
+    );
+}
+
+#[tokio::test]
+async fn a_body_of_millions_of_empty_records_is_refused_while_parsing() {
+    let a = TestAgent::start(&[]).await;
+    a.create_topic("t", 1).await;
+    let mut body = String::from("{\"records\":[");
+    body.push_str(&"{},".repeat(5_000_000));
+    body.push_str("{}]}");
+    let r = a
+        .api
+        .post_raw("/v1/topics/t/records", "application/json", body)
+        .await;
+    assert_eq!(r.problem(), Some("payload-too-large"), "{}", r.text);
+    assert_eq!(r.body["field"], "records");
+    assert_eq!(r.body["limit"], 10_000);
+    let page = a.api.read("t", 0, "").await.expect(200);
+    assert_eq!(page["high_watermark"], 0, "nothing of it is stored");
+}
+
+#[tokio::test]
+async fn buffered_requests_count_the_body_their_records_keep_alive() {
+    let a = TestAgent::start(&[
+        "--linger",
+        "1500ms",
+        "--max-flush-bytes",
+        "1MiB",
+        "--max-buffered-bytes",
+        "1MiB",
+        "--max-body-bytes",
+        "1MiB",
+    ])
+    .await;
+    a.create_topic("t", 1).await;
+    // One small record in a 900 KB body: its value is a slice of the body,
+    // so the whole body waits in the buffer with it.
+    let padded = format!("{{\"records\":[{{\"value\":1}}]{}}}", " ".repeat(900_000));
+    let api = a.api.clone();
+    let first = tokio::spawn(async move {
+        api.post_raw("/v1/topics/t/records", "application/json", padded)
+            .await
+            .status
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let second = format!("{{\"records\":[{{\"value\":2}}]{}}}", " ".repeat(200_000));
+    let r = a
+        .api
+        .post_raw("/v1/topics/t/records", "application/json", second)
+        .await;
+    assert_eq!(r.problem(), Some("overloaded"), "{}", r.text);
+    assert_eq!(first.await.unwrap(), 200);
+}
