@@ -156,3 +156,103 @@ async fn buffered_requests_count_the_body_their_records_keep_alive() {
     assert_eq!(r.problem(), Some("overloaded"), "{}", r.text);
     assert_eq!(first.await.unwrap(), 200);
 }
+
+/// Reads from `stream` until EOF or error, up to `within`; true when the
+/// server closed the connection in time.
+async fn closed_within(stream: &mut tokio::net::TcpStream, within: Duration) -> (bool, String) {
+    use tokio::io::AsyncReadExt;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let read = tokio::time::timeout(within, async {
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
+    (read.is_ok(), String::from_utf8_lossy(&got).into_owned())
+}
+
+async fn connect(a: &TestAgent) -> tokio::net::TcpStream {
+    let addr = a.url.trim_start_matches("http://");
+    tokio::net::TcpStream::connect(addr).await.unwrap()
+}
+
+#[tokio::test]
+async fn a_connection_that_never_finishes_its_headers_is_closed() {
+    use tokio::io::AsyncWriteExt;
+    let a = TestAgent::start(&["--header-read-timeout", "500ms"]).await;
+    let mut slow = connect(&a).await;
+    slow.write_all(b"GET /healthz HTTP/1.1\r\n").await.unwrap();
+    let (closed, _) = closed_within(&mut slow, Duration::from_secs(5)).await;
+    assert!(
+        closed,
+        "a half-sent request head is cut after the header timeout"
+    );
+
+    // A kept-alive connection that goes quiet after a request is closed too.
+    let mut idle = connect(&a).await;
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let (closed, answer) = closed_within(&mut idle, Duration::from_secs(5)).await;
+    assert!(closed, "an idle keep-alive connection is closed");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+}
+
+#[tokio::test]
+async fn a_body_that_does_not_arrive_in_time_gets_408() {
+    use tokio::io::AsyncWriteExt;
+    let a = TestAgent::start(&["--body-read-timeout", "500ms"]).await;
+    a.create_topic("t", 1).await;
+    let mut slow = connect(&a).await;
+    slow.write_all(
+        b"POST /v1/topics/t/records HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{\"records\":",
+    )
+    .await
+    .unwrap();
+    let (_, answer) = closed_within(&mut slow, Duration::from_secs(5)).await;
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(
+        answer.contains("urn:streamhouse:problem:request-timeout"),
+        "{answer}"
+    );
+    assert_eq!(
+        a.metrics.inflight_body_bytes.get(),
+        0,
+        "its reservation is returned"
+    );
+}
+
+#[tokio::test]
+async fn beyond_max_connections_a_connection_gets_503_and_is_closed() {
+    use tokio::io::AsyncWriteExt;
+    let a = TestAgent::start(&["--max-connections", "3", "--header-read-timeout", "30s"]).await;
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(connect(&a).await);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut extra = connect(&a).await;
+    let (closed, answer) = closed_within(&mut extra, Duration::from_secs(5)).await;
+    assert!(closed, "refused at once");
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(
+        answer.contains("urn:streamhouse:problem:too-many-connections"),
+        "{answer}"
+    );
+    assert!(answer.contains("\"limit\":3"), "{answer}");
+    assert_eq!(a.metrics.connections_refused.get(), 1);
+    // A freed slot serves again.
+    drop(held.pop());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut again = connect(&a).await;
+    again
+        .write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let (_, answer) = closed_within(&mut again, Duration::from_secs(5)).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+}

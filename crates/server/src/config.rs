@@ -246,6 +246,25 @@ pub struct ServeArgs {
     #[arg(long, env = "STREAMHOUSE_STALL_TIMEOUT", default_value = "30s")]
     pub stall_timeout: HumanDuration,
 
+    /// Most client connections open at once; beyond it a connection gets 503 and is closed.
+    #[arg(long, env = "STREAMHOUSE_MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub max_connections: usize,
+
+    /// Time for a request's headers to arrive (HTTP/1), counted from when
+    /// the agent waits for them: also how long a kept-alive connection may
+    /// wait for its next request.
+    #[arg(long, env = "STREAMHOUSE_HEADER_READ_TIMEOUT", default_value = "10s")]
+    pub header_read_timeout: HumanDuration,
+
+    /// Time for a request's whole body to arrive once its headers have; beyond it 408.
+    #[arg(long, env = "STREAMHOUSE_BODY_READ_TIMEOUT", default_value = "60s")]
+    pub body_read_timeout: HumanDuration,
+
+    /// A connection on which nothing moves either way this long is closed
+    /// (streams are kept busy by keep-alives and pings).
+    #[arg(long, env = "STREAMHOUSE_IDLE_TIMEOUT", default_value = "2m")]
+    pub idle_timeout: HumanDuration,
+
     /// Interval of keep-alive comments on idle SSE streams.
     #[arg(long, env = "STREAMHOUSE_SSE_HEARTBEAT", default_value = "15s")]
     pub sse_heartbeat: HumanDuration,
@@ -336,6 +355,8 @@ pub struct Limits {
     pub max_wait: Duration,
     pub max_flush_bytes: usize,
     pub sse_heartbeat: Duration,
+    /// Time for a request's whole body to arrive once its headers have.
+    pub body_read_timeout: Duration,
     pub ws_max_subscriptions: usize,
     pub ws_max_message_bytes: usize,
     pub ws_max_buffered_bytes: usize,
@@ -396,6 +417,7 @@ impl ServeArgs {
             max_wait: self.max_wait.0,
             max_flush_bytes: self.max_flush_bytes.as_usize(),
             sse_heartbeat: self.sse_heartbeat.0,
+            body_read_timeout: self.body_read_timeout.0,
             ws_max_subscriptions: self.ws_max_subscriptions,
             ws_max_message_bytes: self.ws_max_message_bytes.as_usize(),
             ws_max_buffered_bytes: self.ws_max_buffered_bytes.as_usize().max(1),
@@ -457,6 +479,21 @@ impl ServeArgs {
         }
         if self.orphan_grace.0 < Duration::from_secs(10) {
             return Err("orphan-grace must be at least 10s".into());
+        }
+        if self.max_connections == 0 {
+            return Err("max-connections must be at least 1".into());
+        }
+        if self.header_read_timeout.0 < Duration::from_millis(100) {
+            return Err("header-read-timeout must be at least 100ms".into());
+        }
+        if self.idle_timeout.0 <= self.max_wait.0 + Duration::from_secs(5)
+            || self.idle_timeout.0 <= self.sse_heartbeat.0 * 2
+        {
+            return Err(format!(
+                "idle-timeout ({}) must exceed max-wait ({}) by more than 5s and be more than twice sse-heartbeat ({}), \
+                 so long-polls and quiet streams are not cut",
+                self.idle_timeout, self.max_wait, self.sse_heartbeat
+            ));
         }
         if self.watermark_poll_interval.0 < Duration::from_millis(5) {
             return Err("watermark-poll-interval must be at least 5ms".into());

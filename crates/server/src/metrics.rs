@@ -70,6 +70,8 @@ pub struct Metrics {
     pub inflight_body_bytes: Gauge,
     pub body_rejected_overload: Counter,
     pub open_streams: Gauge,
+    pub open_connections: Gauge,
+    pub connections_refused: Counter,
     pub flushes: Counter,
     pub flush_failures: Counter,
     pub partitions_per_flush: Histogram,
@@ -208,6 +210,10 @@ impl Default for Metrics {
             "streamhouse_read_bytes",
             "Record bytes returned to readers.",
         );
+        let connections_refused = counter(
+            "streamhouse_connections_refused",
+            "Connections closed at once because max-connections were open.",
+        );
         let body_rejected_overload = counter(
             "streamhouse_body_rejected_overload",
             "Requests refused with 429 because request bodies in flight held the whole budget.",
@@ -250,6 +256,12 @@ impl Default for Metrics {
             "streamhouse_buffered_bytes",
             "Bytes buffered or in flight, not yet acknowledged.",
             buffered_bytes.clone(),
+        );
+        let open_connections = Gauge::default();
+        registry.register(
+            "streamhouse_open_connections",
+            "Open client connections.",
+            open_connections.clone(),
         );
         let inflight_body_bytes = Gauge::default();
         registry.register(
@@ -305,6 +317,8 @@ impl Default for Metrics {
             inflight_body_bytes,
             body_rejected_overload,
             open_streams,
+            open_connections,
+            connections_refused,
             flushes,
             flush_failures,
             partitions_per_flush,

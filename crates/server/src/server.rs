@@ -53,8 +53,8 @@ pub struct Agent {
     pub background: CancellationToken,
     pub tracker: TaskTracker,
     pub shutdown_timeout: Duration,
-    /// Connections whose writes stall this long are closed.
-    pub stall_timeout: Duration,
+    /// What a client connection may hold, and for how long.
+    pub connections: api::ConnectionLimits,
 }
 
 /// Opens the metadata store the configuration names and applies migrations.
@@ -197,7 +197,11 @@ pub async fn build_with(args: &ServeArgs, layers: Layers) -> Result<Agent, BootE
     );
     let state = AppState::new(Services {
         limits: args.limits(),
-        bodies: api::BodyBudget::new(args.max_inflight_body_bytes.as_usize(), metrics.clone()),
+        bodies: api::BodyBudget::new(
+            args.max_inflight_body_bytes.as_usize(),
+            args.body_read_timeout.0,
+            metrics.clone(),
+        ),
         groups: Groups::new(metadata.clone(), clock.clone()),
         metadata,
         ingest,
@@ -212,7 +216,12 @@ pub async fn build_with(args: &ServeArgs, layers: Layers) -> Result<Agent, BootE
         background,
         tracker,
         shutdown_timeout: args.shutdown_timeout.0,
-        stall_timeout: args.stall_timeout.0,
+        connections: api::ConnectionLimits {
+            max_connections: args.max_connections,
+            header_read_timeout: args.header_read_timeout.0,
+            idle_timeout: args.idle_timeout.0,
+            stall_timeout: args.stall_timeout.0,
+        },
     })
 }
 
@@ -224,10 +233,13 @@ pub async fn serve(
 ) -> Result<(), BootError> {
     let draining = agent.state.draining.clone();
     let app = api::app(agent.state.clone());
-    let listener = api::listener::GuardedListener::new(listener, agent.stall_timeout);
-    let server =
-        axum::serve(listener, app).with_graceful_shutdown(draining.clone().cancelled_owned());
-    let server = tokio::spawn(async move { server.await });
+    let server = tokio::spawn(api::serve(
+        listener,
+        app,
+        agent.connections,
+        agent.state.metrics.clone(),
+        draining.clone(),
+    ));
     tokio::select! {
         _ = shutdown => {}
         _ = draining.cancelled() => {}

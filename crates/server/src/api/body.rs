@@ -8,7 +8,9 @@
 //! A body with a `Content-Length` reserves its length before a byte is
 //! read; a chunked body reserves as its chunks arrive. The reservation is
 //! held by the returned [`BodyPermit`] until the handler is done with the
-//! body (and with whatever it parsed from it).
+//! body (and with whatever it parsed from it). A body must arrive whole
+//! within `--body-read-timeout` (408 beyond it), so a slow upload cannot
+//! hold its reservation for long.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,6 +28,7 @@ use crate::metrics::Metrics;
 pub struct BodyBudget {
     bytes: Arc<Semaphore>,
     max: usize,
+    timeout: Duration,
     metrics: Arc<Metrics>,
 }
 
@@ -44,11 +47,12 @@ impl Drop for BodyPermit {
 }
 
 impl BodyBudget {
-    /// A budget of `max` bytes.
-    pub fn new(max: usize, metrics: Arc<Metrics>) -> Self {
+    /// A budget of `max` bytes; each body must arrive within `timeout`.
+    pub fn new(max: usize, timeout: Duration, metrics: Arc<Metrics>) -> Self {
         BodyBudget {
             bytes: Arc::new(Semaphore::new(max)),
             max,
+            timeout,
             metrics,
         }
     }
@@ -117,7 +121,19 @@ pub(super) async fn read_body(
     }
     let mut body = body;
     let mut buf = BytesMut::with_capacity(permit.bytes);
-    while let Some(frame) = body.frame().await {
+    let deadline = tokio::time::Instant::now() + budget.timeout;
+    loop {
+        let Ok(next) = tokio::time::timeout_at(deadline, body.frame()).await else {
+            let secs = budget.timeout.as_secs_f64();
+            return Err(ApiError::new(
+                ErrorCode::RequestTimeout,
+                format!("the request body did not arrive within {secs}s (body-read-timeout)"),
+            )
+            .with_field("body"));
+        };
+        let Some(frame) = next else {
+            break;
+        };
         let frame = frame.map_err(|e| {
             ApiError::new(
                 ErrorCode::InvalidField,

@@ -33,6 +33,8 @@ pub enum ErrorCode {
     RouteNotFound,
     MethodNotAllowed,
     Overloaded,
+    TooManyConnections,
+    RequestTimeout,
     ShuttingDown,
     Unavailable,
     CommitOutcomeUnknown,
@@ -56,9 +58,11 @@ impl ErrorCode {
             ErrorCode::OffsetOutOfRange => StatusCode::RANGE_NOT_SATISFIABLE,
             ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ErrorCode::Overloaded => StatusCode::TOO_MANY_REQUESTS,
-            ErrorCode::ShuttingDown | ErrorCode::Unavailable | ErrorCode::CommitOutcomeUnknown => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            ErrorCode::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+            ErrorCode::TooManyConnections
+            | ErrorCode::ShuttingDown
+            | ErrorCode::Unavailable
+            | ErrorCode::CommitOutcomeUnknown => StatusCode::SERVICE_UNAVAILABLE,
             ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -79,6 +83,8 @@ impl ErrorCode {
             ErrorCode::RouteNotFound => "route-not-found",
             ErrorCode::MethodNotAllowed => "method-not-allowed",
             ErrorCode::Overloaded => "overloaded",
+            ErrorCode::TooManyConnections => "too-many-connections",
+            ErrorCode::RequestTimeout => "request-timeout",
             ErrorCode::ShuttingDown => "shutting-down",
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::CommitOutcomeUnknown => "commit-outcome-unknown",
@@ -100,7 +106,9 @@ impl ErrorCode {
             ErrorCode::IdempotencyKeyReused => "Idempotency key reused",
             ErrorCode::RouteNotFound => "No such route",
             ErrorCode::MethodNotAllowed => "Method not allowed",
-            ErrorCode::Overloaded => "Too many buffered records",
+            ErrorCode::Overloaded => "Agent overloaded",
+            ErrorCode::TooManyConnections => "Too many connections",
+            ErrorCode::RequestTimeout => "Request body too slow",
             ErrorCode::ShuttingDown => "Shutting down",
             ErrorCode::Unavailable => "Temporarily unavailable",
             ErrorCode::CommitOutcomeUnknown => "Commit outcome unknown",

@@ -87,6 +87,7 @@ pub(super) struct CommitResponse {
     responses((status = 200, description = "Committed", body = CommitResponse),
               (status = 400, description = "Invalid request", body = super::Problem, content_type = "application/problem+json"),
               (status = 404, description = "No such topic or partition", body = super::Problem, content_type = "application/problem+json"),
+              (status = 408, description = "The body did not arrive within body-read-timeout", body = super::Problem, content_type = "application/problem+json"),
               (status = 413, description = "Too large", body = super::Problem, content_type = "application/problem+json"),
               (status = 429, description = "Request bodies in flight hold the agent's budget; see Retry-After", body = super::Problem, content_type = "application/problem+json")))]
 pub(super) async fn commit(

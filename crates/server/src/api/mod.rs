@@ -4,16 +4,17 @@
 //! tests can call it directly.
 
 mod body;
+mod conn;
 mod docs;
 mod error;
 mod extract;
 mod groups;
-pub mod listener;
 mod ops;
 mod produce;
 mod read;
 mod records_in;
 mod records_out;
+mod serve;
 mod sse;
 mod topics;
 mod ws;
@@ -42,6 +43,7 @@ pub use body::BodyBudget;
 pub use docs::openapi_json;
 pub use error::{ApiError, ErrorCode, Problem};
 pub use records_out::{OutHeader, OutRecord, ReadResponse, ValueEncoding};
+pub use serve::{ConnectionLimits, serve};
 
 /// Route paths, shared by the router and the `#[utoipa::path]` of each
 /// handler, so the OpenAPI description names the routes that are served.

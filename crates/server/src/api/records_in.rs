@@ -485,6 +485,7 @@ mod tests {
             max_wait: std::time::Duration::from_secs(1),
             max_flush_bytes: 1 << 20,
             sse_heartbeat: std::time::Duration::from_secs(15),
+            body_read_timeout: std::time::Duration::from_secs(60),
             ws_max_subscriptions: 10,
             ws_max_message_bytes: 1 << 20,
             ws_max_buffered_bytes: 1 << 20,

@@ -78,6 +78,7 @@ impl From<&TopicMeta> for TopicInfo {
 #[utoipa::path(post, path = paths::TOPICS, tag = "topics", request_body = CreateTopic,
     responses((status = 201, description = "Created", body = TopicInfo),
               (status = 400, description = "Invalid request", body = super::Problem, content_type = "application/problem+json"),
+              (status = 408, description = "The body did not arrive within body-read-timeout", body = super::Problem, content_type = "application/problem+json"),
               (status = 409, description = "A topic with this name exists", body = super::Problem, content_type = "application/problem+json"),
               (status = 413, description = "Body larger than 64 KiB", body = super::Problem, content_type = "application/problem+json"),
               (status = 429, description = "Request bodies in flight hold the agent's budget; see Retry-After", body = super::Problem, content_type = "application/problem+json")))]

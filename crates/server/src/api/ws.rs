@@ -273,8 +273,20 @@ async fn connection(state: AppState, tenant: Tenant, socket: WebSocket) {
         budget: Arc::new(Semaphore::new(max)),
         max,
     };
+    // The writer also pings the client every heartbeat: a quiet
+    // subscription still moves bytes (the client pongs), so the idle
+    // timeout only closes connections whose client is gone.
+    let heartbeat = state.limits.sse_heartbeat;
     let writer = tokio::spawn(async move {
-        while let Some((msg, permit)) = rx.recv().await {
+        let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
+        loop {
+            let (msg, permit) = tokio::select! {
+                next = rx.recv() => match next {
+                    Some(next) => next,
+                    None => break,
+                },
+                _ = ping.tick() => (Message::Ping(Bytes::new()), None),
+            };
             let close = matches!(msg, Message::Close(_));
             if sink.send(msg).await.is_err() || close {
                 break;
