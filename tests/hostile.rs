@@ -256,3 +256,126 @@ async fn beyond_max_connections_a_connection_gets_503_and_is_closed() {
     let (_, answer) = closed_within(&mut again, Duration::from_secs(5)).await;
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
 }
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn ws(a: &TestAgent) -> Ws {
+    let url = a.url.replace("http://", "ws://") + "/v1/ws";
+    tokio_tungstenite::connect_async(url).await.unwrap().0
+}
+
+/// The next text message, as JSON; `None` when the connection closed.
+async fn next_json(ws: &mut Ws) -> Option<serde_json::Value> {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    loop {
+        let m = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("a message in time")?;
+        match m {
+            Ok(Message::Text(t)) => return Some(serde_json::from_str(&t).unwrap()),
+            Ok(Message::Ping(_) | Message::Pong(_)) => continue,
+            Ok(Message::Close(_)) | Err(_) => return None,
+            Ok(other) => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
+async fn send(ws: &mut Ws, v: serde_json::Value) {
+    use futures_util::SinkExt;
+    ws.send(tokio_tungstenite::tungstenite::Message::text(v.to_string()))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn websocket_clients_get_bounded_answers() {
+    let a = TestAgent::start(&[
+        "--linger",
+        "1s",
+        "--ws-max-inflight-requests",
+        "2",
+        "--ws-max-message-bytes",
+        "8KiB",
+    ])
+    .await;
+    a.create_topic("t", 1).await;
+    let mut c = ws(&a).await;
+
+    // Echoed fields are bounded, and a bad one is not echoed.
+    send(
+        &mut c,
+        json!({"type": "ping", "request_id": "r".repeat(300)}),
+    )
+    .await;
+    let e = next_json(&mut c).await.unwrap();
+    assert_eq!(
+        (e["type"].as_str(), e["field"].as_str()),
+        (Some("error"), Some("request_id"))
+    );
+    assert!(e.get("request_id").is_none());
+    send(
+        &mut c,
+        json!({"type": "subscribe", "id": "s", "topic": "t".repeat(300)}),
+    )
+    .await;
+    let e = next_json(&mut c).await.unwrap();
+    assert_eq!(e["field"], "topic");
+    assert!(e.to_string().len() < 600, "{e}");
+
+    // Commits meet the REST limits.
+    let big = "m".repeat(1500);
+    send(&mut c, json!({"type": "commit", "request_id": "c", "group": "g",
+        "offsets": [{"topic": "t", "partition": 0, "offset": 0, "metadata": big.clone() + &big + &big}]})).await;
+    let e = next_json(&mut c).await.unwrap();
+    assert_eq!(e["type"], "error");
+    assert_eq!(e["status"], 413, "{e}");
+    send(
+        &mut c,
+        json!({"type": "commit", "request_id": "c", "group": "g", "offsets": []}),
+    )
+    .await;
+    assert_eq!(next_json(&mut c).await.unwrap()["field"], "offsets");
+
+    // Two produce requests may wait at once; a third is refused, not queued.
+    for r in ["p1", "p2", "p3"] {
+        send(
+            &mut c,
+            json!({"type": "produce", "request_id": r, "topic": "t", "records": [{"value": r}]}),
+        )
+        .await;
+    }
+    let mut answers = Vec::new();
+    for _ in 0..3 {
+        let m = next_json(&mut c).await.unwrap();
+        answers.push((
+            m["request_id"].as_str().unwrap().to_string(),
+            m["type"].as_str().unwrap().to_string(),
+            m["status"].as_i64(),
+        ));
+    }
+    answers.sort();
+    assert_eq!(answers[0].1, "produced");
+    assert_eq!(answers[1].1, "produced");
+    assert_eq!(
+        (answers[2].1.as_str(), answers[2].2),
+        ("error", Some(429)),
+        "{answers:?}"
+    );
+
+    // Oversized messages count as malformed: ten in a row and more closes it.
+    let oversized = json!({"type": "ping", "request_id": "x", "pad": "y".repeat(9000)});
+    let mut closed = false;
+    for _ in 0..12 {
+        send(&mut c, oversized.clone()).await;
+        if next_json(&mut c).await.is_none() {
+            closed = true;
+            break;
+        }
+    }
+    assert!(
+        closed,
+        "a client that keeps sending oversized messages is disconnected"
+    );
+}

@@ -273,6 +273,14 @@ pub struct ServeArgs {
     #[arg(long, env = "STREAMHOUSE_WS_MAX_SUBSCRIPTIONS", default_value_t = 100)]
     pub ws_max_subscriptions: usize,
 
+    /// Most produce and commit requests one WebSocket connection may have in flight.
+    #[arg(
+        long,
+        env = "STREAMHOUSE_WS_MAX_INFLIGHT_REQUESTS",
+        default_value_t = 16
+    )]
+    pub ws_max_inflight_requests: usize,
+
     /// Largest WebSocket message a client may send.
     #[arg(long, env = "STREAMHOUSE_WS_MAX_MESSAGE_BYTES", default_value = "1MiB")]
     pub ws_max_message_bytes: ByteSize,
@@ -358,6 +366,7 @@ pub struct Limits {
     /// Time for a request's whole body to arrive once its headers have.
     pub body_read_timeout: Duration,
     pub ws_max_subscriptions: usize,
+    pub ws_max_inflight_requests: usize,
     pub ws_max_message_bytes: usize,
     pub ws_max_buffered_bytes: usize,
     /// Malformed WebSocket messages in a row before the connection is closed.
@@ -419,6 +428,7 @@ impl ServeArgs {
             sse_heartbeat: self.sse_heartbeat.0,
             body_read_timeout: self.body_read_timeout.0,
             ws_max_subscriptions: self.ws_max_subscriptions,
+            ws_max_inflight_requests: self.ws_max_inflight_requests.max(1),
             ws_max_message_bytes: self.ws_max_message_bytes.as_usize(),
             ws_max_buffered_bytes: self.ws_max_buffered_bytes.as_usize().max(1),
             ws_max_bad_messages: 10,

@@ -53,6 +53,50 @@ impl FromRequestParts<AppState> for GroupPath {
     }
 }
 
+/// Checks the offsets of a commit (REST or WebSocket) against the limits:
+/// one to 10,000 entries, offsets not negative, metadata at most 4 KiB.
+pub(super) fn offset_entries(offsets: Vec<OffsetIn>) -> Result<Vec<OffsetEntry>, ApiError> {
+    if offsets.is_empty() {
+        return Err(ApiError::field(
+            "offsets",
+            "offsets must hold at least one entry",
+        ));
+    }
+    if offsets.len() > MAX_OFFSETS_PER_COMMIT {
+        return Err(ApiError::too_large(
+            "offsets",
+            MAX_OFFSETS_PER_COMMIT,
+            format!("a commit may hold at most {MAX_OFFSETS_PER_COMMIT} offsets"),
+        ));
+    }
+    let mut entries = Vec::with_capacity(offsets.len());
+    for (i, o) in offsets.into_iter().enumerate() {
+        if o.offset < 0 {
+            return Err(ApiError::field(
+                format!("offsets[{i}].offset"),
+                "offset must not be negative",
+            ));
+        }
+        if o.metadata
+            .as_ref()
+            .is_some_and(|m| m.len() > MAX_OFFSET_METADATA)
+        {
+            return Err(ApiError::too_large(
+                format!("offsets[{i}].metadata"),
+                MAX_OFFSET_METADATA,
+                format!("offsets[{i}].metadata is longer than {MAX_OFFSET_METADATA} bytes"),
+            ));
+        }
+        entries.push(OffsetEntry {
+            topic: o.topic,
+            partition: o.partition,
+            offset: o.offset,
+            metadata: o.metadata,
+        });
+    }
+    Ok(entries)
+}
+
 /// One committed position.
 #[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -103,44 +147,7 @@ pub(super) async fn commit(
         )
         .with_field("body")
     })?;
-    if req.offsets.is_empty() {
-        return Err(ApiError::field(
-            "offsets",
-            "offsets must hold at least one entry",
-        ));
-    }
-    if req.offsets.len() > MAX_OFFSETS_PER_COMMIT {
-        return Err(ApiError::too_large(
-            "offsets",
-            MAX_OFFSETS_PER_COMMIT,
-            format!("a commit may hold at most {MAX_OFFSETS_PER_COMMIT} offsets"),
-        ));
-    }
-    let mut entries = Vec::with_capacity(req.offsets.len());
-    for (i, o) in req.offsets.into_iter().enumerate() {
-        if o.offset < 0 {
-            return Err(ApiError::field(
-                format!("offsets[{i}].offset"),
-                "offset must not be negative",
-            ));
-        }
-        if o.metadata
-            .as_ref()
-            .is_some_and(|m| m.len() > MAX_OFFSET_METADATA)
-        {
-            return Err(ApiError::too_large(
-                format!("offsets[{i}].metadata"),
-                MAX_OFFSET_METADATA,
-                format!("offsets[{i}].metadata is longer than {MAX_OFFSET_METADATA} bytes"),
-            ));
-        }
-        entries.push(OffsetEntry {
-            topic: o.topic,
-            partition: o.partition,
-            offset: o.offset,
-            metadata: o.metadata,
-        });
-    }
+    let entries = offset_entries(req.offsets)?;
     state
         .groups
         .commit(tenant.as_str(), &group, &entries)

@@ -31,7 +31,6 @@ use super::produce::{check_idempotency_key, fingerprint};
 use super::records_in::parse_json;
 use super::records_out::render_read;
 use super::{AppState, paths};
-use crate::groups::OffsetEntry;
 use crate::ingest::{Append, RequestKey};
 use crate::model::Tenant;
 use crate::read::follow::{Follower, StartAt};
@@ -129,7 +128,57 @@ struct PingMsg {
     request_id: Option<String>,
 }
 
-fn parse_message(text: &str) -> Result<ClientMessage<'_>, String> {
+/// Longest `id`, `request_id` or `subscription` a client may send: each
+/// is echoed back in answers.
+const MAX_CLIENT_ID: usize = 255;
+
+fn check_client_id(field: &str, id: Option<&str>) -> Result<(), ApiError> {
+    match id {
+        Some(id) if id.is_empty() || id.len() > MAX_CLIENT_ID => Err(ApiError::field(
+            field,
+            format!("{field} must be 1 to {MAX_CLIENT_ID} bytes"),
+        )
+        .with_limit(MAX_CLIENT_ID as u64)),
+        _ => Ok(()),
+    }
+}
+
+impl ClientMessage<'_> {
+    /// Checks every field an answer echoes back, before anything is echoed.
+    fn check(&self) -> Result<(), ApiError> {
+        match self {
+            ClientMessage::Subscribe { id, topic, .. } => {
+                check_client_id("id", id.as_deref())?;
+                super::topics::validate_topic_name(topic).map_err(|e| e.with_field("topic"))
+            }
+            ClientMessage::Unsubscribe { subscription } => {
+                check_client_id("subscription", Some(subscription))
+            }
+            ClientMessage::Produce {
+                request_id, topic, ..
+            } => {
+                check_client_id("request_id", request_id.as_deref())?;
+                super::topics::validate_topic_name(topic).map_err(|e| e.with_field("topic"))
+            }
+            ClientMessage::Commit {
+                request_id, group, ..
+            } => {
+                check_client_id("request_id", request_id.as_deref())?;
+                super::groups::validate_group(group)
+            }
+            ClientMessage::Ping { request_id } => {
+                check_client_id("request_id", request_id.as_deref())
+            }
+        }
+    }
+}
+
+fn parse_message(text: &str) -> Result<ClientMessage<'_>, ApiError> {
+    parse_shape(text)
+        .map_err(|e| ApiError::new(ErrorCode::InvalidJson, format!("malformed message: {e}")))
+}
+
+fn parse_shape(text: &str) -> Result<ClientMessage<'_>, String> {
     let tag: Tag<'_> = serde_json::from_str(text).map_err(|e| e.to_string())?;
     let e = |e: serde_json::Error| e.to_string();
     Ok(match tag.kind.as_ref() {
@@ -297,6 +346,8 @@ async fn connection(state: AppState, tenant: Tenant, socket: WebSocket) {
     });
 
     let mut subs: HashMap<String, CancellationToken> = HashMap::new();
+    // Produce requests run beside the read loop; each holds a slot.
+    let inflight = Arc::new(Semaphore::new(state.limits.ws_max_inflight_requests));
     let mut bad_in_a_row = 0u32;
     let mut next_id = 0u64;
     let close_reason = loop {
@@ -330,9 +381,12 @@ async fn connection(state: AppState, tenant: Tenant, socket: WebSocket) {
                 format!("a message may be at most {limit} bytes (ws-max-message-bytes)"),
             );
             outbox.error(None, None, &e).await;
+            if bad_in_a_row > state.limits.ws_max_bad_messages {
+                break Some((1008, "too many malformed messages"));
+            }
             continue;
         }
-        let parsed = parse_message(&text);
+        let parsed = parse_message(&text).and_then(|m| m.check().map(|()| m));
         let msg = match parsed {
             Ok(m) => {
                 bad_in_a_row = 0;
@@ -340,7 +394,6 @@ async fn connection(state: AppState, tenant: Tenant, socket: WebSocket) {
             }
             Err(e) => {
                 bad_in_a_row += 1;
-                let e = ApiError::new(ErrorCode::InvalidJson, format!("malformed message: {e}"));
                 outbox.error(None, None, &e).await;
                 if bad_in_a_row > state.limits.ws_max_bad_messages {
                     break Some((1008, "too many malformed messages"));
@@ -418,10 +471,21 @@ async fn connection(state: AppState, tenant: Tenant, socket: WebSocket) {
                 idempotency_key,
             } => {
                 // Produce runs beside the read loop so a slow commit does not
-                // hold up other messages.
+                // hold up other messages; a connection has a few at once.
+                let Ok(slot) = inflight.clone().try_acquire_owned() else {
+                    let max = state.limits.ws_max_inflight_requests;
+                    let e = ApiError::new(
+                        ErrorCode::Overloaded,
+                        format!("a connection may have {max} requests in flight (ws-max-inflight-requests); wait for an answer"),
+                    )
+                    .with_limit(max as u64);
+                    outbox.error(request_id.as_deref(), None, &e).await;
+                    continue;
+                };
                 let (state, tenant, outbox) = (state.clone(), tenant.clone(), outbox.clone());
                 let body = Bytes::from(format!("{{\"records\":{}}}", records.get()));
                 tokio::spawn(async move {
+                    let _slot = slot;
                     match produce(&state, tenant, topic, &body, idempotency_key).await {
                         Ok(offsets) => outbox.json(json!({"type": "produced", "request_id": request_id, "offsets": offsets})).await,
                         Err(e) => outbox.error(request_id.as_deref(), None, &e).await,
@@ -433,17 +497,8 @@ async fn connection(state: AppState, tenant: Tenant, socket: WebSocket) {
                 group,
                 offsets,
             } => {
-                let entries: Vec<OffsetEntry> = offsets
-                    .into_iter()
-                    .map(|o| OffsetEntry {
-                        topic: o.topic,
-                        partition: o.partition,
-                        offset: o.offset,
-                        metadata: o.metadata,
-                    })
-                    .collect();
-                match commit(&state, &tenant, &group, &entries).await {
-                    Ok(()) => outbox.json(json!({"type": "committed", "request_id": request_id, "group": group, "committed": entries.len()})).await,
+                match commit(&state, &tenant, &group, offsets).await {
+                    Ok(n) => outbox.json(json!({"type": "committed", "request_id": request_id, "group": group, "committed": n})).await,
                     Err(e) => outbox.error(request_id.as_deref(), None, &e).await,
                 };
             }
@@ -606,21 +661,13 @@ async fn commit(
     state: &AppState,
     tenant: &Tenant,
     group: &str,
-    entries: &[OffsetEntry],
-) -> Result<(), ApiError> {
-    if entries.is_empty() {
-        return Err(ApiError::field(
-            "offsets",
-            "offsets must hold at least one entry",
-        ));
-    }
+    offsets: Vec<super::groups::OffsetIn>,
+) -> Result<usize, ApiError> {
     super::groups::validate_group(group)?;
-    if let Some((i, _)) = entries.iter().enumerate().find(|(_, e)| e.offset < 0) {
-        return Err(ApiError::field(
-            format!("offsets[{i}].offset"),
-            "offset must not be negative",
-        ));
-    }
-    state.groups.commit(tenant.as_str(), group, entries).await?;
-    Ok(())
+    let entries = super::groups::offset_entries(offsets)?;
+    state
+        .groups
+        .commit(tenant.as_str(), group, &entries)
+        .await?;
+    Ok(entries.len())
 }
