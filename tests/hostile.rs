@@ -379,3 +379,37 @@ async fn websocket_clients_get_bounded_answers() {
         "a client that keeps sending oversized messages is disconnected"
     );
 }
+
+#[tokio::test]
+async fn stream_errors_hide_internal_causes_as_rest_does() {
+    use futures_util::StreamExt;
+    use streamhouse_server::testing::faults::{Fault, Op};
+    let (a, plan) = TestAgent::start_faulty(&["--chunk-cache-bytes", "0", "--linger", "5ms"]).await;
+    a.create_topic("t", 1).await;
+    a.api.produce("t", json!([{"value": 1}])).await.expect(200);
+    plan.during(Op::Get, Duration::from_secs(5), Fault::Fail);
+    let rest = a.api.read("t", 0, "offset=0").await;
+    assert_eq!(rest.status, 503);
+    let r = a
+        .client
+        .get(a.api.url("/v1/topics/t/partitions/0/records?from=earliest"))
+        .header("accept", "text/event-stream")
+        .send()
+        .await
+        .unwrap();
+    let mut body = r.bytes_stream();
+    let mut text = String::new();
+    while !text.contains("event: error") {
+        let chunk = tokio::time::timeout(Duration::from_secs(10), body.next())
+            .await
+            .expect("an event in time")
+            .expect("the stream is open")
+            .unwrap();
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(!text.contains("injected"), "{text}");
+    assert!(
+        text.contains(rest.body["detail"].as_str().unwrap()),
+        "the REST detail: {text}"
+    );
+}

@@ -195,6 +195,10 @@ pub struct ServeArgs {
     )]
     pub max_partitions_per_topic: i32,
 
+    /// How far into the future a record's own timestamp may be; later ones get 400.
+    #[arg(long, env = "STREAMHOUSE_MAX_TIMESTAMP_SKEW", default_value = "1h")]
+    pub max_timestamp_skew: HumanDuration,
+
     /// Longest `wait_ms` a read may ask for.
     #[arg(long, env = "STREAMHOUSE_MAX_WAIT", default_value = "60s")]
     pub max_wait: HumanDuration,
@@ -361,6 +365,8 @@ pub struct Limits {
     pub max_headers_per_record: usize,
     pub max_partitions_per_topic: i32,
     pub max_wait: Duration,
+    /// How far into the future a record's timestamp may be.
+    pub max_timestamp_skew: Duration,
     pub max_flush_bytes: usize,
     pub sse_heartbeat: Duration,
     /// Time for a request's whole body to arrive once its headers have.
@@ -424,6 +430,7 @@ impl ServeArgs {
             max_headers_per_record: self.max_headers_per_record,
             max_partitions_per_topic: self.max_partitions_per_topic,
             max_wait: self.max_wait.0,
+            max_timestamp_skew: self.max_timestamp_skew.0,
             max_flush_bytes: self.max_flush_bytes.as_usize(),
             sse_heartbeat: self.sse_heartbeat.0,
             body_read_timeout: self.body_read_timeout.0,

@@ -20,7 +20,8 @@ use crate::config::{ObjectStoreLocation, ServeArgs};
 use crate::groups::Groups;
 use crate::ingest::{self, IngestConfig, IngestDeps};
 use crate::metadata::{
-    CacheConfig, Metadata, MetadataCache, connect_postgres, open_sqlite, open_sqlite_url,
+    CacheConfig, Metadata, MetadataCache, StoreClock, connect_postgres, open_sqlite,
+    open_sqlite_url,
 };
 use crate::metrics::Metrics;
 use crate::read::Reader;
@@ -148,6 +149,16 @@ pub async fn build_with(args: &ServeArgs, layers: Layers) -> Result<Agent, BootE
     let watermarks = Arc::new(Watermarks::default());
     let background = CancellationToken::new();
     let tracker = TaskTracker::new();
+    // Idempotency windows are judged by the store's clock on every agent.
+    let store_clock = Arc::new(StoreClock::new(clock.clone()));
+    if let Err(e) = store_clock.sync(metadata.log.as_ref()).await {
+        tracing::warn!(error = %e, "could not read the metadata store's clock; using this agent's until it answers");
+    }
+    tracker.spawn(store_clock.clone().keep_synced(
+        metadata.log.clone(),
+        Duration::from_secs(60),
+        background.clone(),
+    ));
     let ingest = ingest::start(
         IngestConfig {
             linger: args.linger(),
@@ -168,7 +179,7 @@ pub async fn build_with(args: &ServeArgs, layers: Layers) -> Result<Agent, BootE
             metadata: metadata.clone(),
             watermarks: watermarks.clone(),
             metrics: metrics.clone(),
-            clock: clock.clone(),
+            clock: store_clock,
         },
         background.clone(),
         &tracker,

@@ -60,8 +60,10 @@ pub(super) struct InRecord<'a> {
     #[serde(default)]
     #[schema(value_type = Option<i32>)]
     partition: Option<i64>,
-    /// Milliseconds since the Unix epoch; default: now.
+    /// Milliseconds since the Unix epoch; default: now. At most
+    /// `max-timestamp-skew` (1 h) ahead of the agent's clock.
     #[serde(default)]
+    #[schema(minimum = 0)]
     timestamp: Option<i64>,
 }
 
@@ -458,6 +460,22 @@ fn convert(
             ),
         ));
     }
+    // A far-future timestamp would raise the partition's running maximum
+    // for good and skew every seek by time.
+    let latest = now_ms.saturating_add(limits.max_timestamp_skew.as_millis() as i64);
+    if let Some(ts) = r.timestamp
+        && ts > latest
+    {
+        return Err(ApiError::field(
+            at("timestamp"),
+            format!(
+                "{} is {ts}, more than {} ahead of the agent's clock (max-timestamp-skew)",
+                at("timestamp"),
+                humantime::format_duration(limits.max_timestamp_skew)
+            ),
+        )
+        .with_limit(latest as u64));
+    }
     Ok(NewRecord {
         partition: r.partition,
         record: Record {
@@ -483,6 +501,7 @@ mod tests {
             max_headers_per_record: 2,
             max_partitions_per_topic: 10,
             max_wait: std::time::Duration::from_secs(1),
+            max_timestamp_skew: std::time::Duration::from_secs(3600),
             max_flush_bytes: 1 << 20,
             sse_heartbeat: std::time::Duration::from_secs(15),
             body_read_timeout: std::time::Duration::from_secs(60),
@@ -595,5 +614,21 @@ mod tests {
         // A later parse on the same thread starts from a clean context.
         let ok = parse_json(&Bytes::from_static(br#"{"records":[{"value":1}]}"#), &l, 0).unwrap();
         assert_eq!(ok.len(), 1);
+    }
+
+    #[test]
+    fn far_future_timestamps_are_refused() {
+        let l = limits();
+        let now = 1_700_000_000_000;
+        let ok = format!(r#"{{"records":[{{"timestamp":{}}}]}}"#, now + 3_600_000);
+        assert!(
+            parse_json(&Bytes::from(ok), &l, now).is_ok(),
+            "up to the skew"
+        );
+        let late = format!(r#"{{"records":[{{}},{{"timestamp":{}}}]}}"#, i64::MAX);
+        let e = parse_json(&Bytes::from(late), &l, now).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("records[1].timestamp"));
+        assert_eq!(e.limit, Some((now + 3_600_000) as u64));
+        assert!(e.detail.contains("max-timestamp-skew"), "{}", e.detail);
     }
 }

@@ -25,7 +25,6 @@ use super::AppState;
 use super::error::{ApiError, ErrorCode};
 use super::records_out::render_read;
 use crate::model::TopicMeta;
-use crate::read::ReadError;
 use crate::read::follow::{Batch, Follower, StartAt};
 
 /// Most partitions one stream may follow.
@@ -265,20 +264,19 @@ fn respond(state: AppState, follower: Follower, single: bool) -> Response {
         }
         let draining = s.state.draining.clone();
         let next = tokio::select! {
-            r = s.follower.next() => r,
-            _ = draining.cancelled() => Err(ReadError::Unavailable("the agent is shutting down; reconnect to resume".into())),
+            r = s.follower.next() => r.map_err(ApiError::from),
+            _ = draining.cancelled() => Err(ApiError::new(
+                ErrorCode::ShuttingDown,
+                "the agent is shutting down; reconnect to resume",
+            )),
         };
         let event = match next {
             Ok(batch) => event_of(&batch, resume_token(&s.follower, s.single)),
+            // Errors read as they do over REST: internal causes are
+            // logged, not sent.
             Err(e) => {
                 s.done = true;
-                let api = match e {
-                    ReadError::Unavailable(reason) => {
-                        ApiError::new(ErrorCode::Unavailable, reason.to_string())
-                    }
-                    other => ApiError::from(other),
-                };
-                error_event(api)
+                error_event(e)
             }
         };
         Some((Ok::<_, Infallible>(event), s))

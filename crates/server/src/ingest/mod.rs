@@ -71,6 +71,8 @@ pub struct IngestDeps {
     pub metadata: Metadata,
     pub watermarks: Arc<Watermarks>,
     pub metrics: Arc<Metrics>,
+    /// The metadata store's time ([`crate::metadata::StoreClock`]), which
+    /// idempotency windows and object ages are judged by on every agent.
     pub clock: SharedClock,
 }
 

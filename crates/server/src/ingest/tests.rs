@@ -225,3 +225,54 @@ async fn append_places_keyed_records_as_kafka_and_spreads_the_rest() {
     partitions.sort();
     assert_eq!(partitions, [0, 0, 1, 1], "round-robin over both partitions");
 }
+
+/// An ingest over `r`'s stores whose idempotency windows run on `clock`.
+fn ingest_on(r: &Rig, clock: crate::clock::SharedClock) -> Ingest {
+    start(
+        IngestConfig {
+            linger: Duration::from_millis(1),
+            max_flush_bytes: 1 << 20,
+            max_inflight_flushes: 2,
+            max_buffered_bytes: 4 << 20,
+            writer_id: "other".into(),
+            commit_resolve_timeout: Duration::from_secs(5),
+            idempotency_window: Duration::from_secs(3600),
+            max_object_age: None,
+        },
+        IngestDeps {
+            store: r.objects.clone(),
+            metadata: r.metadata.clone(),
+            watermarks: Arc::new(Watermarks::default()),
+            metrics: Arc::new(Metrics::default()),
+            clock,
+        },
+        CancellationToken::new(),
+        &TaskTracker::new(),
+    )
+}
+
+#[tokio::test]
+async fn agents_with_skewed_clocks_agree_on_idempotency_windows() {
+    use crate::clock::{Clock, ManualClock, SystemClock};
+    use crate::metadata::StoreClock;
+    let r = rig().await;
+    // This agent's clock runs two hours behind: by its own clock, the key
+    // it records would have expired an hour ago for everyone else.
+    let behind = Arc::new(ManualClock::new(SystemClock.now_ms() - 2 * 3_600_000));
+    let slow_clock = Arc::new(StoreClock::new(behind));
+    slow_clock.sync(r.metadata.log.as_ref()).await.unwrap();
+    let slow = ingest_on(&r, slow_clock);
+    let mut keyed = request(1);
+    keyed.idempotency = Some(RequestKey {
+        key: "k".into(),
+        fingerprint: "f".into(),
+    });
+    let first = slow.append(keyed.clone()).await.unwrap();
+    let right_clock = Arc::new(StoreClock::new(Arc::new(SystemClock)));
+    right_clock.sync(r.metadata.log.as_ref()).await.unwrap();
+    let right = ingest_on(&r, right_clock);
+    let again = right.append(keyed).await.unwrap();
+    assert!(again.replayed, "the key is live by the store's clock");
+    assert_eq!(again.offsets, first.offsets);
+    assert_eq!(high_watermarks(&r).await, [1, 0], "one copy");
+}

@@ -16,6 +16,7 @@
 //! cache that keeps itself current.
 
 mod cache;
+mod clock;
 mod keys;
 mod postgres;
 pub(crate) mod sql;
@@ -30,6 +31,7 @@ use uuid::Uuid;
 use crate::model::{NewTopic, PartitionKey, PartitionState, TopicMeta};
 
 pub use cache::{CacheConfig, MetadataCache};
+pub use clock::StoreClock;
 pub use keys::{KeyCommit, RecordedKey, key_response, parse_response};
 pub use postgres::connect as connect_postgres;
 pub use sqlite::{open as open_sqlite, open_url as open_sqlite_url};
