@@ -81,3 +81,80 @@ async fn migrations_are_safe_when_agents_start_together() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_commit_that_waits_past_its_age_limit_for_locks_is_refused() {
+    use streamhouse_server::metadata::{ChunkCommit, FlushCommit, MetadataError};
+    use streamhouse_server::model::{Compression, NewTopic};
+    let pg = Postgres::shared();
+    let url = pg.database(false);
+    let store = connect_postgres(&url, true, Arc::new(Metrics::default()))
+        .await
+        .unwrap();
+    let t = store
+        .topics
+        .create_topic(
+            &NewTopic {
+                tenant: "t".into(),
+                name: "locked".into(),
+                partition_count: 1,
+                retention_ms: None,
+                compression: Compression::None,
+            },
+            0,
+        )
+        .await
+        .unwrap();
+    // Another session holds the partition row for two seconds.
+    let mut holder = pg.psql_spawn(
+        &url,
+        &format!(
+            "BEGIN; SELECT * FROM partitions WHERE topic_id = '{}' FOR UPDATE; SELECT pg_sleep(2); COMMIT;",
+            t.id
+        ),
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    // Minted 500 ms ago with 1.5 s to commit: young when its row goes in,
+    // too old once the locks are free.
+    let born = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        - std::time::Duration::from_millis(500);
+    let object_id = uuid::Uuid::new_v7(uuid::Timestamp::from_unix(
+        uuid::NoContext,
+        born.as_secs(),
+        born.subsec_nanos(),
+    ));
+    let commit = FlushCommit {
+        object_id,
+        object_size: 10,
+        writer: "w".into(),
+        created_at_ms: 0,
+        chunks: vec![ChunkCommit {
+            topic_id: t.id,
+            partition: 0,
+            byte_offset: 8,
+            byte_len: 1,
+            record_count: 1,
+            max_timestamp: 0,
+        }],
+        keys: vec![],
+        max_object_age_ms: Some(1_500),
+    };
+    let result = store.log.commit_flush(&commit).await;
+    assert!(
+        matches!(result, Err(MetadataError::Unavailable(_))),
+        "{result:?}"
+    );
+    let _ = holder.wait();
+    let states = store.log.partitions(t.id, 0, 1).await.unwrap();
+    assert_eq!(states[0].next_offset, 0, "nothing committed");
+    assert!(
+        store
+            .log
+            .known_objects(&[object_id])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}

@@ -202,6 +202,17 @@ impl Postgres {
         }
     }
 
+    /// Runs `sql` with psql against the database at `url`, in the
+    /// background (to hold locks while a test acts).
+    pub fn psql_spawn(&self, url: &str, sql: &str) -> std::process::Child {
+        Command::new(self.bin.join("psql"))
+            .args([url, "-q", "-c", sql])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("run psql")
+    }
+
     fn url_for(&self, db: &str) -> String {
         format!("postgres://streamhouse@127.0.0.1:{}/{db}", self.port)
     }

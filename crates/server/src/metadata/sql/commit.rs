@@ -17,6 +17,10 @@ use crate::metadata::keys::{Bases, outcomes_from};
 use crate::metadata::{ChunkOutcome, FlushCommit, MetadataError, RecordedKey, key_response};
 use crate::model::{object_key, uuid_v7_ms};
 
+/// A wait for partition locks after which the object's age is checked
+/// again before committing.
+const LONG_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// The row sets of one commit, built once for every attempt.
 struct CommitRows {
     /// One row per chunk, in (topic, partition) order: the order partition
@@ -125,9 +129,16 @@ impl<D: Dialect> SqlStore<D> {
             let locking = std::time::Instant::now();
             self.fetch(On::Tx(&mut tx), lock, &[Arg::Rows(&rows.partitions)])
                 .await?;
+            let waited = locking.elapsed();
             self.metrics
                 .commit_lock_seconds
-                .observe(locking.elapsed().as_secs_f64());
+                .observe(waited.as_secs_f64());
+            // The object was young enough when its row went in; a long wait
+            // for the locks may have aged it past the limit meanwhile, and
+            // the orphan collector must never delete an object that commits.
+            if waited > LONG_LOCK_WAIT {
+                self.check_age(&mut tx, commit).await?;
+            }
         }
         // Chunks whose partitions are gone (topic deleted) match nothing.
         let args = [Arg::Uuid(commit.object_id), Arg::Rows(&rows.chunks)];
@@ -145,6 +156,29 @@ impl<D: Dialect> SqlStore<D> {
         self.commit(tx).await?;
         self.metrics.metadata_commits.inc();
         Ok(outcomes)
+    }
+
+    /// Refuses the commit when its object is now older than it may be, by
+    /// the store's clock.
+    async fn check_age(&self, tx: &mut D::Tx, commit: &FlushCommit) -> Result<(), Failure> {
+        let (Some(max), Some(born)) = (commit.max_object_age_ms, uuid_v7_ms(commit.object_id))
+        else {
+            return Ok(());
+        };
+        let row = self
+            .fetch_optional(On::Tx(tx), &self.sql.now_ms, &[])
+            .await?;
+        let now = match row {
+            Some(r) => r.big("now_ms")?,
+            None => return Ok(()),
+        };
+        if now - born > max {
+            return Err(Failure::Definite(MetadataError::Unavailable(
+                "the flush waited too long for its partitions to commit (older than half the orphan grace); retry"
+                    .into(),
+            )));
+        }
+        Ok(())
     }
 
     /// The object row exists: the commit happened before (the insert waited
