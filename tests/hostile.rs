@@ -413,3 +413,109 @@ async fn stream_errors_hide_internal_causes_as_rest_does() {
         "the REST detail: {text}"
     );
 }
+
+#[tokio::test]
+async fn opening_a_stream_costs_a_few_queries_whatever_the_partitions() {
+    use futures_util::StreamExt;
+    let a = TestAgent::start(&["--linger", "5ms"]).await;
+    a.create_topic("wide", 2000).await;
+    let records: Vec<_> = (0..2000)
+        .map(|p| json!({"value": p, "partition": p, "timestamp": 1_000_000 + p}))
+        .collect();
+    a.api.produce("wide", json!(records)).await.expect(200);
+    for from in ["earliest", "latest", "ts:1001500"] {
+        let before = a.metrics.metadata_statements.get();
+        let r = a
+            .client
+            .get(a.api.url(&format!("/v1/topics/wide/stream?from={from}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let mut body = r.bytes_stream();
+        if from != "latest" {
+            let _first = tokio::time::timeout(Duration::from_secs(10), body.next())
+                .await
+                .expect("an event");
+        }
+        let spent = a.metrics.metadata_statements.get() - before;
+        assert!(
+            spent <= 12,
+            "from={from}: {spent} metadata statements to open a 2,000-partition stream"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_topic_named_twice_in_a_stream_is_followed_once() {
+    use futures_util::StreamExt;
+    let a = TestAgent::start(&[]).await;
+    a.create_topic("t", 1).await;
+    a.api
+        .produce("t", json!([{"value": "once"}]))
+        .await
+        .expect(200);
+    let r = a
+        .client
+        .get(a.api.url("/v1/stream?topics=t,t,t&from=earliest"))
+        .send()
+        .await
+        .unwrap();
+    let mut body = r.bytes_stream();
+    let mut text = String::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(1500);
+    while let Ok(Some(Ok(chunk))) = tokio::time::timeout_at(deadline, body.next()).await {
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert_eq!(text.matches("\"once\"").count(), 1, "{text}");
+    assert!(text.contains("id: t=1\n"), "{text}");
+}
+
+#[tokio::test]
+async fn a_websocket_connection_follows_a_bounded_number_of_partitions() {
+    let a = TestAgent::start(&["--ws-max-partitions", "3"]).await;
+    a.create_topic("two", 2).await;
+    let mut c = ws(&a).await;
+    send(
+        &mut c,
+        json!({"type": "subscribe", "id": "a", "topic": "two"}),
+    )
+    .await;
+    assert_eq!(next_json(&mut c).await.unwrap()["type"], "subscribed");
+    send(
+        &mut c,
+        json!({"type": "subscribe", "id": "b", "topic": "two"}),
+    )
+    .await;
+    let e = next_json(&mut c).await.unwrap();
+    assert_eq!(
+        (e["type"].as_str(), e["status"].as_i64()),
+        (Some("error"), Some(413))
+    );
+    assert_eq!(
+        (e["field"].as_str(), e["limit"].as_i64()),
+        (Some("partitions"), Some(3))
+    );
+    send(
+        &mut c,
+        json!({"type": "subscribe", "id": "c", "topic": "two", "partitions": [1]}),
+    )
+    .await;
+    assert_eq!(
+        next_json(&mut c).await.unwrap()["type"],
+        "subscribed",
+        "one more fits"
+    );
+    send(&mut c, json!({"type": "unsubscribe", "subscription": "a"})).await;
+    assert_eq!(next_json(&mut c).await.unwrap()["type"], "unsubscribed");
+    send(
+        &mut c,
+        json!({"type": "subscribe", "id": "d", "topic": "two"}),
+    )
+    .await;
+    assert_eq!(
+        next_json(&mut c).await.unwrap()["type"],
+        "subscribed",
+        "room freed"
+    );
+}

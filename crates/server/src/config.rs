@@ -277,6 +277,10 @@ pub struct ServeArgs {
     #[arg(long, env = "STREAMHOUSE_WS_MAX_SUBSCRIPTIONS", default_value_t = 100)]
     pub ws_max_subscriptions: usize,
 
+    /// Most partitions one WebSocket connection may follow, over all its subscriptions.
+    #[arg(long, env = "STREAMHOUSE_WS_MAX_PARTITIONS", default_value_t = 10_000)]
+    pub ws_max_partitions: usize,
+
     /// Most produce and commit requests one WebSocket connection may have in flight.
     #[arg(
         long,
@@ -373,6 +377,7 @@ pub struct Limits {
     pub body_read_timeout: Duration,
     pub ws_max_subscriptions: usize,
     pub ws_max_inflight_requests: usize,
+    pub ws_max_partitions: usize,
     pub ws_max_message_bytes: usize,
     pub ws_max_buffered_bytes: usize,
     /// Malformed WebSocket messages in a row before the connection is closed.
@@ -436,6 +441,7 @@ impl ServeArgs {
             body_read_timeout: self.body_read_timeout.0,
             ws_max_subscriptions: self.ws_max_subscriptions,
             ws_max_inflight_requests: self.ws_max_inflight_requests.max(1),
+            ws_max_partitions: self.ws_max_partitions,
             ws_max_message_bytes: self.ws_max_message_bytes.as_usize(),
             ws_max_buffered_bytes: self.ws_max_buffered_bytes.as_usize().max(1),
             ws_max_bad_messages: 10,

@@ -194,7 +194,9 @@ pub(super) async fn offsets(
     let (log_start_offset, high_watermark) = state.reader.refresh((topic.id, partition)).await?;
     let (offset, timestamp) = match q.timestamp {
         Some(ts) => {
-            let (o, t) = state.reader.offset_for_time(&topic, partition, ts).await?;
+            let key = (topic.id, partition);
+            let found = state.reader.offsets_for_time(&[key], ts).await?;
+            let (o, t) = found.get(&key).copied().unwrap_or((high_watermark, None));
             (Some(o.max(log_start_offset)), t)
         }
         None => (None, None),
@@ -259,7 +261,9 @@ pub(super) async fn multi_stream(
         .with_field("topics"));
     }
     let mut topics = Vec::with_capacity(names.len());
-    for name in &names {
+    let mut seen = std::collections::HashSet::new();
+    // A topic named twice is followed once.
+    for name in names.iter().filter(|n| seen.insert(n.as_str())) {
         topics.push(resolve_topic(&state, &tenant, name).await?);
     }
     sse::topics(state, topics, q, &headers).await

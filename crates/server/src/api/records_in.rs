@@ -507,6 +507,7 @@ mod tests {
             body_read_timeout: std::time::Duration::from_secs(60),
             ws_max_subscriptions: 10,
             ws_max_inflight_requests: 4,
+            ws_max_partitions: 100,
             ws_max_message_bytes: 1 << 20,
             ws_max_buffered_bytes: 1 << 20,
             ws_max_bad_messages: 10,

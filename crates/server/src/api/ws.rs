@@ -345,7 +345,8 @@ async fn connection(state: AppState, tenant: Tenant, socket: WebSocket) {
         let _ = sink.close().await;
     });
 
-    let mut subs: HashMap<String, CancellationToken> = HashMap::new();
+    // Each subscription's cancellation and how many partitions it follows.
+    let mut subs: HashMap<String, (CancellationToken, usize)> = HashMap::new();
     // Produce requests run beside the read loop; each holds a slot.
     let inflight = Arc::new(Semaphore::new(state.limits.ws_max_inflight_requests));
     let mut bad_in_a_row = 0u32;
@@ -409,7 +410,7 @@ async fn connection(state: AppState, tenant: Tenant, socket: WebSocket) {
                 from,
                 limit,
             } => {
-                subs.retain(|_, c| !c.is_cancelled());
+                subs.retain(|_, (c, _)| !c.is_cancelled());
                 if subs.len() >= state.limits.ws_max_subscriptions {
                     let max = state.limits.ws_max_subscriptions;
                     let e = ApiError::new(ErrorCode::PayloadTooLarge, format!("a connection may hold at most {max} subscriptions (ws-max-subscriptions)"))
@@ -427,15 +428,25 @@ async fn connection(state: AppState, tenant: Tenant, socket: WebSocket) {
                     outbox.error(None, Some(&id), &e).await;
                     continue;
                 }
-                match subscribe(&state, &tenant, &topic, partitions, from.as_deref(), limit).await {
+                let followed: usize = subs.values().map(|(_, n)| n).sum();
+                let room = state.limits.ws_max_partitions.saturating_sub(followed);
+                let asked = SubscribeAsk {
+                    topic: &topic,
+                    partitions,
+                    from: from.as_deref(),
+                    limit,
+                    room,
+                };
+                match subscribe(&state, &tenant, asked).await {
                     Ok(follower) => {
+                        let count = follower.positions().count();
                         let positions: Vec<Value> = follower
                             .positions()
                             .map(|(_, p, o)| json!({"partition": p, "offset": o}))
                             .collect();
                         outbox.json(json!({"type": "subscribed", "subscription": id, "topic": topic, "partitions": positions})).await;
                         let cancel = CancellationToken::new();
-                        subs.insert(id.clone(), cancel.clone());
+                        subs.insert(id.clone(), (cancel.clone(), count));
                         tokio::spawn(follow(
                             follower,
                             id,
@@ -450,7 +461,7 @@ async fn connection(state: AppState, tenant: Tenant, socket: WebSocket) {
                 }
             }
             ClientMessage::Unsubscribe { subscription } => match subs.remove(&subscription) {
-                Some(cancel) => {
+                Some((cancel, _)) => {
                     cancel.cancel();
                     outbox
                         .json(json!({"type": "unsubscribed", "subscription": subscription}))
@@ -509,7 +520,7 @@ async fn connection(state: AppState, tenant: Tenant, socket: WebSocket) {
             }
         }
     };
-    for (_, cancel) in subs {
+    for (cancel, _) in subs.into_values() {
         cancel.cancel();
     }
     if let Some((code, reason)) = close_reason {
@@ -523,14 +534,28 @@ async fn connection(state: AppState, tenant: Tenant, socket: WebSocket) {
     let _ = writer.await;
 }
 
+/// What a `subscribe` message asks for, and the room the connection has.
+struct SubscribeAsk<'a> {
+    topic: &'a str,
+    partitions: Option<Partitions>,
+    from: Option<&'a str>,
+    limit: Option<usize>,
+    /// Partitions this connection may still follow.
+    room: usize,
+}
+
 async fn subscribe(
     state: &AppState,
     tenant: &Tenant,
-    name: &str,
-    partitions: Option<Partitions>,
-    from: Option<&str>,
-    limit: Option<usize>,
+    ask: SubscribeAsk<'_>,
 ) -> Result<Follower, ApiError> {
+    let SubscribeAsk {
+        topic: name,
+        partitions,
+        from,
+        limit,
+        room,
+    } = ask;
     let topic = resolve_topic(state, tenant, name)
         .await
         .map_err(|e| e.with_field("topic"))?;
@@ -553,6 +578,14 @@ async fn subscribe(
             out
         }
     };
+    if list.len() > room {
+        let max = state.limits.ws_max_partitions;
+        return Err(ApiError::too_large(
+            "partitions",
+            max,
+            format!("a connection may follow at most {max} partitions (ws-max-partitions)"),
+        ));
+    }
     let at = match from {
         None => StartAt::Latest,
         Some(s) => StartAt::parse(s).ok_or_else(|| {
@@ -584,6 +617,9 @@ async fn follow(
     cancel: CancellationToken,
     draining: CancellationToken,
 ) {
+    // However this subscription ends, it stops counting against the
+    // connection's limits.
+    let _ended = cancel.clone().drop_guard();
     loop {
         let batch = tokio::select! {
             _ = cancel.cancelled() => return,

@@ -209,14 +209,14 @@ pub trait Log: Send + Sync + Debug {
         limit: u32,
     ) -> Result<Vec<BatchRow>, MetadataError>;
 
-    /// The first index row whose running maximum timestamp is at or after
-    /// `timestamp_ms`.
-    async fn find_batch_by_time(
+    /// For each listed partition, the first index row whose running
+    /// maximum timestamp is at or after `timestamp_ms`, in one query;
+    /// partitions with no such row are left out.
+    async fn find_batches_by_time(
         &self,
-        topic_id: Uuid,
-        partition: i32,
+        keys: &[PartitionKey],
         timestamp_ms: i64,
-    ) -> Result<Option<BatchRow>, MetadataError>;
+    ) -> Result<Vec<(PartitionKey, BatchRow)>, MetadataError>;
 
     /// Which of these object ids have a row (committed objects).
     async fn known_objects(&self, ids: &[Uuid]) -> Result<Vec<Uuid>, MetadataError>;

@@ -10,6 +10,7 @@
 //! once and the poller advances them for other agents' commits with one
 //! query per interval for all partitions, however many followers wait.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,7 +20,7 @@ use tokio::sync::watch;
 
 use super::{ReadError, ReadRequest, Reader};
 use crate::model::StoredRecord;
-use crate::model::TopicMeta;
+use crate::model::{PartitionKey, TopicMeta};
 use crate::tail::Watermarks;
 
 /// Where a follower starts in a partition.
@@ -86,7 +87,9 @@ pub struct Follower {
 }
 
 impl Follower {
-    /// Resolves each partition's start and subscribes to its watermark.
+    /// Resolves each partition's start and subscribes to its watermark:
+    /// one metadata query for every partition's bounds, and one more per
+    /// distinct start time, whatever the number of partitions.
     pub async fn new(
         reader: Reader,
         watermarks: &Watermarks,
@@ -94,10 +97,24 @@ impl Follower {
         max_records: usize,
         max_bytes: usize,
     ) -> Result<Follower, ReadError> {
+        let keys: Vec<_> = starts.iter().map(|(t, p, _)| (t.id, *p)).collect();
+        let bounds = reader.bounds_of(&keys).await?;
+        let mut by_time: HashMap<i64, Vec<PartitionKey>> = HashMap::new();
+        for (t, p, at) in &starts {
+            if let StartAt::Timestamp(ts) = at {
+                by_time.entry(*ts).or_default().push((t.id, *p));
+            }
+        }
+        let mut at_time = HashMap::new();
+        for (ts, keys) in by_time {
+            for (key, (offset, _)) in reader.offsets_for_time(&keys, ts).await? {
+                at_time.insert((key, ts), offset);
+            }
+        }
         let mut parts = Vec::with_capacity(starts.len());
         for (topic, partition, at) in starts {
             let key = (topic.id, partition);
-            let (log_start, hw) = reader.refresh(key).await?;
+            let (log_start, hw) = bounds.get(&key).copied().ok_or(ReadError::TopicGone)?;
             let next = match at {
                 StartAt::Earliest => log_start,
                 StartAt::Latest => hw,
@@ -109,10 +126,10 @@ impl Follower {
                     });
                 }
                 StartAt::Offset(o) => o,
-                StartAt::Timestamp(ts) => reader
-                    .offset_for_time(&topic, partition, ts)
-                    .await?
-                    .0
+                StartAt::Timestamp(ts) => at_time
+                    .get(&(key, ts))
+                    .copied()
+                    .unwrap_or(hw)
                     .max(log_start),
             };
             parts.push(Followed {

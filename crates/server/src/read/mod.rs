@@ -8,6 +8,7 @@
 
 pub mod follow;
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,6 +24,8 @@ use crate::tail::Watermarks;
 
 /// Chunks fetched concurrently by one read.
 const FETCH_CONCURRENCY: usize = 8;
+/// Partitions asked about in one metadata query.
+const KEYS_PER_QUERY: usize = 10_000;
 
 /// One read's parameters.
 #[derive(Debug, Clone)]
@@ -246,29 +249,70 @@ impl Reader {
         Ok((row, records))
     }
 
-    /// The first offset whose timestamp is at or after `timestamp_ms`, with
-    /// that record's timestamp; the high watermark and `None` if no record
-    /// is that recent.
-    pub async fn offset_for_time(
+    /// Log start and high watermark of each partition, from the metadata
+    /// store in one query per 10,000; a partition that does not exist
+    /// (its topic was deleted) is `TopicGone`.
+    pub async fn bounds_of(
         &self,
-        topic: &TopicMeta,
-        partition: i32,
+        keys: &[PartitionKey],
+    ) -> Result<HashMap<PartitionKey, (i64, i64)>, ReadError> {
+        let mut out = HashMap::with_capacity(keys.len());
+        for chunk in keys.chunks(KEYS_PER_QUERY) {
+            for s in self.log.partition_states(chunk).await? {
+                let key = (s.topic_id, s.partition);
+                self.watermarks.advance(key, s.next_offset);
+                out.insert(key, (s.log_start_offset, s.next_offset));
+            }
+        }
+        if keys.iter().any(|k| !out.contains_key(k)) {
+            return Err(ReadError::TopicGone);
+        }
+        Ok(out)
+    }
+
+    /// For each partition, the first offset whose timestamp is at or after
+    /// `timestamp_ms`, with that record's timestamp; the high watermark and
+    /// `None` where no record is that recent. One index query per 10,000
+    /// partitions; the chunks holding the answers are fetched concurrently.
+    pub async fn offsets_for_time(
+        &self,
+        keys: &[PartitionKey],
         timestamp_ms: i64,
-    ) -> Result<(i64, Option<i64>), ReadError> {
-        let key = (topic.id, partition);
-        let Some(row) = self
-            .log
-            .find_batch_by_time(topic.id, partition, timestamp_ms)
-            .await?
-        else {
-            let (_, hw) = self.refresh(key).await?;
-            return Ok((hw, None));
-        };
-        let (_, records) = self.fetch(row).await?;
-        let hit = records.iter().find(|r| r.timestamp >= timestamp_ms);
-        Ok(match hit {
-            Some(r) => (r.offset, Some(r.timestamp)),
-            None => (row.last_offset + 1, None),
-        })
+    ) -> Result<HashMap<PartitionKey, (i64, Option<i64>)>, ReadError> {
+        let mut rows = Vec::with_capacity(keys.len());
+        for chunk in keys.chunks(KEYS_PER_QUERY) {
+            rows.extend(self.log.find_batches_by_time(chunk, timestamp_ms).await?);
+        }
+        let found: HashSet<PartitionKey> = rows.iter().map(|(k, _)| *k).collect();
+        let missing: Vec<PartitionKey> = keys
+            .iter()
+            .filter(|k| !found.contains(k))
+            .copied()
+            .collect();
+        let mut out = HashMap::with_capacity(keys.len());
+        if !missing.is_empty() {
+            for (key, (_, hw)) in self.bounds_of(&missing).await? {
+                out.insert(key, (hw, None));
+            }
+        }
+        let mut fetched =
+            futures_util::stream::iter(rows.into_iter().map(|(key, row)| async move {
+                self.fetch(row)
+                    .await
+                    .map(|(row, records)| (key, row, records))
+            }))
+            .buffer_unordered(FETCH_CONCURRENCY);
+        while let Some(done) = fetched.next().await {
+            let (key, row, records) = done?;
+            let hit = records.iter().find(|r| r.timestamp >= timestamp_ms);
+            out.insert(
+                key,
+                match hit {
+                    Some(r) => (r.offset, Some(r.timestamp)),
+                    None => (row.last_offset + 1, None),
+                },
+            );
+        }
+        Ok(out)
     }
 }

@@ -324,13 +324,12 @@ impl Log for FaultyMetadata {
     ) -> Result<Vec<BatchRow>, MetadataError> {
         read!(self.log.find_batches(id, p, o, limit))
     }
-    async fn find_batch_by_time(
+    async fn find_batches_by_time(
         &self,
-        id: Uuid,
-        p: i32,
+        keys: &[PartitionKey],
         ts: i64,
-    ) -> Result<Option<BatchRow>, MetadataError> {
-        read!(self.log.find_batch_by_time(id, p, ts))
+    ) -> Result<Vec<(PartitionKey, BatchRow)>, MetadataError> {
+        read!(self.log.find_batches_by_time(keys, ts))
     }
     async fn known_objects(&self, ids: &[Uuid]) -> Result<Vec<Uuid>, MetadataError> {
         read!(self.log.known_objects(ids))

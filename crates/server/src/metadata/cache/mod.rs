@@ -310,14 +310,13 @@ impl Log for MetadataCache {
         }
     }
 
-    async fn find_batch_by_time(
+    async fn find_batches_by_time(
         &self,
-        topic_id: Uuid,
-        partition: i32,
+        keys: &[PartitionKey],
         timestamp_ms: i64,
-    ) -> Result<Option<BatchRow>, MetadataError> {
+    ) -> Result<Vec<(PartitionKey, BatchRow)>, MetadataError> {
         self.inner_log
-            .find_batch_by_time(topic_id, partition, timestamp_ms)
+            .find_batches_by_time(keys, timestamp_ms)
             .await
     }
 

@@ -74,22 +74,28 @@ impl<D: Dialect> Log for SqlStore<D> {
         .await
     }
 
-    async fn find_batch_by_time(
+    async fn find_batches_by_time(
         &self,
-        topic_id: Uuid,
-        partition: i32,
+        keys: &[PartitionKey],
         timestamp_ms: i64,
-    ) -> Result<Option<BatchRow>, MetadataError> {
+    ) -> Result<Vec<(PartitionKey, BatchRow)>, MetadataError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let set = RowSet {
+            columns: vec![
+                Column::Uuid(keys.iter().map(|k| k.0).collect()),
+                Column::Int(keys.iter().map(|k| k.1).collect()),
+            ],
+        };
         self.read(async {
-            let args = [
-                Arg::Uuid(topic_id),
-                Arg::Int(partition),
-                Arg::BigInt(timestamp_ms),
-            ];
-            let row = self
-                .fetch_optional(On::Read, &self.sql.find_batch_by_time, &args)
+            let args = [Arg::BigInt(timestamp_ms), Arg::Rows(&set)];
+            let found = self
+                .fetch(On::Read, &self.sql.find_batches_by_time, &args)
                 .await?;
-            Ok(row.as_ref().map(rows::batch).transpose()?)
+            Ok(rows::all(&found, |r| {
+                Ok(((r.uuid("topic_id")?, r.int("partition")?), rows::batch(r)?))
+            })?)
         })
         .await
     }

@@ -73,7 +73,7 @@ pub(super) struct Statements {
     pub(super) partitions: String,
     pub(super) partition_states: String,
     pub(super) find_batches: String,
-    pub(super) find_batch_by_time: String,
+    pub(super) find_batches_by_time: String,
     pub(super) known_objects: String,
     pub(super) now_ms: String,
     // The flush commit.
@@ -140,9 +140,15 @@ impl Statements {
                 "SELECT {BATCH_COLS} FROM batches WHERE topic_id = $1 AND partition = $2 \
                  AND last_offset >= $3 ORDER BY last_offset LIMIT $4"
             ),
-            find_batch_by_time: format!(
-                "SELECT {BATCH_COLS} FROM batches WHERE topic_id = $1 AND partition = $2 \
-                 AND max_timestamp >= $3 ORDER BY max_timestamp, last_offset LIMIT 1"
+            // The running maximum grows with the offset, so the first row by
+            // (max_timestamp, last_offset) at or after the time is the one.
+            find_batches_by_time: format!(
+                "SELECT b.topic_id, b.partition, {BATCH_COLS} FROM batches b JOIN \
+                 (SELECT k.t, k.n, (SELECT x.last_offset FROM batches x \
+                 WHERE x.topic_id = k.t AND x.partition = k.n AND x.max_timestamp >= $1 \
+                 ORDER BY x.max_timestamp, x.last_offset LIMIT 1) AS lo FROM {}) f \
+                 ON b.topic_id = f.t AND b.partition = f.n AND b.last_offset = f.lo",
+                rows(2, "k", PARTITION_KEY_COLS)
             ),
             known_objects: format!(
                 "SELECT o.id FROM objects o JOIN {} ON o.id = k.id",

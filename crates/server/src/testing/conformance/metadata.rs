@@ -269,25 +269,29 @@ pub async fn seek_by_time_uses_the_running_maximum(m: &Metadata) {
     // Partition 1 saw 50 then 40: the second chunk's running maximum is 50.
     let rows = m.log.find_batches(t.id, 1, 0, 10).await.expect("find");
     assert_eq!(rows[1].max_timestamp, 50);
-    let hit = m
-        .log
-        .find_batch_by_time(t.id, 1, 45)
-        .await
-        .expect("by time");
-    assert_eq!(hit.map(|r| r.base_offset), Some(0));
-    let hit = m
-        .log
-        .find_batch_by_time(t.id, 0, 101)
-        .await
-        .expect("by time");
-    assert_eq!(hit.map(|r| r.base_offset), Some(3));
+    let at = |keys: Vec<(Uuid, i32)>, ts: i64| {
+        let log = m.log.clone();
+        async move {
+            let mut found: Vec<_> = log
+                .find_batches_by_time(&keys, ts)
+                .await
+                .expect("by time")
+                .into_iter()
+                .map(|((_, p), row)| (p, row.base_offset))
+                .collect();
+            found.sort();
+            found
+        }
+    };
+    assert_eq!(at(vec![(t.id, 1)], 45).await, [(1, 0)]);
+    assert_eq!(at(vec![(t.id, 0)], 101).await, [(0, 3)]);
+    assert_eq!(at(vec![(t.id, 0)], 301).await, [], "nothing that recent");
+    // Many partitions in one query; a partition with nothing left out.
     assert_eq!(
-        m.log
-            .find_batch_by_time(t.id, 0, 301)
-            .await
-            .expect("by time"),
-        None
+        at(vec![(t.id, 0), (t.id, 1), (Uuid::now_v7(), 0)], 45).await,
+        [(0, 0), (1, 0)]
     );
+    assert_eq!(at(vec![], 0).await, []);
 }
 
 pub async fn concurrent_wide_commits_get_unique_gapless_offsets(m: &Metadata) {
