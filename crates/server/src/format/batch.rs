@@ -225,13 +225,43 @@ fn get_opt_bytes(body: &Bytes, pos: &mut usize) -> Result<Option<Bytes>, FormatE
     Ok(Some(b))
 }
 
-/// Decodes every record of the batch at the start of `chunk`, numbering
-/// them from `base_offset`. The chunk may be followed by other bytes.
+/// Which records of a batch a read wants: those at or after `from`, at
+/// most `max_records` of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordWindow {
+    pub from: i64,
+    pub max_records: usize,
+}
+
+impl RecordWindow {
+    /// Every record.
+    pub const ALL: RecordWindow = RecordWindow {
+        from: i64::MIN,
+        max_records: usize::MAX,
+    };
+}
+
+/// Decodes every record of one batch, given the base offset the metadata
+/// store assigned it. Every length is checked against the bytes.
 pub fn decode_batch(chunk: &Bytes, base_offset: i64) -> Result<Vec<StoredRecord>, FormatError> {
+    decode_window(chunk, base_offset, RecordWindow::ALL).map(|(records, _)| records)
+}
+
+/// Decodes the records of one batch that `window` wants, and returns them
+/// with the batch's record count. Records before the window are skipped
+/// without being decoded (their length prefix says where the next one
+/// starts), and decoding stops once the window is full, so reading one
+/// record of a batch of many costs little. The batch CRC (checked first)
+/// covers the records that are never decoded.
+pub fn decode_window(
+    chunk: &Bytes,
+    base_offset: i64,
+    window: RecordWindow,
+) -> Result<(Vec<StoredRecord>, u32), FormatError> {
     let (header, total) = read_header(chunk)?;
     if header.attributes & CONTROL_MASK != 0 {
         // Control batches (transaction markers) carry no user records.
-        return Ok(Vec::new());
+        return Ok((Vec::new(), 0));
     }
     let raw = chunk.slice(BATCH_HEADER_LEN..total);
     let body = match header.attributes & COMPRESSION_MASK {
@@ -244,9 +274,13 @@ pub fn decode_batch(chunk: &Bytes, base_offset: i64) -> Result<Vec<StoredRecord>
     if count > body.len() / 7 + 1 {
         return Err(FormatError::Corrupt("record count exceeds batch size"));
     }
-    let mut records = Vec::with_capacity(count);
+    let whole = window == RecordWindow::ALL;
+    let mut records = Vec::with_capacity(count.min(window.max_records));
     let mut pos = 0usize;
     for _ in 0..count {
+        if records.len() >= window.max_records {
+            return Ok((records, header.record_count as u32));
+        }
         let len = get_varint(&body, &mut pos)?;
         let end = usize::try_from(len)
             .ok()
@@ -260,6 +294,11 @@ pub fn decode_batch(chunk: &Bytes, base_offset: i64) -> Result<Vec<StoredRecord>
         }
         let ts_delta = get_varlong(&rec, &mut pos)?;
         let offset_delta = get_varint(&rec, &mut pos)?;
+        let offset = base_offset.wrapping_add(i64::from(offset_delta));
+        if offset < window.from {
+            pos = end;
+            continue;
+        }
         let key = get_opt_bytes(&rec, &mut pos)?;
         let value = get_opt_bytes(&rec, &mut pos)?;
         let header_count = get_varint(&rec, &mut pos)?;
@@ -279,17 +318,17 @@ pub fn decode_batch(chunk: &Bytes, base_offset: i64) -> Result<Vec<StoredRecord>
             return Err(FormatError::Corrupt("record length mismatch"));
         }
         records.push(StoredRecord {
-            offset: base_offset.wrapping_add(i64::from(offset_delta)),
+            offset,
             timestamp: header.first_timestamp.wrapping_add(ts_delta),
             key,
             value,
             headers,
         });
     }
-    if pos != body.len() {
+    if whole && pos != body.len() {
         return Err(FormatError::Corrupt("trailing bytes after records"));
     }
-    Ok(records)
+    Ok((records, header.record_count as u32))
 }
 
 #[cfg(test)]
@@ -334,6 +373,33 @@ mod tests {
         encode_batch(&mut out, &[rec(5, None, None)], Compression::None);
         patch_base_offset(&mut out, 42).unwrap();
         assert!(read_header(&out).is_ok());
+    }
+
+    #[test]
+    fn a_window_decodes_only_the_records_it_wants() {
+        let records: Vec<Record> = (0..1000)
+            .map(|i| rec(i, Some("k"), Some(&format!("v{i}"))))
+            .collect();
+        for c in [Compression::None, Compression::Lz4, Compression::Zstd] {
+            let mut out = Vec::new();
+            encode_batch(&mut out, &records, c);
+            let chunk = Bytes::from(out);
+            let window = RecordWindow {
+                from: 10_500,
+                max_records: 3,
+            };
+            let (got, count) = decode_window(&chunk, 10_000, window).unwrap();
+            assert_eq!(count, 1000);
+            let offsets: Vec<i64> = got.iter().map(|r| r.offset).collect();
+            assert_eq!(offsets, [10_500, 10_501, 10_502], "{c:?}");
+            assert_eq!(got[0].value.as_deref(), Some(&b"v500"[..]));
+            let past = RecordWindow {
+                from: 11_000,
+                max_records: 10,
+            };
+            assert!(decode_window(&chunk, 10_000, past).unwrap().0.is_empty());
+            assert_eq!(decode_batch(&chunk, 10_000).unwrap().len(), 1000);
+        }
     }
 
     #[test]

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 
-use crate::format::{FormatError, decode_batch};
+use crate::format::{FormatError, RecordWindow, decode_window};
 use crate::metadata::{BatchRow, Log, MetadataError};
 use crate::metrics::Metrics;
 use crate::model::StoredRecord;
@@ -185,8 +185,13 @@ impl Reader {
                 break;
             }
             let before = result.next_offset;
+            // Each chunk decodes only what this read can still return.
+            let window = RecordWindow {
+                from: result.next_offset,
+                max_records: req.max_records - result.records.len(),
+            };
             let mut chunks =
-                futures_util::stream::iter(rows.into_iter().map(|row| self.fetch(row)))
+                futures_util::stream::iter(rows.into_iter().map(|row| self.fetch(row, window)))
                     .buffered(FETCH_CONCURRENCY);
             while let Some(chunk) = chunks.next().await {
                 let (row, records) = chunk?;
@@ -228,7 +233,12 @@ impl Reader {
         Ok(result)
     }
 
-    async fn fetch(&self, row: BatchRow) -> Result<(BatchRow, Vec<StoredRecord>), ReadError> {
+    /// Fetches one chunk and decodes the records of it `window` wants.
+    async fn fetch(
+        &self,
+        row: BatchRow,
+        window: RecordWindow,
+    ) -> Result<(BatchRow, Vec<StoredRecord>), ReadError> {
         let start = row.byte_offset;
         let bytes = self
             .store
@@ -237,13 +247,11 @@ impl Reader {
                 start..start + u64::from(row.byte_len),
             )
             .await?;
-        let records = decode_batch(&bytes, row.base_offset)?;
-        if records.len() != row.record_count as usize {
+        let (records, count) = decode_window(&bytes, row.base_offset, window)?;
+        if count != row.record_count {
             return Err(ReadError::Corrupt(format!(
-                "chunk at offset {} holds {} records, index says {}",
-                row.base_offset,
-                records.len(),
-                row.record_count
+                "chunk at offset {} holds {count} records, index says {}",
+                row.base_offset, row.record_count
             )));
         }
         Ok((row, records))
@@ -297,7 +305,7 @@ impl Reader {
         }
         let mut fetched =
             futures_util::stream::iter(rows.into_iter().map(|(key, row)| async move {
-                self.fetch(row)
+                self.fetch(row, RecordWindow::ALL)
                     .await
                     .map(|(row, records)| (key, row, records))
             }))
