@@ -519,3 +519,56 @@ async fn a_websocket_connection_follows_a_bounded_number_of_partitions() {
         "room freed"
     );
 }
+
+#[tokio::test]
+async fn a_client_that_trickles_a_large_response_is_disconnected() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let a = TestAgent::start(&["--stall-timeout", "2s", "--min-write-rate", "64KiB"]).await;
+    a.create_topic("big", 1).await;
+    let value = "v".repeat(1000);
+    for _ in 0..10 {
+        let records: Vec<_> = (0..1000).map(|_| json!({"value": value})).collect();
+        a.api.produce("big", json!(records)).await.expect(200);
+    }
+    // A small receive window, so the response cannot hide in the
+    // client's kernel buffers.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut slow = socket
+        .connect(a.url.trim_start_matches("http://").parse().unwrap())
+        .await
+        .unwrap();
+    slow.write_all(
+        b"GET /v1/topics/big/partitions/0/records?offset=0&limit=10000&max_bytes=67108864 HTTP/1.1\r\nhost: x\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let serving = a.metrics.open_connections.get();
+    // Take 512 bytes every 250 ms (2 KiB/s) until the agent lets go of
+    // the connection (what stays in kernel buffers may still trickle in).
+    let started = std::time::Instant::now();
+    let mut taken = 0usize;
+    let mut buf = [0u8; 512];
+    while a.metrics.open_connections.get() >= serving {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the trickling reader is disconnected"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        if let Ok(Ok(n)) = tokio::time::timeout(Duration::from_secs(1), slow.read(&mut buf)).await {
+            taken += n;
+        }
+    }
+    assert!(
+        taken < 1_000_000,
+        "before it took the response ({taken} bytes)"
+    );
+    // A reader that keeps up gets the same response whole.
+    let page = a
+        .api
+        .read("big", 0, "offset=0&limit=10000&max_bytes=67108864")
+        .await
+        .expect(200);
+    assert_eq!(page["records"].as_array().unwrap().len(), 10_000);
+}

@@ -250,6 +250,11 @@ pub struct ServeArgs {
     #[arg(long, env = "STREAMHOUSE_STALL_TIMEOUT", default_value = "30s")]
     pub stall_timeout: HumanDuration,
 
+    /// Bytes per second a client must take while the agent's writes wait on
+    /// it, over each stall-timeout window; slower clients are disconnected.
+    #[arg(long, env = "STREAMHOUSE_MIN_WRITE_RATE", default_value = "4KiB")]
+    pub min_write_rate: ByteSize,
+
     /// Most client connections open at once; beyond it a connection gets 503 and is closed.
     #[arg(long, env = "STREAMHOUSE_MAX_CONNECTIONS", default_value_t = 10_000)]
     pub max_connections: usize,

@@ -232,6 +232,7 @@ pub async fn build_with(args: &ServeArgs, layers: Layers) -> Result<Agent, BootE
             header_read_timeout: args.header_read_timeout.0,
             idle_timeout: args.idle_timeout.0,
             stall_timeout: args.stall_timeout.0,
+            min_write_rate: args.min_write_rate.0,
         },
     })
 }

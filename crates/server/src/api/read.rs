@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::{ApiError, ErrorCode};
 use super::extract::{ApiQuery, PartitionPath, TopicPath, query_of, resolve_topic};
-use super::records_out::render_read;
+use super::records_out::read_body;
 use super::sse::{self, StreamQuery, wants_event_stream};
 use super::{AppState, paths};
 use crate::config::{Limits, MAX_READ_BYTES, MAX_READ_RECORDS};
@@ -148,10 +148,10 @@ pub(super) async fn read(
             return Err(ApiError::new(ErrorCode::ShuttingDown, "the agent is shutting down"));
         }
     };
-    let body = render_read(
+    let body = read_body(
         &topic.name,
         partition,
-        &result.records,
+        result.records,
         result.next_offset,
         result.high_watermark,
         result.log_start_offset,

@@ -142,6 +142,79 @@ pub(super) fn write_record(out: &mut Vec<u8>, r: &StoredRecord) {
     out.extend_from_slice(b"]}");
 }
 
+/// Rendered responses larger than this are sent as a stream of frames of
+/// about this size, rendered as the client takes them, so a slow reader
+/// holds the records (slices of cached chunks) and one frame, not a whole
+/// rendered response.
+const FRAME: usize = 64 * 1024;
+
+fn estimated_size(records: &[StoredRecord]) -> usize {
+    records
+        .iter()
+        .map(|r| 128 + r.value.as_ref().map_or(0, |v| v.len() * 4 / 3))
+        .sum()
+}
+
+/// A read response as an HTTP body: rendered at once when small, streamed
+/// in frames when large.
+pub(super) fn read_body(
+    topic: &str,
+    partition: i32,
+    records: Vec<StoredRecord>,
+    next_offset: i64,
+    high_watermark: i64,
+    log_start_offset: i64,
+) -> axum::body::Body {
+    if estimated_size(&records) <= FRAME {
+        return axum::body::Body::from(render_read(
+            topic,
+            partition,
+            &records,
+            next_offset,
+            high_watermark,
+            log_start_offset,
+        ));
+    }
+    let mut head = Vec::with_capacity(256);
+    head.extend_from_slice(b"{\"topic\":");
+    push_str(&mut head, topic);
+    head.extend_from_slice(b",\"partition\":");
+    push_int(&mut head, i64::from(partition));
+    head.extend_from_slice(b",\"records\":[");
+    let mut tail = Vec::with_capacity(128);
+    tail.extend_from_slice(b"],\"next_offset\":");
+    push_int(&mut tail, next_offset);
+    tail.extend_from_slice(b",\"high_watermark\":");
+    push_int(&mut tail, high_watermark);
+    tail.extend_from_slice(b",\"log_start_offset\":");
+    push_int(&mut tail, log_start_offset);
+    tail.push(b'}');
+    let frames = futures_util::stream::unfold(
+        (Some(head), records.into_iter().enumerate(), Some(tail)),
+        |(mut head, mut records, mut tail)| async move {
+            let mut frame = head
+                .take()
+                .unwrap_or_else(|| Vec::with_capacity(FRAME + 1024));
+            for (i, r) in records.by_ref() {
+                if i > 0 {
+                    frame.push(b',');
+                }
+                write_record(&mut frame, &r);
+                if frame.len() >= FRAME {
+                    return Some((
+                        Ok::<_, std::convert::Infallible>(frame),
+                        (None, records, tail),
+                    ));
+                }
+            }
+            let end = tail.take()?;
+            frame.extend_from_slice(&end);
+            Some((Ok(frame), (None, records, None)))
+        },
+    );
+    axum::body::Body::from_stream(frames)
+}
+
 /// Renders a whole read response.
 pub(super) fn render_read(
     topic: &str,
@@ -151,11 +224,7 @@ pub(super) fn render_read(
     high_watermark: i64,
     log_start_offset: i64,
 ) -> Vec<u8> {
-    let size: usize = records
-        .iter()
-        .map(|r| 128 + r.value.as_ref().map_or(0, |v| v.len() * 4 / 3))
-        .sum();
-    let mut out = Vec::with_capacity(size + 256);
+    let mut out = Vec::with_capacity(estimated_size(records) + 256);
     out.extend_from_slice(b"{\"topic\":");
     push_str(&mut out, topic);
     out.extend_from_slice(b",\"partition\":");
@@ -234,5 +303,27 @@ mod tests {
         );
         assert_eq!(parsed.records[2].value_encoding, ValueEncoding::Tombstone);
         assert_eq!(parsed.next_offset, 6);
+    }
+
+    #[tokio::test]
+    async fn a_large_read_streams_the_same_document_in_frames() {
+        let recs: Vec<StoredRecord> = (0..3000)
+            .map(|i| StoredRecord {
+                offset: i,
+                timestamp: 1,
+                key: None,
+                value: Some(Bytes::from(vec![b'x'; 100])),
+                headers: vec![],
+            })
+            .collect();
+        let whole = render_read("t", 0, &recs, 3000, 3000, 0);
+        let mut body = read_body("t", 0, recs, 3000, 3000, 0).into_data_stream();
+        let (mut streamed, mut frames) = (Vec::new(), 0);
+        while let Some(frame) = futures_util::StreamExt::next(&mut body).await {
+            streamed.extend_from_slice(&frame.unwrap());
+            frames += 1;
+        }
+        assert_eq!(streamed, whole);
+        assert!(frames > 3, "{frames} frames");
     }
 }

@@ -9,8 +9,9 @@
 //!   request, so an idle keep-alive connection is closed after it too.
 //! - A connection on which nothing has moved either way for
 //!   `--idle-timeout` is closed, upgraded ones included (`IdleGuard`).
-//! - A write that makes no progress for `--stall-timeout` fails and closes
-//!   the connection (`StallGuard`).
+//! - While writes wait on a client, it must take `--min-write-rate` bytes
+//!   per second over each `--stall-timeout` window, or the connection is
+//!   closed (`StallGuard`): a trickling reader cannot pin a large response.
 //!
 //! When draining begins the loop stops accepting, and every open
 //! connection finishes its request in flight and closes.
@@ -41,6 +42,8 @@ pub struct ConnectionLimits {
     pub header_read_timeout: Duration,
     pub idle_timeout: Duration,
     pub stall_timeout: Duration,
+    /// Bytes per second a client must take while writes wait on it.
+    pub min_write_rate: u64,
 }
 
 /// Serves `app` on `listener` until `draining` is cancelled, then waits
@@ -75,7 +78,7 @@ pub async fn serve(
             continue;
         };
         let io = IdleGuard::new(
-            StallGuard::new(stream, limits.stall_timeout),
+            StallGuard::new(stream, limits.stall_timeout, limits.min_write_rate),
             limits.idle_timeout,
         );
         let (app, draining, open, metrics) = (
