@@ -119,7 +119,8 @@ async fn every_bad_request_gets_a_precise_problem() {
     let post = Method::POST;
     let get = Method::GET;
     let big_body = format!("{{\"records\":[{{\"value\":\"{}\"}}]}}", "x".repeat(5000));
-    let cases = vec![
+    let cases =
+        vec![
         // topics
         case(post.clone(), "/v1/topics", "{", 400, "invalid-json").field("body"),
         case(
@@ -646,6 +647,31 @@ async fn every_bad_request_gets_a_precise_problem() {
             "invalid-field",
         )
         .field("group"),
+        // a struct is a JSON object, never an array of its fields
+        case(post.clone(), "/v1/topics", r#"["x", 1]"#, 400, "invalid-json").field("body"),
+        case(
+            post.clone(),
+            "/v1/topics/t/records",
+            r#"{"records":[[null, null]]}"#,
+            400,
+            "invalid-json",
+        ),
+        case(
+            post.clone(),
+            "/v1/groups/g/offsets",
+            r#"{"offsets":[["t", 0, 1]]}"#,
+            400,
+            "invalid-json",
+        ),
+        case(
+            get.clone(),
+            "/v1/topics/t/partitions/0/offsets?timestamp=-1",
+            "",
+            400,
+            "invalid-query",
+        )
+        .field("timestamp"),
+        case(get.clone(), "/v1/ws", "", 426, "upgrade-required"),
         // routing
         case(get.clone(), "/v2/nothing", "", 404, "route-not-found"),
         case(Method::PUT, "/v1/topics/t", "", 405, "method-not-allowed"),

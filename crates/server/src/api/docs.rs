@@ -1,7 +1,10 @@
 //! The OpenAPI description (generated from the handlers) and `/docs`.
 
 use axum::Router;
-use utoipa::OpenApi;
+use utoipa::openapi::path::ParameterIn;
+use utoipa::openapi::schema::{KnownFormat, Object, ObjectBuilder, SchemaFormat, Type};
+use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder};
+use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
 use super::{groups, ops, produce, read, records_out, topics, ws};
@@ -25,6 +28,7 @@ use super::{groups, ops, produce, read, records_out, topics, ws};
         super::Problem, records_out::ReadResponse, records_out::OutRecord, records_out::OutHeader,
         records_out::ValueEncoding,
     )),
+    modifiers(&Shared),
     tags(
         (name = "topics", description = "Create, list, describe and delete topics"),
         (name = "records", description = "Produce and read records"),
@@ -46,4 +50,79 @@ pub fn openapi_json() -> String {
 /// `/docs` (Swagger UI, served from the binary) and `/openapi.json`.
 pub(super) fn router() -> Router {
     Router::new().merge(SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()))
+}
+
+/// What every operation shares, written once: the schemas of the path
+/// parameters (`topic`, `partition`, `group`) and the answers any route
+/// can give (400 for a bad parameter, 503 when the agent refuses the
+/// connection or is shutting down).
+struct Shared;
+
+impl Modify for Shared {
+    fn modify(&self, api: &mut utoipa::openapi::OpenApi) {
+        for item in api.paths.paths.values_mut() {
+            let ops = [&mut item.get, &mut item.post, &mut item.delete];
+            for op in ops.into_iter().flatten() {
+                let mut takes_input = op.request_body.is_some();
+                for p in op.parameters.iter_mut().flatten() {
+                    takes_input = true;
+                    if p.parameter_in == ParameterIn::Path
+                        && let Some(schema) = path_schema(&p.name)
+                    {
+                        p.schema = Some(schema.into());
+                    }
+                }
+                let answers = &mut op.responses.responses;
+                if takes_input {
+                    answers
+                        .entry("400".into())
+                        .or_insert_with(|| problem("Invalid parameter or body"));
+                }
+                answers.entry("503".into()).or_insert_with(|| {
+                    problem("Too many connections (max-connections), or the agent is shutting down")
+                });
+            }
+        }
+    }
+}
+
+fn path_schema(name: &str) -> Option<Object> {
+    let text = |pattern: &str, max: usize| {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some(pattern))
+            .min_length(Some(1))
+            .max_length(Some(max))
+            .build()
+    };
+    match name {
+        "topic" => Some(text(TOPIC_PATTERN, 249)),
+        "group" => Some(text(GROUP_PATTERN, 255)),
+        "partition" => Some(
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int32)))
+                .minimum(Some(0))
+                .build(),
+        ),
+        _ => None,
+    }
+}
+
+/// A topic name: 1 to 249 of `A-Z a-z 0-9 . _ -` (`.` and `..` are refused too).
+const TOPIC_PATTERN: &str = "^[A-Za-z0-9._-]{1,249}$";
+/// A consumer-group name: 1 to 255 of `A-Z a-z 0-9 . _ -`.
+const GROUP_PATTERN: &str = "^[A-Za-z0-9._-]{1,255}$";
+
+fn problem(description: &str) -> RefOr<Response> {
+    ResponseBuilder::new()
+        .description(description)
+        .content(
+            "application/problem+json",
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("Problem")))
+                .build(),
+        )
+        .build()
+        .into()
 }

@@ -32,6 +32,7 @@ pub enum ErrorCode {
     IdempotencyKeyReused,
     RouteNotFound,
     MethodNotAllowed,
+    UpgradeRequired,
     Overloaded,
     TooManyConnections,
     RequestTimeout,
@@ -57,6 +58,7 @@ impl ErrorCode {
             ErrorCode::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             ErrorCode::OffsetOutOfRange => StatusCode::RANGE_NOT_SATISFIABLE,
             ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ErrorCode::UpgradeRequired => StatusCode::UPGRADE_REQUIRED,
             ErrorCode::Overloaded => StatusCode::TOO_MANY_REQUESTS,
             ErrorCode::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ErrorCode::TooManyConnections
@@ -82,6 +84,7 @@ impl ErrorCode {
             ErrorCode::IdempotencyKeyReused => "idempotency-key-reused",
             ErrorCode::RouteNotFound => "route-not-found",
             ErrorCode::MethodNotAllowed => "method-not-allowed",
+            ErrorCode::UpgradeRequired => "upgrade-required",
             ErrorCode::Overloaded => "overloaded",
             ErrorCode::TooManyConnections => "too-many-connections",
             ErrorCode::RequestTimeout => "request-timeout",
@@ -106,6 +109,7 @@ impl ErrorCode {
             ErrorCode::IdempotencyKeyReused => "Idempotency key reused",
             ErrorCode::RouteNotFound => "No such route",
             ErrorCode::MethodNotAllowed => "Method not allowed",
+            ErrorCode::UpgradeRequired => "WebSocket upgrade required",
             ErrorCode::Overloaded => "Agent overloaded",
             ErrorCode::TooManyConnections => "Too many connections",
             ErrorCode::RequestTimeout => "Request body too slow",
@@ -236,6 +240,10 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
+        if self.code == ErrorCode::UpgradeRequired {
+            resp.headers_mut()
+                .insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        }
         if let Some(after) = self.retry_after {
             let secs = after.as_secs().max(1);
             if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {

@@ -79,12 +79,12 @@ pub(super) fn offset_entries(offsets: Vec<OffsetIn>) -> Result<Vec<OffsetEntry>,
         }
         if o.metadata
             .as_ref()
-            .is_some_and(|m| m.len() > MAX_OFFSET_METADATA)
+            .is_some_and(|m| m.chars().count() > MAX_OFFSET_METADATA)
         {
             return Err(ApiError::too_large(
                 format!("offsets[{i}].metadata"),
                 MAX_OFFSET_METADATA,
-                format!("offsets[{i}].metadata is longer than {MAX_OFFSET_METADATA} bytes"),
+                format!("offsets[{i}].metadata is longer than {MAX_OFFSET_METADATA} characters"),
             ));
         }
         entries.push(OffsetEntry {
@@ -101,12 +101,16 @@ pub(super) fn offset_entries(offsets: Vec<OffsetIn>) -> Result<Vec<OffsetEntry>,
 #[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct OffsetIn {
+    #[schema(pattern = r"^[A-Za-z0-9._-]{1,249}$", min_length = 1, max_length = 249)]
     pub topic: String,
+    #[schema(minimum = 0)]
     pub partition: i32,
     /// The next offset the group will read.
+    #[schema(minimum = 0)]
     pub offset: i64,
-    /// Free text kept with the offset (at most 4 KiB).
+    /// Free text kept with the offset (at most 4096 characters).
     #[serde(default)]
+    #[schema(max_length = 4096)]
     pub metadata: Option<String>,
 }
 
@@ -114,6 +118,9 @@ pub(super) struct OffsetIn {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct CommitBody {
+    /// 1 to 10000 offsets, stored all or none.
+    #[serde(deserialize_with = "super::json::objects")]
+    #[schema(min_items = 1, max_items = 10000)]
     pub offsets: Vec<OffsetIn>,
 }
 
@@ -140,7 +147,7 @@ pub(super) async fn commit(
     body: Body,
 ) -> Result<Json<CommitResponse>, ApiError> {
     let (body, _permit) = read_body(body, state.limits.max_body_bytes, &state.bodies).await?;
-    let req: CommitBody = serde_json::from_slice(&body).map_err(|e| {
+    let req: CommitBody = super::json::from_object(&body).map_err(|e| {
         ApiError::new(
             ErrorCode::InvalidJson,
             format!("invalid offset commit: {e}"),

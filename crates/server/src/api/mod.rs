@@ -9,6 +9,7 @@ mod docs;
 mod error;
 mod extract;
 mod groups;
+mod json;
 mod ops;
 mod produce;
 mod read;

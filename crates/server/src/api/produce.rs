@@ -143,7 +143,7 @@ impl<S: Send + Sync> FromRequestParts<S> for RecordsFormat {
 /// first answer and appends nothing (marked `Idempotency-Replayed: true`);
 /// a retry while the first is in flight waits for its answer; the same key
 /// with a different body gets 422.
-#[utoipa::path(post, path = paths::RECORDS, tag = "records", params(("topic" = String, Path)),
+#[utoipa::path(post, path = paths::RECORDS, tag = "records", params(("topic" = String, Path), ("Idempotency-Key" = Option<String>, Header, pattern = r"^[!-~]{1,255}$", description = "1 to 255 visible ASCII characters; a retry with the same key returns the first answer")),
     request_body(content(
         (super::records_in::ProduceBody = "application/json"),
         (super::records_in::InRecord = "application/x-ndjson")
@@ -191,18 +191,20 @@ pub(super) async fn produce(
 /// `publish` parameters.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(super) struct PublishQuery {
-    /// Record key (text).
+    /// Record key (text, at most `max-key-bytes`, 16 KiB, of UTF-8).
     pub key: Option<String>,
     /// Explicit partition; else by key, else round-robin.
+    #[param(minimum = 0)]
     pub partition: Option<i64>,
 }
 
 /// Publish any body as one record (webhooks, serverless functions). The
 /// body is the value, stored verbatim; its Content-Type is kept in the
 /// record's `content-type` header. `Idempotency-Key` works as for records.
-#[utoipa::path(post, path = paths::PUBLISH, tag = "records", params(("topic" = String, Path), PublishQuery),
-    request_body(content = String, description = "Any bytes", content_type = "*/*"),
+#[utoipa::path(post, path = paths::PUBLISH, tag = "records", params(("topic" = String, Path), PublishQuery, ("Idempotency-Key" = Option<String>, Header, pattern = r"^[!-~]{1,255}$", description = "1 to 255 visible ASCII characters; a retry with the same key returns the first answer")),
+    request_body(content = Option<Value>, description = "Any bytes (may be empty), stored verbatim", content_type = "*/*"),
     responses((status = 200, description = "Stored", body = ProduceResponse),
               (status = 400, description = "Body labelled JSON is not JSON", body = super::Problem, content_type = "application/problem+json"),
               (status = 404, description = "No such topic or partition", body = super::Problem, content_type = "application/problem+json"),

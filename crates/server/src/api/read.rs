@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::error::{ApiError, ErrorCode};
 use super::extract::{ApiQuery, PartitionPath, TopicPath, query_of, resolve_topic};
 use super::records_out::read_body;
-use super::sse::{self, StreamQuery, wants_event_stream};
+use super::sse::{self, MultiStreamQuery, StreamQuery, wants_event_stream};
 use super::{AppState, paths};
 use crate::config::{Limits, MAX_READ_BYTES, MAX_READ_RECORDS};
 use crate::model::Tenant;
@@ -21,15 +21,21 @@ use crate::read::ReadRequest;
 /// Read parameters.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(super) struct ReadQuery {
     /// First offset to return; default: the log start.
+    #[param(minimum = 0)]
     pub offset: Option<i64>,
     /// At most this many records (1 to 10000, default 100).
+    #[param(minimum = 1, maximum = 10000)]
     pub limit: Option<usize>,
     /// Stop adding records past this many key and value bytes (default 1 MiB, at most 64 MiB);
     /// at least one record is returned.
+    #[param(minimum = 1, maximum = 67108864)]
     pub max_bytes: Option<usize>,
-    /// When reading at the high watermark, wait up to this long for records.
+    /// When reading at the high watermark, wait up to this long for records
+    /// (at most `max-wait`, 60 s by default).
+    #[param(minimum = 0, maximum = 60000)]
     pub wait_ms: Option<u64>,
 }
 
@@ -47,13 +53,6 @@ impl FromRequestParts<AppState> for ReadMode {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         if wants_event_stream(&parts.headers) {
             let q: StreamQuery = query_of(&parts.uri)?;
-            if q.topics.is_some() {
-                return Err(ApiError::new(
-                    ErrorCode::InvalidQuery,
-                    "topics= belongs to /v1/stream",
-                )
-                .with_field("topics"));
-            }
             sse::limits(&q)?;
             return Ok(ReadMode::Stream(q));
         }
@@ -119,7 +118,7 @@ impl ReadQuery {
 the partition is followed live instead (Server-Sent Events: `event: records`, `id` = the next offset; \
 query `from` = earliest|latest|<offset>|ts:<ms>, default latest; `Last-Event-ID` resumes)", content(
                 (super::ReadResponse = "application/json"),
-                (String = "text/event-stream"))),
+                (super::sse::SseEvent = "text/event-stream"))),
               (status = 400, description = "Invalid parameter", body = super::Problem, content_type = "application/problem+json"),
               (status = 404, description = "No such topic or partition", body = super::Problem, content_type = "application/problem+json"),
               (status = 416, description = "Offset outside [log start, high watermark]", body = super::Problem, content_type = "application/problem+json")))]
@@ -162,8 +161,10 @@ pub(super) async fn read(
 /// Seek parameters.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(super) struct OffsetsQuery {
     /// Milliseconds since the Unix epoch; absent: only the bounds are returned.
+    #[param(minimum = 0)]
     pub timestamp: Option<i64>,
 }
 
@@ -185,12 +186,19 @@ pub(super) struct OffsetsResponse {
 #[utoipa::path(get, path = paths::PARTITION_OFFSETS, tag = "records",
     params(("topic" = String, Path), ("partition" = i32, Path), OffsetsQuery),
     responses((status = 200, description = "Offsets", body = OffsetsResponse),
+              (status = 400, description = "Invalid parameter", body = super::Problem, content_type = "application/problem+json"),
               (status = 404, description = "No such topic or partition", body = super::Problem, content_type = "application/problem+json")))]
 pub(super) async fn offsets(
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<OffsetsQuery>,
     PartitionPath { topic, partition }: PartitionPath,
 ) -> Result<Json<OffsetsResponse>, ApiError> {
+    if q.timestamp.is_some_and(|ts| ts < 0) {
+        return Err(
+            ApiError::new(ErrorCode::InvalidQuery, "timestamp must not be negative")
+                .with_field("timestamp"),
+        );
+    }
     let (log_start_offset, high_watermark) = state.reader.refresh((topic.id, partition)).await?;
     let (offset, timestamp) = match q.timestamp {
         Some(ts) => {
@@ -214,7 +222,7 @@ pub(super) async fn offsets(
     params(("topic" = String, Path), StreamQuery),
     responses((status = 200, description = "Server-Sent Events: `event: records` per partition batch, \
 `id` = next offsets of all partitions (`topic=o0,o1,...`), resumed with `Last-Event-ID`; \
-`event: error` then end when the topic is deleted", content_type = "text/event-stream", body = String),
+`event: error` then end when the topic is deleted", content_type = "text/event-stream", body = super::sse::SseEvent),
               (status = 404, description = "No such topic", body = super::Problem, content_type = "application/problem+json")))]
 pub(super) async fn topic_stream(
     State(state): State<AppState>,
@@ -222,32 +230,25 @@ pub(super) async fn topic_stream(
     ApiQuery(q): ApiQuery<StreamQuery>,
     TopicPath { topic, .. }: TopicPath,
 ) -> Result<Response, ApiError> {
-    if q.topics.is_some() {
-        return Err(
-            ApiError::new(ErrorCode::InvalidQuery, "topics= belongs to /v1/stream")
-                .with_field("topics"),
-        );
-    }
+    sse::limits(&q)?;
     sse::topics(state, vec![topic], q, &headers).await
 }
 
 /// Follow several topics over one connection (Server-Sent Events).
 #[utoipa::path(get, path = paths::STREAM, tag = "live",
-    params(StreamQuery),
+    params(MultiStreamQuery),
     responses((status = 200, description = "Server-Sent Events for every partition of `topics`; \
-`id` covers every partition (`a=o0,o1~b=o0`)", content_type = "text/event-stream", body = String),
+`id` covers every partition (`a=o0,o1~b=o0`)", content_type = "text/event-stream", body = super::sse::SseEvent),
               (status = 404, description = "No such topic", body = super::Problem, content_type = "application/problem+json")))]
 pub(super) async fn multi_stream(
     State(state): State<AppState>,
     headers: HeaderMap,
-    ApiQuery(q): ApiQuery<StreamQuery>,
+    ApiQuery(q): ApiQuery<MultiStreamQuery>,
     tenant: Tenant,
 ) -> Result<Response, ApiError> {
+    let (topics, q) = q.split();
     sse::limits(&q)?;
-    let names: Vec<String> = q
-        .topics
-        .as_deref()
-        .unwrap_or("")
+    let names: Vec<String> = topics
         .split(',')
         .map(str::trim)
         .filter(|t| !t.is_empty())

@@ -28,6 +28,7 @@ use serde_json::value::RawValue;
 
 use super::error::{ApiError, ErrorCode};
 use super::extract::is_json_media_type;
+use super::json::Object;
 use crate::config::Limits;
 use crate::ingest::NewRecord;
 use crate::model::{Header, Record};
@@ -54,17 +55,50 @@ pub(super) struct InRecord<'a> {
     value_b64: Option<String>,
     /// An object of string values, or a list of `{"key", "value"}` when a key repeats.
     #[serde(default)]
-    #[schema(value_type = Option<Object>)]
+    #[schema(schema_with = headers_schema)]
     headers: Option<InHeaders>,
     /// Explicit partition; else murmur2 of the key (as Kafka), else round-robin.
     #[serde(default)]
-    #[schema(value_type = Option<i32>)]
+    #[schema(value_type = Option<i32>, minimum = 0)]
     partition: Option<i64>,
     /// Milliseconds since the Unix epoch; default: now. At most
     /// `max-timestamp-skew` (1 h) ahead of the agent's clock.
     #[serde(default)]
     #[schema(minimum = 0)]
     timestamp: Option<i64>,
+}
+
+/// Headers: `{"name": "value", ...}`, or `[{"key": "name", "value": "v"}, ...]`
+/// when a name repeats; a value may be null.
+fn headers_schema() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{
+        AdditionalProperties, ArrayBuilder, ObjectBuilder, OneOfBuilder, Type,
+    };
+    let text_or_null = || {
+        ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::SchemaType::from_iter([
+                Type::String,
+                Type::Null,
+            ]))
+            .build()
+    };
+    let map = ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .additional_properties(Some(AdditionalProperties::RefOr(text_or_null().into())));
+    let pair = ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .property("key", ObjectBuilder::new().schema_type(Type::String))
+        .property("value", text_or_null())
+        .required("key")
+        .additional_properties(Some(AdditionalProperties::FreeForm(false)));
+    OneOfBuilder::new()
+        .item(map)
+        .item(ArrayBuilder::new().items(pair))
+        .item(ObjectBuilder::new().schema_type(Type::Null))
+        .description(Some(
+            "An object of string values, or a list of `{\"key\", \"value\"}` when a name repeats",
+        ))
+        .into()
 }
 
 /// `"value": null` must arrive as `Some("null")`, not `None`.
@@ -77,8 +111,9 @@ fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::
 #[serde(deny_unknown_fields)]
 #[schema(as = ProduceBody)]
 pub(super) struct ProduceBody {
-    /// The records, in order: at least one, at most `max-records-per-request`.
-    #[schema(value_type = Vec<InRecord>)]
+    /// The records, in order: at least one, at most `max-records-per-request`
+    /// (default 10000).
+    #[schema(value_type = Vec<InRecord>, min_items = 1, max_items = 10000)]
     records: Records,
 }
 
@@ -189,7 +224,7 @@ impl<'de> Deserialize<'de> for Records {
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut s: A) -> Result<Records, A::Error> {
                 let mut out = Vec::new();
-                while let Some(r) = s.next_element::<InRecord<'de>>()? {
+                while let Some(Object(r)) = s.next_element::<Object<InRecord<'de>>>()? {
                     out.push(convert_in_context(r).map_err(de::Error::custom)?);
                 }
                 Ok(Records(out))
@@ -229,7 +264,7 @@ impl<'de> Deserialize<'de> for InHeaders {
             fn visit_seq<A: SeqAccess<'de>>(self, mut s: A) -> Result<InHeaders, A::Error> {
                 let limit = header_limit();
                 let mut out = Vec::new();
-                while let Some(Pair { key, value }) = s.next_element()? {
+                while let Some(Object(Pair { key, value })) = s.next_element()? {
                     bounded(&out, limit)?;
                     out.push((key, value));
                 }
@@ -267,7 +302,8 @@ pub(super) fn parse_json(
     now_ms: i64,
 ) -> Result<Vec<NewRecord>, ApiError> {
     parsing(body, limits, now_ms, || {
-        let parsed: ProduceBody = serde_json::from_slice(body).map_err(|e| json_error(&e, 0))?;
+        let Object(parsed): Object<ProduceBody> =
+            serde_json::from_slice(body).map_err(|e| json_error(&e, 0))?;
         Ok(parsed.records.0)
     })
 }
@@ -289,8 +325,9 @@ pub(super) fn parse_ndjson(
                 continue;
             }
             check_count(out.len() + 1, limits)?;
-            let r: InRecord<'_> = serde_json::from_slice(&body[this..this + trimmed.len()])
-                .map_err(|e| json_error(&e, line_no))?;
+            let Object(r): Object<InRecord<'_>> =
+                serde_json::from_slice(&body[this..this + trimmed.len()])
+                    .map_err(|e| json_error(&e, line_no))?;
             // A broken limit is in the context, and `parsing` reports it.
             let rec =
                 convert_in_context(r).map_err(|msg| ApiError::new(ErrorCode::InvalidField, msg))?;

@@ -50,7 +50,7 @@ pub struct OutRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_b64: Option<String>,
     /// See `value_encoding`.
-    #[schema(value_type = Object)]
+    #[schema(value_type = Value)]
     pub value: serde_json::Value,
     pub value_encoding: ValueEncoding,
     pub headers: Vec<OutHeader>,

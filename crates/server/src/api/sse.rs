@@ -27,22 +27,86 @@ use super::records_out::render_read;
 use crate::model::TopicMeta;
 use crate::read::follow::{Batch, Follower, StartAt};
 
+/// The OpenAPI shape of one event: `records` (data: a read response, `id`:
+/// where to resume) or `error` (data: a problem document; the stream then
+/// ends).
+pub(super) struct SseEvent;
+
+impl utoipa::PartialSchema for SseEvent {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        let text = || ObjectBuilder::new().schema_type(Type::String);
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .property("event", text().enum_values(Some(["records", "error"])))
+            .property(
+                "id",
+                text().description(Some("Resume from here with Last-Event-ID")),
+            )
+            .property(
+                "data",
+                text().description(Some(
+                    "JSON: a ReadResponse for `records`, a Problem for `error`",
+                )),
+            )
+            .required("event")
+            .required("data")
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for SseEvent {}
+
 /// Most partitions one stream may follow.
 pub(super) const MAX_STREAM_PARTITIONS: usize = 10_000;
 
 /// Stream parameters.
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(super) struct StreamQuery {
     /// Where to start: `earliest`, `latest` (default), an offset, or `ts:<millis>`.
     /// A `Last-Event-ID` header takes precedence.
+    #[param(pattern = r"^(earliest|latest|[0-9]{1,18}|ts:[0-9]{1,18})$")]
     pub from: Option<String>,
-    /// Topics to follow, comma-separated (`/v1/stream` only).
-    pub topics: Option<String>,
     /// Most records in one event (1 to 10000, default 1000).
+    #[param(minimum = 1, maximum = 10000)]
     pub limit: Option<usize>,
-    /// Most key and value bytes in one event (default 1 MiB).
+    /// Most key and value bytes in one event (default 1 MiB, at most 64 MiB).
+    #[param(minimum = 1, maximum = 67108864)]
     pub max_bytes: Option<usize>,
+}
+
+/// Parameters of a stream over several topics (`/v1/stream`).
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(super) struct MultiStreamQuery {
+    /// Topics to follow, comma-separated; a topic named twice is followed once.
+    #[param(pattern = r"^[A-Za-z0-9._-]{1,249}(,[A-Za-z0-9._-]{1,249})*$")]
+    pub topics: String,
+    /// Where to start: `earliest`, `latest` (default), an offset, or `ts:<millis>`.
+    /// A `Last-Event-ID` header takes precedence.
+    #[param(pattern = r"^(earliest|latest|[0-9]{1,18}|ts:[0-9]{1,18})$")]
+    pub from: Option<String>,
+    /// Most records in one event (1 to 10000, default 1000).
+    #[param(minimum = 1, maximum = 10000)]
+    pub limit: Option<usize>,
+    /// Most key and value bytes in one event (default 1 MiB, at most 64 MiB).
+    #[param(minimum = 1, maximum = 67108864)]
+    pub max_bytes: Option<usize>,
+}
+
+impl MultiStreamQuery {
+    /// The topics, and the parameters every stream shares.
+    pub(super) fn split(self) -> (String, StreamQuery) {
+        let stream = StreamQuery {
+            from: self.from,
+            limit: self.limit,
+            max_bytes: self.max_bytes,
+        };
+        (self.topics, stream)
+    }
 }
 
 /// True when the client asked for an event stream.

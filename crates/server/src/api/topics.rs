@@ -39,12 +39,16 @@ pub(super) fn validate_topic_name(name: &str) -> Result<(), ApiError> {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct CreateTopic {
-    /// 1 to 249 characters of `A-Z a-z 0-9 . _ -`.
+    /// 1 to 249 characters of `A-Z a-z 0-9 . _ -`, not `.` or `..`.
+    #[schema(pattern = r"^[A-Za-z0-9._-]{1,249}$", min_length = 1, max_length = 249)]
     pub name: String,
-    /// Number of partitions, at least 1 (at most `max-partitions-per-topic`).
+    /// Number of partitions, at least 1 and at most `max-partitions-per-topic`
+    /// (default 10000; a larger count gets 400).
+    #[schema(minimum = 1, maximum = 100000)]
     pub partitions: i64,
     /// Keep records at least this long; absent keeps them forever.
     #[serde(default)]
+    #[schema(minimum = 1)]
     pub retention_ms: Option<i64>,
     /// Chunk compression; default `none`.
     #[serde(default)]
@@ -88,7 +92,7 @@ pub(super) async fn create(
     body: Body,
 ) -> Result<Response, ApiError> {
     let (body, _permit) = read_body(body, 64 * 1024, &state.bodies).await?;
-    let req: CreateTopic = serde_json::from_slice(&body).map_err(|e| {
+    let req: CreateTopic = super::json::from_object(&body).map_err(|e| {
         ApiError::new(ErrorCode::InvalidJson, format!("invalid topic: {e}")).with_field("body")
     })?;
     validate_topic_name(&req.name)?;
@@ -143,10 +147,12 @@ pub(super) async fn create(
 /// `GET /v1/topics` parameters.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(super) struct ListQuery {
     /// Return topics whose names sort after this one (the previous page's `next_after`).
     pub after: Option<String>,
     /// At most this many topics (1 to 1000, default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
 }
 
@@ -190,10 +196,13 @@ pub(super) async fn list(
 /// `GET /v1/topics/{topic}` parameters.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(super) struct DescribeQuery {
     /// First partition to describe (default 0).
+    #[param(minimum = 0)]
     pub partition_from: Option<i32>,
     /// At most this many partitions (1 to 1000, default 1000).
+    #[param(minimum = 1, maximum = 1000)]
     pub partition_limit: Option<u32>,
 }
 
@@ -226,7 +235,14 @@ pub(super) async fn describe(
     ApiQuery(q): ApiQuery<DescribeQuery>,
     TopicPath { topic, .. }: TopicPath,
 ) -> Result<Json<TopicDetail>, ApiError> {
-    let from = q.partition_from.unwrap_or(0).max(0);
+    let from = q.partition_from.unwrap_or(0);
+    if from < 0 {
+        return Err(ApiError::new(
+            ErrorCode::InvalidQuery,
+            "partition_from must not be negative",
+        )
+        .with_field("partition_from"));
+    }
     let limit = q.partition_limit.unwrap_or(1000);
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::new(

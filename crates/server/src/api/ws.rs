@@ -15,8 +15,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::extract::State;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
@@ -117,6 +118,7 @@ struct CommitMsg {
     _kind: String,
     request_id: Option<String>,
     group: String,
+    #[serde(deserialize_with = "super::json::objects")]
     offsets: Vec<super::groups::OffsetIn>,
 }
 
@@ -179,11 +181,11 @@ fn parse_message(text: &str) -> Result<ClientMessage<'_>, ApiError> {
 }
 
 fn parse_shape(text: &str) -> Result<ClientMessage<'_>, String> {
-    let tag: Tag<'_> = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    let tag: Tag<'_> = super::json::from_object(text.as_bytes()).map_err(|e| e.to_string())?;
     let e = |e: serde_json::Error| e.to_string();
     Ok(match tag.kind.as_ref() {
         "subscribe" => {
-            let m: SubscribeMsg = serde_json::from_str(text).map_err(e)?;
+            let m: SubscribeMsg = super::json::from_object(text.as_bytes()).map_err(e)?;
             ClientMessage::Subscribe {
                 id: m.id,
                 topic: m.topic,
@@ -193,13 +195,13 @@ fn parse_shape(text: &str) -> Result<ClientMessage<'_>, String> {
             }
         }
         "unsubscribe" => {
-            let m: UnsubscribeMsg = serde_json::from_str(text).map_err(e)?;
+            let m: UnsubscribeMsg = super::json::from_object(text.as_bytes()).map_err(e)?;
             ClientMessage::Unsubscribe {
                 subscription: m.subscription,
             }
         }
         "produce" => {
-            let m: ProduceMsg<'_> = serde_json::from_str(text).map_err(e)?;
+            let m: ProduceMsg<'_> = super::json::from_object(text.as_bytes()).map_err(e)?;
             ClientMessage::Produce {
                 request_id: m.request_id,
                 topic: m.topic,
@@ -208,7 +210,7 @@ fn parse_shape(text: &str) -> Result<ClientMessage<'_>, String> {
             }
         }
         "commit" => {
-            let m: CommitMsg = serde_json::from_str(text).map_err(e)?;
+            let m: CommitMsg = super::json::from_object(text.as_bytes()).map_err(e)?;
             ClientMessage::Commit {
                 request_id: m.request_id,
                 group: m.group,
@@ -216,7 +218,7 @@ fn parse_shape(text: &str) -> Result<ClientMessage<'_>, String> {
             }
         }
         "ping" => {
-            let m: PingMsg = serde_json::from_str(text).map_err(e)?;
+            let m: PingMsg = super::json::from_object(text.as_bytes()).map_err(e)?;
             ClientMessage::Ping {
                 request_id: m.request_id,
             }
@@ -296,12 +298,23 @@ impl Outbox {
 `records` {subscription, topic, partition, records, next_offset, high_watermark}, `unsubscribed`, \
 `produced` {request_id, offsets}, `committed` {request_id, group, committed}, `pong`, \
 `error` {request_id?, subscription?, code, status, message, field?, limit?}.",
-    responses((status = 101, description = "Switching protocols to WebSocket")))]
+    responses((status = 101, description = "Switching protocols to WebSocket"),
+              (status = 426, description = "Not a WebSocket handshake", body = super::Problem, content_type = "application/problem+json")))]
 pub(super) async fn upgrade(
     State(state): State<AppState>,
     tenant: Tenant,
-    ws: WebSocketUpgrade,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
+    let ws = match ws {
+        Ok(ws) => ws,
+        Err(e) => {
+            return ApiError::new(
+                ErrorCode::UpgradeRequired,
+                format!("{}: /v1/ws speaks WebSocket only", e.body_text()),
+            )
+            .into_response();
+        }
+    };
     let limits = &state.limits;
     ws.read_buffer_size(4 * 1024)
         .write_buffer_size(4 * 1024)

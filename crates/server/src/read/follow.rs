@@ -38,21 +38,18 @@ pub enum StartAt {
 
 impl StartAt {
     /// Parses `earliest`, `latest`, an offset, or `ts:<millis>`.
+    /// Numbers are 1 to 18 decimal digits, nothing else.
     pub fn parse(s: &str) -> Option<StartAt> {
+        fn number(s: &str) -> Option<i64> {
+            let digits = !s.is_empty() && s.len() <= 18 && s.bytes().all(|b| b.is_ascii_digit());
+            digits.then(|| s.parse().ok()).flatten()
+        }
         match s {
             "earliest" => Some(StartAt::Earliest),
             "latest" => Some(StartAt::Latest),
             _ => match s.strip_prefix("ts:") {
-                Some(ts) => ts
-                    .parse()
-                    .ok()
-                    .filter(|t: &i64| *t >= 0)
-                    .map(StartAt::Timestamp),
-                None => s
-                    .parse()
-                    .ok()
-                    .filter(|o: &i64| *o >= 0)
-                    .map(StartAt::Offset),
+                Some(ts) => number(ts).map(StartAt::Timestamp),
+                None => number(s).map(StartAt::Offset),
             },
         }
     }
@@ -239,7 +236,16 @@ mod tests {
             StartAt::parse("ts:1700000000000"),
             Some(StartAt::Timestamp(1_700_000_000_000))
         );
-        for bad in ["-1", "ts:", "ts:-5", "soon", ""] {
+        for bad in [
+            "-1",
+            "ts:",
+            "ts:-5",
+            "soon",
+            "",
+            "+5",
+            "ts:+5",
+            "1234567890123456789",
+        ] {
             assert_eq!(StartAt::parse(bad), None, "{bad}");
         }
     }
