@@ -125,6 +125,41 @@ async fn a_body_of_millions_of_empty_records_is_refused_while_parsing() {
 }
 
 #[tokio::test]
+async fn an_early_refusal_reaches_a_client_still_uploading() {
+    // The agent answers 413 before reading the body; closing with the
+    // upload unread must not turn that answer into a connection reset.
+    let a = TestAgent::start(&[]).await;
+    a.create_topic("t", 1).await;
+    let mut body = b"{\"records\":[{}".to_vec();
+    while body.len() < (16 << 20) - 5 {
+        body.extend_from_slice(b",{}");
+    }
+    body.extend_from_slice(b"]}");
+    let body = bytes::Bytes::from(body);
+    let client = reqwest::Client::new();
+    let sends = (0..16).map(|_| {
+        let client = client.clone();
+        let (url, body) = (a.u("/v1/topics/t/records"), body.clone());
+        async move {
+            client
+                .post(url)
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+                .map_err(|e| format!("{e:?}"))
+        }
+    });
+    for answer in futures_util::future::join_all(sends).await {
+        assert!(
+            matches!(answer, Ok(400 | 413 | 429)),
+            "every upload gets its answer: {answer:?}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn buffered_requests_count_the_body_their_records_keep_alive() {
     let a = TestAgent::start(&[
         "--linger",

@@ -6,6 +6,7 @@
 //! crate talks to agents only through the public API (and `/metrics`), so it
 //! shares no code with the server.
 
+mod abuse;
 mod connections;
 mod consume;
 mod e2e;
@@ -76,6 +77,8 @@ pub enum BenchKind {
     E2e(e2e::E2eArgs),
     /// Idle WebSocket subscriptions: the agent's memory per connection.
     Connections(connections::ConnectionsArgs),
+    /// Hostile-client shapes: huge bodies of empty records, slowloris, paging a big chunk.
+    Abuse(abuse::AbuseArgs),
 }
 
 /// Runs a bench and prints one JSON line.
@@ -87,6 +90,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         BenchKind::Pathological(p) => pathological::run(&p).await?,
         BenchKind::E2e(e) => e2e::run(&e).await?,
         BenchKind::Connections(c) => connections::run(&c).await?,
+        BenchKind::Abuse(a) => abuse::run(&a).await?,
     };
     println!("{line}");
     Ok(())

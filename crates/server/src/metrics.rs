@@ -358,24 +358,42 @@ struct ResidentMemory;
 
 impl Collector for ResidentMemory {
     fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
-        let Some(bytes) = resident_bytes() else {
+        let Some((now, peak)) = resident_bytes() else {
             return Ok(());
         };
-        let gauge = ConstGauge::new(bytes);
-        let metric = encoder.encode_descriptor(
-            "process_resident_memory_bytes",
-            "Resident memory size in bytes.",
-            None,
-            gauge.metric_type(),
-        )?;
-        gauge.encode(metric)
+        for (name, help, bytes) in [
+            (
+                "process_resident_memory_bytes",
+                "Resident memory size in bytes.",
+                now,
+            ),
+            (
+                "streamhouse_resident_memory_peak_bytes",
+                "Highest resident memory size since the agent started, in bytes.",
+                peak,
+            ),
+        ] {
+            let gauge = ConstGauge::new(bytes);
+            let metric = encoder.encode_descriptor(name, help, None, gauge.metric_type())?;
+            gauge.encode(metric)?;
+        }
+        Ok(())
     }
 }
 
-fn resident_bytes() -> Option<i64> {
-    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
-    let pages: i64 = statm.split_whitespace().nth(1)?.parse().ok()?;
-    Some(pages * 4096)
+/// Resident memory now and at its highest (`VmRSS` and `VmHWM`), in bytes.
+fn resident_bytes() -> Option<(i64, i64)> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kib = |field: &str| -> Option<i64> {
+        let line = status.lines().find(|l| l.starts_with(field))?;
+        line[field.len()..]
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse::<i64>()
+            .ok()
+    };
+    Some((kib("VmRSS:")? * 1024, kib("VmHWM:")? * 1024))
 }
 
 /// Counts an open stream in `open_streams` until dropped.

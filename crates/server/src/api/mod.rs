@@ -10,6 +10,7 @@ mod error;
 mod extract;
 mod groups;
 mod json;
+mod linger;
 mod ops;
 mod produce;
 mod read;

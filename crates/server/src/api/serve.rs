@@ -12,6 +12,9 @@
 //! - While writes wait on a client, it must take `--min-write-rate` bytes
 //!   per second over each `--stall-timeout` window, or the connection is
 //!   closed (`StallGuard`): a trickling reader cannot pin a large response.
+//! - A closing connection drains what the client still sends for a moment
+//!   (`Lingering`), so an early 413 or 429 reaches a client that is still
+//!   uploading instead of a connection reset.
 //!
 //! When draining begins the loop stops accepting, and every open
 //! connection finishes its request in flight and closes.
@@ -33,6 +36,7 @@ use axum::response::IntoResponse;
 
 use super::conn::{IdleGuard, StallGuard};
 use super::error::{ApiError, ErrorCode};
+use super::linger::Lingering;
 use crate::metrics::Metrics;
 
 /// What a connection may hold, and for how long.
@@ -78,7 +82,11 @@ pub async fn serve(
             continue;
         };
         let io = IdleGuard::new(
-            StallGuard::new(stream, limits.stall_timeout, limits.min_write_rate),
+            StallGuard::new(
+                Lingering::new(stream),
+                limits.stall_timeout,
+                limits.min_write_rate,
+            ),
             limits.idle_timeout,
         );
         let (app, draining, open, metrics) = (
@@ -101,7 +109,7 @@ pub async fn serve(
 }
 
 async fn serve_connection(
-    io: IdleGuard<StallGuard<TcpStream>>,
+    io: IdleGuard<StallGuard<Lingering<TcpStream>>>,
     app: Router,
     limits: ConnectionLimits,
     draining: CancellationToken,
