@@ -278,6 +278,18 @@ async fn compressed_topics_store_and_return_the_same_records() {
         assert_eq!(got.len(), 200);
         assert_eq!(got[199]["value"]["n"], 199);
         assert_eq!(got[7]["key"], "k7");
+        // Paging through the chunk decompresses it once, not once per page.
+        let before = a.metrics.chunks_decompressed.get();
+        for from in (0..200).step_by(10) {
+            let page = a.read(c, 0, &format!("offset={from}&limit=10")).await;
+            assert_eq!(page["records"][0]["value"]["n"], from);
+            assert_eq!(page["records"].as_array().unwrap().len(), 10);
+        }
+        assert_eq!(
+            a.metrics.chunks_decompressed.get(),
+            before,
+            "{c}: kept decompressed"
+        );
     }
 }
 

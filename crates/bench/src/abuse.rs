@@ -58,6 +58,9 @@ pub struct AbuseArgs {
     /// Records in the chunk the reads page through.
     #[arg(long, default_value_t = 300_000)]
     pub chunk_records: usize,
+    /// Compression of the topic the reads page through: none, lz4 or zstd.
+    #[arg(long, default_value = "none")]
+    pub read_compression: String,
 }
 
 pub(crate) async fn run(a: &AbuseArgs) -> anyhow::Result<String> {
@@ -279,7 +282,16 @@ async fn slowloris(a: &AbuseArgs) -> anyhow::Result<Value> {
 async fn read(a: &AbuseArgs) -> anyhow::Result<Value> {
     let http = client(32)?;
     let topic = format!("bench-abuse-read-{}", std::process::id());
-    ensure_topic(&http, &a.url, &topic, 1).await?;
+    let created = http
+        .post(format!("{}/v1/topics", a.url))
+        .json(&json!({"name": topic, "partitions": 1, "compression": a.read_compression}))
+        .send()
+        .await?;
+    anyhow::ensure!(
+        created.status().is_success(),
+        "creating {topic}: {}",
+        created.status()
+    );
     let per_request = 10_000;
     let requests = a.chunk_records.div_ceil(per_request);
     let flushes_before = scrape(&http, &a.url)
@@ -341,6 +353,7 @@ async fn read(a: &AbuseArgs) -> anyhow::Result<Value> {
     }
     Ok(json!({
         "chunk_records": a.chunk_records,
+        "compression": a.read_compression,
         "flushes": flushes,
         "limit_1_reads": positions,
     }))

@@ -1,7 +1,8 @@
 //! What a `limit=1` read costs the decoder in a chunk of many records:
 //! time and bytes allocated, for the whole-chunk decode reads once did
 //! (`decode_batch`) and for the windowed decode they do now
-//! (`decode_window`), uncompressed and compressed.
+//! (`decode_window`), uncompressed and compressed, and for a compressed
+//! batch already opened (kept decompressed by the reader).
 //!
 //! `cargo run --release -p streamhouse-server --example decode_cost [records]`
 
@@ -10,7 +11,9 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
-use streamhouse_server::format::{RecordWindow, decode_batch, decode_window, encode_batch};
+use streamhouse_server::format::{
+    RecordWindow, decode_batch, decode_open, decode_window, encode_batch, open_batch,
+};
 use streamhouse_server::model::{Compression, Record};
 
 /// The system allocator, counting what it hands out.
@@ -69,6 +72,14 @@ fn main() {
                 decode_window(&chunk, 0, window).map_or(0, |(r, _)| r.len())
             });
             println!("{compression:?} window_decode at={at} ms={ms:.3} allocated={bytes}");
+            if compression != Compression::None {
+                // What a read costs once the decompressed batch is cached.
+                let open = open_batch(&chunk).expect("batch");
+                let (ms, bytes) = measure(11, || {
+                    decode_open(&open, 0, window).map_or(0, |(r, _)| r.len())
+                });
+                println!("{compression:?} opened_decode at={at} ms={ms:.3} allocated={bytes}");
+            }
         }
     }
 }

@@ -207,6 +207,15 @@ pub struct ServeArgs {
     #[arg(long, env = "STREAMHOUSE_CHUNK_CACHE_BYTES", default_value = "256MiB")]
     pub chunk_cache_bytes: ByteSize,
 
+    /// Memory for compressed chunks kept decompressed, so paging through
+    /// one decompresses it once.
+    #[arg(
+        long,
+        env = "STREAMHOUSE_DECOMPRESSED_CACHE_BYTES",
+        default_value = "64MiB"
+    )]
+    pub decompressed_cache_bytes: ByteSize,
+
     /// How often other agents' commits are looked for (one batched query).
     #[arg(
         long,

@@ -85,6 +85,7 @@ pub struct Metrics {
     pub object_get_bytes: Counter,
     pub object_deletes: Counter,
     pub object_lists: Counter,
+    pub chunks_decompressed: Counter,
     pub object_errors: Counter,
     pub metadata_commits: Counter,
     pub metadata_statements: Counter,
@@ -179,6 +180,10 @@ impl Default for Metrics {
             "Objects deleted from the object store.",
         );
         let object_lists = counter("streamhouse_object_lists", "Object store list calls.");
+        let chunks_decompressed = counter(
+            "streamhouse_chunks_decompressed",
+            "Compressed chunks decompressed for reads (misses of the decompressed cache).",
+        );
         let object_errors = counter("streamhouse_object_errors", "Failed object store calls.");
         let metadata_commits = counter(
             "streamhouse_metadata_commits",
@@ -332,6 +337,7 @@ impl Default for Metrics {
             object_get_bytes,
             object_deletes,
             object_lists,
+            chunks_decompressed,
             object_errors,
             metadata_commits,
             metadata_statements,

@@ -205,6 +205,7 @@ pub async fn build_with(args: &ServeArgs, layers: Layers) -> Result<Agent, BootE
         store,
         watermarks.clone(),
         metrics.clone(),
+        args.decompressed_cache_bytes.0,
     );
     let state = AppState::new(Services {
         limits: args.limits(),

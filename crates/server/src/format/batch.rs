@@ -247,6 +247,60 @@ pub fn decode_batch(chunk: &Bytes, base_offset: i64) -> Result<Vec<StoredRecord>
     decode_window(chunk, base_offset, RecordWindow::ALL).map(|(records, _)| records)
 }
 
+/// A batch whose CRC was checked and whose records were decompressed:
+/// what windows are decoded from. Reads of a compressed chunk keep it so
+/// that paging through the chunk decompresses it once, not once per page.
+#[derive(Debug, Clone)]
+pub struct OpenBatch {
+    header: BatchHeader,
+    /// The records, uncompressed; empty for a control batch.
+    body: Bytes,
+    compressed: bool,
+}
+
+impl OpenBatch {
+    /// Whether the stored batch was compressed (so opening it cost a
+    /// decompression worth keeping).
+    pub fn was_compressed(&self) -> bool {
+        self.compressed
+    }
+
+    /// Bytes held by the decompressed records.
+    pub fn len(&self) -> usize {
+        self.body.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.body.is_empty()
+    }
+}
+
+/// Checks the batch at the start of `chunk` and decompresses its records.
+pub fn open_batch(chunk: &Bytes) -> Result<OpenBatch, FormatError> {
+    let (header, total) = read_header(chunk)?;
+    if header.attributes & CONTROL_MASK != 0 {
+        // Control batches (transaction markers) carry no user records.
+        return Ok(OpenBatch {
+            header: BatchHeader {
+                record_count: 0,
+                ..header
+            },
+            body: Bytes::new(),
+            compressed: false,
+        });
+    }
+    let raw = chunk.slice(BATCH_HEADER_LEN..total);
+    let (body, compressed) = match header.attributes & COMPRESSION_MASK {
+        0 => (raw, false),
+        code => (Bytes::from(decompress(code, &raw)?), true),
+    };
+    Ok(OpenBatch {
+        header,
+        body,
+        compressed,
+    })
+}
+
 /// Decodes the records of one batch that `window` wants, and returns them
 /// with the batch's record count. Records before the window are skipped
 /// without being decoded (their length prefix says where the next one
@@ -258,16 +312,16 @@ pub fn decode_window(
     base_offset: i64,
     window: RecordWindow,
 ) -> Result<(Vec<StoredRecord>, u32), FormatError> {
-    let (header, total) = read_header(chunk)?;
-    if header.attributes & CONTROL_MASK != 0 {
-        // Control batches (transaction markers) carry no user records.
-        return Ok((Vec::new(), 0));
-    }
-    let raw = chunk.slice(BATCH_HEADER_LEN..total);
-    let body = match header.attributes & COMPRESSION_MASK {
-        0 => raw,
-        code => Bytes::from(decompress(code, &raw)?),
-    };
+    decode_open(&open_batch(chunk)?, base_offset, window)
+}
+
+/// [`decode_window`] on a batch already opened.
+pub fn decode_open(
+    batch: &OpenBatch,
+    base_offset: i64,
+    window: RecordWindow,
+) -> Result<(Vec<StoredRecord>, u32), FormatError> {
+    let (header, body) = (&batch.header, &batch.body);
     // Every record takes at least 7 bytes, so a count beyond that is a lie
     // that must not drive an allocation.
     let count = header.record_count as usize;
@@ -281,7 +335,7 @@ pub fn decode_window(
         if records.len() >= window.max_records {
             return Ok((records, header.record_count as u32));
         }
-        let len = get_varint(&body, &mut pos)?;
+        let len = get_varint(body, &mut pos)?;
         let end = usize::try_from(len)
             .ok()
             .and_then(|l| pos.checked_add(l))

@@ -14,8 +14,8 @@ mod object;
 mod varint;
 
 pub use batch::{
-    BATCH_HEADER_LEN, BatchHeader, ChunkStats, RecordWindow, decode_batch, decode_window,
-    encode_batch, patch_base_offset, read_header,
+    BATCH_HEADER_LEN, BatchHeader, ChunkStats, OpenBatch, RecordWindow, decode_batch, decode_open,
+    decode_window, encode_batch, open_batch, patch_base_offset, read_header,
 };
 pub use compression::MAX_DECOMPRESSED_BYTES;
 pub use object::{ChunkEntry, OBJECT_HEADER_LEN, ObjectBuilder, read_directory};

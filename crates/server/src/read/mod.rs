@@ -4,7 +4,9 @@
 //! the metadata store), optionally waits for it to pass the requested
 //! offset, finds the index rows covering the offset, fetches their chunks
 //! through the shared byte cache, and decodes records from the offset on
-//! until the record or byte limit is reached.
+//! until the record or byte limit is reached. Compressed chunks are kept
+//! decompressed (`--decompressed-cache-bytes`), so paging through one
+//! decompresses it once.
 
 pub mod follow;
 
@@ -14,7 +16,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 
-use crate::format::{FormatError, RecordWindow, decode_window};
+use crate::format::{FormatError, OpenBatch, RecordWindow, decode_open, open_batch};
 use crate::metadata::{BatchRow, Log, MetadataError};
 use crate::metrics::Metrics;
 use crate::model::StoredRecord;
@@ -90,6 +92,9 @@ impl From<FormatError> for ReadError {
     }
 }
 
+/// Where a chunk is: its object and its byte offset in it.
+type ChunkId = (uuid::Uuid, u64);
+
 /// Serves reads; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Reader {
@@ -97,6 +102,9 @@ pub struct Reader {
     store: SharedStore,
     watermarks: Arc<Watermarks>,
     metrics: Arc<Metrics>,
+    /// Compressed chunks, decompressed, so that paging through one does not
+    /// decompress it again for every page. Weighed in decompressed bytes.
+    opened: moka::sync::Cache<ChunkId, OpenBatch>,
 }
 
 impl Reader {
@@ -105,12 +113,19 @@ impl Reader {
         store: SharedStore,
         watermarks: Arc<Watermarks>,
         metrics: Arc<Metrics>,
+        decompressed_cache_bytes: u64,
     ) -> Self {
+        let opened = moka::sync::Cache::builder()
+            .max_capacity(decompressed_cache_bytes)
+            .weigher(|_: &ChunkId, b: &OpenBatch| (b.len() + 64).try_into().unwrap_or(u32::MAX))
+            .time_to_idle(Duration::from_secs(600))
+            .build();
         Reader {
             log,
             store,
             watermarks,
             metrics,
+            opened,
         }
     }
 
@@ -239,15 +254,27 @@ impl Reader {
         row: BatchRow,
         window: RecordWindow,
     ) -> Result<(BatchRow, Vec<StoredRecord>), ReadError> {
-        let start = row.byte_offset;
-        let bytes = self
-            .store
-            .get_range(
-                &object_key(row.object_id),
-                start..start + u64::from(row.byte_len),
-            )
-            .await?;
-        let (records, count) = decode_window(&bytes, row.base_offset, window)?;
+        let id = (row.object_id, row.byte_offset);
+        let batch = match self.opened.get(&id) {
+            Some(batch) => batch,
+            None => {
+                let start = row.byte_offset;
+                let bytes = self
+                    .store
+                    .get_range(
+                        &object_key(row.object_id),
+                        start..start + u64::from(row.byte_len),
+                    )
+                    .await?;
+                let batch = open_batch(&bytes)?;
+                if batch.was_compressed() {
+                    self.metrics.chunks_decompressed.inc();
+                    self.opened.insert(id, batch.clone());
+                }
+                batch
+            }
+        };
+        let (records, count) = decode_open(&batch, row.base_offset, window)?;
         if count != row.record_count {
             return Err(ReadError::Corrupt(format!(
                 "chunk at offset {} holds {count} records, index says {}",
