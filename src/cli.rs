@@ -2,7 +2,8 @@
 //!
 //! `serve` and `migrate` take the agent's settings ([`ServeArgs`]: flags,
 //! `STREAMHOUSE_*` environment variables, and a TOML file named by
-//! `--config`); `bench` measures a running agent from outside.
+//! `--config`); `bench` measures a running agent from outside; `token`
+//! mints a development token.
 
 use std::ffi::OsString;
 
@@ -29,6 +30,8 @@ pub(crate) enum Command {
     Openapi,
     /// Measure a running agent.
     Bench(BenchArgs),
+    /// Print a signed HS256 token for an agent run with --auth jwt --jwt-secret.
+    Token(streamhouse_server::auth::TokenArgs),
 }
 
 /// Parses the command line, filling unset `serve`/`migrate` settings from

@@ -40,6 +40,10 @@ async fn main() -> ExitCode {
             print!("{}", streamhouse_server::api::openapi_json());
             Ok(())
         }
+        Command::Token(args) => args
+            .mint()
+            .map(|t| println!("{t}"))
+            .map_err(|e| anyhow::anyhow!(e)),
         Command::Bench(args) => {
             init_logging("warn");
             streamhouse_bench::run(args).await

@@ -445,6 +445,22 @@ async fn every_bad_request_gets_a_precise_problem() {
             "invalid-json",
         )
         .field("body"),
+        // A form type a cross-site page could send, without a token: refused.
+        case(post.clone(), "/v1/topics/t/publish", "x", 415, "unsupported-media-type")
+            .ctype(Some("text/plain"))
+            .field("content-type"),
+        case(post.clone(), "/v1/topics/t/publish", "x", 415, "unsupported-media-type")
+            .ctype(Some("multipart/form-data; boundary=x"))
+            .field("content-type"),
+        case(
+            post.clone(),
+            "/v1/topics",
+            r#"{"name":"csrf","partitions":1}"#,
+            415,
+            "unsupported-media-type",
+        )
+        .ctype(Some("text/plain"))
+        .field("content-type"),
         case(
             post.clone(),
             "/v1/topics/t/publish?partition=9",
@@ -452,7 +468,7 @@ async fn every_bad_request_gets_a_precise_problem() {
             404,
             "partition-not-found",
         )
-        .ctype(Some("text/plain")),
+        .ctype(Some("application/octet-stream")),
         case(
             post.clone(),
             "/v1/topics/t/publish?key=123456789",
@@ -460,7 +476,7 @@ async fn every_bad_request_gets_a_precise_problem() {
             413,
             "payload-too-large",
         )
-        .ctype(Some("text/plain"))
+        .ctype(Some("application/octet-stream"))
         .field("key")
         .limit(8),
         case(
@@ -470,7 +486,7 @@ async fn every_bad_request_gets_a_precise_problem() {
             400,
             "invalid-query",
         )
-        .ctype(Some("text/plain")),
+        .ctype(Some("application/octet-stream")),
         case(
             post.clone(),
             "/v1/topics/t/publish",
@@ -478,7 +494,7 @@ async fn every_bad_request_gets_a_precise_problem() {
             413,
             "payload-too-large",
         )
-        .ctype(Some("text/plain"))
+        .ctype(Some("application/octet-stream"))
         .field("body")
         .limit(64),
         // read

@@ -98,7 +98,7 @@ async fn ndjson_and_publish_and_partitioning() {
         .api
         .post_raw(
             "/v1/topics/events/publish?partition=2&key=hook",
-            "text/plain; charset=utf-8",
+            "text/markdown; charset=utf-8",
             "hello\nworld",
         )
         .await
@@ -111,7 +111,7 @@ async fn ndjson_and_publish_and_partitioning() {
     assert_eq!(rec["value"], "aGVsbG8Kd29ybGQ=");
     assert_eq!(
         rec["headers"][0],
-        json!({"key":"content-type","value":"text/plain; charset=utf-8"})
+        json!({"key":"content-type","value":"text/markdown; charset=utf-8"})
     );
 
     a.api

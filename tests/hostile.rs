@@ -229,7 +229,7 @@ async fn a_connection_that_never_finishes_its_headers_is_closed() {
 
     // A kept-alive connection that goes quiet after a request is closed too.
     let mut idle = connect(&a).await;
-    idle.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nhost: localhost\r\n\r\n")
         .await
         .unwrap();
     let (closed, answer) = closed_within(&mut idle, Duration::from_secs(5)).await;
@@ -244,7 +244,7 @@ async fn a_body_that_does_not_arrive_in_time_gets_408() {
     a.create_topic("t", 1).await;
     let mut slow = connect(&a).await;
     slow.write_all(
-        b"POST /v1/topics/t/records HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{\"records\":",
+        b"POST /v1/topics/t/records HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{\"records\":",
     )
     .await
     .unwrap();
@@ -285,7 +285,7 @@ async fn beyond_max_connections_a_connection_gets_503_and_is_closed() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     let mut again = connect(&a).await;
     again
-        .write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+        .write_all(b"GET /healthz HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n")
         .await
         .unwrap();
     let (_, answer) = closed_within(&mut again, Duration::from_secs(5)).await;
@@ -574,7 +574,7 @@ async fn a_client_that_trickles_a_large_response_is_disconnected() {
         .await
         .unwrap();
     slow.write_all(
-        b"GET /v1/topics/big/partitions/0/records?offset=0&limit=10000&max_bytes=67108864 HTTP/1.1\r\nhost: x\r\n\r\n",
+        b"GET /v1/topics/big/partitions/0/records?offset=0&limit=10000&max_bytes=67108864 HTTP/1.1\r\nhost: localhost\r\n\r\n",
     )
     .await
     .unwrap();

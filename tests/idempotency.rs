@@ -20,7 +20,12 @@ async fn post(a: &TestAgent, path: &str, key: &str, body: Value) -> Reply {
 
 /// Publishes `body` to `topic` with an `Idempotency-Key`.
 async fn publish(api: &Api, topic: &str, key: &str, body: &'static str) -> Reply {
-    let send = |c: &reqwest::Client, u| c.post(u).header("idempotency-key", key).body(body);
+    let send = |c: &reqwest::Client, u| {
+        c.post(u)
+            .header("idempotency-key", key)
+            .header("content-type", "application/octet-stream")
+            .body(body)
+    };
     api.send(send, &format!("/v1/topics/{topic}/publish")).await
 }
 

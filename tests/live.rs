@@ -381,7 +381,7 @@ async fn a_stalled_reader_costs_bounded_memory_is_closed_and_resumes() {
     let mut stream = sock.connect(p.b.addr).await.unwrap();
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     stream
-        .write_all(b"GET /v1/topics/firehose/partitions/0/records?from=earliest&limit=100 HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n")
+        .write_all(b"GET /v1/topics/firehose/partitions/0/records?from=earliest&limit=100 HTTP/1.1\r\nHost: localhost\r\nAccept: text/event-stream\r\n\r\n")
         .await
         .unwrap();
     let mut head = String::new();

@@ -187,7 +187,7 @@ async fn slow_client(addr: String, hold: Duration) -> (bool, Duration) {
     let Ok(mut s) = TcpStream::connect(&addr).await else {
         return (false, started.elapsed());
     };
-    if s.write_all(b"GET /healthz HTTP/1.1\r\nHost: bench\r\n")
+    if s.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n")
         .await
         .is_err()
     {

@@ -320,6 +320,8 @@ pub struct ServeArgs {
     #[arg(long, env = "STREAMHOUSE_SHUTDOWN_TIMEOUT", default_value = "30s")]
     pub shutdown_timeout: HumanDuration,
 
+    #[command(flatten)]
+    pub access: crate::auth::AuthArgs,
     /// Log filter (tracing `EnvFilter` syntax).
     #[arg(long, env = "STREAMHOUSE_LOG", default_value = "info")]
     pub log: String,
@@ -347,6 +349,7 @@ impl fmt::Debug for ServeArgs {
             .field("max_flush_bytes", &self.max_flush_bytes)
             .field("max_inflight_flushes", &self.max_inflight_flushes)
             .field("max_buffered_bytes", &self.max_buffered_bytes)
+            .field("access", &self.access)
             .finish_non_exhaustive()
     }
 }
@@ -465,6 +468,7 @@ impl ServeArgs {
     /// Checks settings that are valid alone but not together.
     pub fn validate(&self) -> Result<(), String> {
         self.object_store_location()?;
+        self.access.validate(self.listen)?;
         if self.max_flush_bytes.0 < 4096 {
             return Err("max-flush-bytes must be at least 4KiB".into());
         }

@@ -6,6 +6,7 @@
 //! follow the layers of the design, each using only those below it:
 //!
 //! - [`api`]: HTTP routes, errors, OpenAPI (the top; nothing imports it)
+//! - [`auth`]: who is calling (tokens, tenants, scopes, revocations)
 //! - [`ingest`], [`read`], [`groups`]: produce, read, and group offsets
 //! - [`tail`]: high watermarks readers wait on
 //! - [`maintenance`]: expired keys and orphaned objects
@@ -20,6 +21,7 @@
 //! conformance suites every store implementation passes.
 
 pub mod api;
+pub mod auth;
 pub mod background;
 pub mod clock;
 pub mod config;

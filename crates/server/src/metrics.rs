@@ -54,6 +54,26 @@ struct CacheLabel {
     cache: &'static str,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TenantLabel {
+    tenant: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ThrottleLabel {
+    tenant: String,
+    limit: &'static str,
+}
+
+/// Counters by tenant (quotas, usage) and by reason (refused tokens).
+#[derive(Debug, Default)]
+pub struct TenantMetrics {
+    produced_bytes: Family<TenantLabel, Counter>,
+    requests: Family<TenantLabel, Counter>,
+    open_streams: Family<TenantLabel, Gauge>,
+    throttled: Family<ThrottleLabel, Counter>,
+}
+
 /// Every metric the process exports, and the registry that renders them.
 #[derive(Debug)]
 pub struct Metrics {
@@ -100,6 +120,8 @@ pub struct Metrics {
     pub topic_cache: CacheStats,
     pub watermark_cache: CacheStats,
     pub index_cache: CacheStats,
+    pub auth_refused: Counter,
+    tenants: TenantMetrics,
     registry: Registry,
 }
 
@@ -219,6 +241,10 @@ impl Default for Metrics {
             "streamhouse_connections_refused",
             "Connections closed at once because max-connections were open.",
         );
+        let auth_refused = counter(
+            "streamhouse_auth_refused",
+            "Requests refused with 401: no token, or one expired, revoked or invalid.",
+        );
         let body_rejected_overload = counter(
             "streamhouse_body_rejected_overload",
             "Requests refused with 429 because request bodies in flight held the whole budget.",
@@ -307,8 +333,31 @@ impl Default for Metrics {
             cache("watermarks"),
         );
         registry.register_collector(Box::new(ResidentMemory));
+        let tenants = TenantMetrics::default();
+        registry.register(
+            "streamhouse_tenant_produce_bytes",
+            "Request bytes produced, by tenant.",
+            tenants.produced_bytes.clone(),
+        );
+        registry.register(
+            "streamhouse_tenant_requests",
+            "Requests, by tenant.",
+            tenants.requests.clone(),
+        );
+        registry.register(
+            "streamhouse_tenant_open_streams",
+            "Open SSE streams and WebSocket connections, by tenant.",
+            tenants.open_streams.clone(),
+        );
+        registry.register(
+            "streamhouse_tenant_throttled",
+            "Requests refused with 429 by a tenant quota, by tenant and limit.",
+            tenants.throttled.clone(),
+        );
 
         Metrics {
+            auth_refused,
+            tenants,
             produce_requests,
             produce_records,
             produce_bytes,
@@ -417,6 +466,29 @@ impl Metrics {
     pub fn stream_opened(self: &Arc<Self>) -> OpenStream {
         self.open_streams.inc();
         OpenStream(self.clone())
+    }
+
+    /// The produced-bytes and request counters and the open-streams gauge of `tenant`.
+    pub fn tenant(&self, tenant: &str) -> (Counter, Counter, Gauge) {
+        let label = TenantLabel {
+            tenant: tenant.to_string(),
+        };
+        (
+            self.tenants.produced_bytes.get_or_create(&label).clone(),
+            self.tenants.requests.get_or_create(&label).clone(),
+            self.tenants.open_streams.get_or_create(&label).clone(),
+        )
+    }
+
+    /// Counts a request of `tenant` refused by its `limit` quota.
+    pub fn throttled(&self, tenant: &str, limit: &'static str) {
+        self.tenants
+            .throttled
+            .get_or_create(&ThrottleLabel {
+                tenant: tenant.to_string(),
+                limit,
+            })
+            .inc();
     }
 
     /// Renders every metric in the OpenMetrics text format ([`CONTENT_TYPE`]).

@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::api::{self, AppState, Services};
+use crate::auth::{Auth, AuthMode, Quotas};
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::{ObjectStoreLocation, ServeArgs};
 use crate::groups::Groups;
@@ -207,8 +208,24 @@ pub async fn build_with(args: &ServeArgs, layers: Layers) -> Result<Agent, BootE
         metrics.clone(),
         args.decompressed_cache_bytes.0,
     );
+    let auth = Arc::new(Auth::from_args(&args.access, clock.clone()).map_err(BootError::Config)?);
+    auth.spawn_background(&tracker, background.clone());
+    if auth.mode() == AuthMode::Jwt {
+        tracker.spawn(auth.revoked.clone().poll(
+            metadata.revocations.clone(),
+            clock.clone(),
+            args.watermark_poll_interval.0,
+            background.clone(),
+        ));
+    }
     let state = AppState::new(Services {
         limits: args.limits(),
+        auth,
+        access: api::Access::from_args(&args.access),
+        quotas: Arc::new(
+            Quotas::load(args.access.tenant_quotas.as_deref(), metrics.clone())
+                .map_err(BootError::Config)?,
+        ),
         bodies: api::BodyBudget::new(
             args.max_inflight_body_bytes.as_usize(),
             args.body_read_timeout.0,

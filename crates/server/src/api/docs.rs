@@ -7,7 +7,7 @@ use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
-use super::{groups, ops, produce, read, records_out, topics, ws};
+use super::{groups, ops, produce, read, records_out, tokens, topics, ws};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -22,6 +22,7 @@ use super::{groups, ops, produce, read, records_out, topics, ws};
         produce::produce, produce::publish,
         read::read, read::offsets, read::topic_stream, read::multi_stream, ws::upgrade,
         groups::commit, groups::fetch, groups::lag,
+        tokens::revoke,
         ops::healthz, ops::readyz, ops::metrics,
     ),
     components(schemas(
@@ -34,6 +35,7 @@ use super::{groups, ops, produce, read, records_out, topics, ws};
         (name = "records", description = "Produce and read records"),
         (name = "live", description = "Follow topics live: Server-Sent Events and WebSocket"),
         (name = "groups", description = "Consumer-group offsets and lag"),
+        (name = "admin", description = "Token revocation"),
         (name = "operations", description = "Health, readiness and metrics"),
     )
 )]
@@ -52,17 +54,63 @@ pub(super) fn router() -> Router {
     Router::new().merge(SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()))
 }
 
-/// What every operation shares, written once: the schemas of the path
-/// parameters (`topic`, `partition`, `group`) and the answers any route
-/// can give (400 for a bad parameter, 503 when the agent refuses the
+/// What every operation shares, written once: the bearer scheme, the
+/// schemas of the path parameters (`topic`, `partition`, `group`) and the
+/// answers any route can give (400 for a bad parameter, 401/403 for a
+/// missing token or scope, 415 for a body that is not JSON, 421 for a
+/// `Host` the agent does not answer, 503 when the agent refuses the
 /// connection or is shutting down).
 struct Shared;
 
 impl Modify for Shared {
     fn modify(&self, api: &mut utoipa::openapi::OpenApi) {
-        for item in api.paths.paths.values_mut() {
+        use utoipa::openapi::security::{
+            HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+        };
+        let components = api.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some(
+                        "With --auth jwt: a JWT naming sub, tenant and scopes (\"produce:orders.*\"). \
+                         Streams also take ?access_token=, WebSocket the subprotocol bearer.<token>.",
+                    ))
+                    .build(),
+            ),
+        );
+        for (path, item) in api.paths.paths.iter_mut() {
+            let probe = path == super::paths::HEALTHZ || path == super::paths::READYZ;
             let ops = [&mut item.get, &mut item.post, &mut item.delete];
             for op in ops.into_iter().flatten() {
+                if !probe {
+                    // A token is needed with --auth jwt, not without.
+                    op.security = Some(vec![
+                        SecurityRequirement::new("bearer", Vec::<String>::new()),
+                        SecurityRequirement::default(),
+                    ]);
+                    let answers = &mut op.responses.responses;
+                    answers.entry("401".into()).or_insert_with(|| {
+                        problem(
+                            "With --auth jwt: no token, or one that is expired, revoked or invalid",
+                        )
+                    });
+                    answers.entry("403".into()).or_insert_with(|| {
+                        problem(
+                            "The token's scopes do not allow this action on this topic or group",
+                        )
+                    });
+                }
+                if op.request_body.is_some() {
+                    op.responses.responses.entry("415".into()).or_insert_with(|| {
+                        problem("The body is not declared as JSON (or NDJSON; publish: not a form type)")
+                    });
+                }
+                op.responses.responses.entry("421".into()).or_insert_with(|| {
+                    problem("The Host header names a host this agent does not answer (allowed-hosts)")
+                });
                 let mut takes_input = op.request_body.is_some();
                 for p in op.parameters.iter_mut().flatten() {
                     takes_input = true;

@@ -25,6 +25,12 @@ pub enum ErrorCode {
     InvalidQuery,
     UnsupportedMediaType,
     PayloadTooLarge,
+    Unauthorized,
+    TokenExpired,
+    Forbidden,
+    OriginNotAllowed,
+    HostNotAllowed,
+    QuotaExceeded,
     TopicNotFound,
     PartitionNotFound,
     TopicExists,
@@ -51,6 +57,10 @@ impl ErrorCode {
             }
             ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::Unauthorized | ErrorCode::TokenExpired => StatusCode::UNAUTHORIZED,
+            ErrorCode::Forbidden | ErrorCode::OriginNotAllowed => StatusCode::FORBIDDEN,
+            ErrorCode::HostNotAllowed => StatusCode::MISDIRECTED_REQUEST,
+            ErrorCode::QuotaExceeded => StatusCode::TOO_MANY_REQUESTS,
             ErrorCode::TopicNotFound | ErrorCode::PartitionNotFound | ErrorCode::RouteNotFound => {
                 StatusCode::NOT_FOUND
             }
@@ -77,6 +87,12 @@ impl ErrorCode {
             ErrorCode::InvalidQuery => "invalid-query",
             ErrorCode::UnsupportedMediaType => "unsupported-media-type",
             ErrorCode::PayloadTooLarge => "payload-too-large",
+            ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::TokenExpired => "token-expired",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::OriginNotAllowed => "origin-not-allowed",
+            ErrorCode::HostNotAllowed => "host-not-allowed",
+            ErrorCode::QuotaExceeded => "quota-exceeded",
             ErrorCode::TopicNotFound => "topic-not-found",
             ErrorCode::PartitionNotFound => "partition-not-found",
             ErrorCode::TopicExists => "topic-exists",
@@ -102,6 +118,12 @@ impl ErrorCode {
             ErrorCode::InvalidQuery => "Invalid query parameter",
             ErrorCode::UnsupportedMediaType => "Unsupported media type",
             ErrorCode::PayloadTooLarge => "Payload too large",
+            ErrorCode::Unauthorized => "Authentication required",
+            ErrorCode::TokenExpired => "Token expired",
+            ErrorCode::Forbidden => "Not allowed by the token's scopes",
+            ErrorCode::OriginNotAllowed => "Origin not allowed",
+            ErrorCode::HostNotAllowed => "Host not allowed",
+            ErrorCode::QuotaExceeded => "Tenant quota exceeded",
             ErrorCode::TopicNotFound => "Topic not found",
             ErrorCode::PartitionNotFound => "Partition not found",
             ErrorCode::TopicExists => "Topic already exists",
@@ -240,6 +262,12 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
+        if matches!(self.code, ErrorCode::Unauthorized | ErrorCode::TokenExpired) {
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"streamhouse\""),
+            );
+        }
         if self.code == ErrorCode::UpgradeRequired {
             resp.headers_mut()
                 .insert(header::UPGRADE, HeaderValue::from_static("websocket"));

@@ -1,5 +1,5 @@
 //! Extractors whose rejections are problem+json like every other error:
-//! the caller's tenant, a topic (and partition, and group) named in the
+//! a topic (and partition, and group) named in the
 //! path and resolved for that tenant, query parameters, bodies.
 //!
 //! Handlers list query extractors before path extractors, so a request
@@ -15,17 +15,8 @@ use serde::de::DeserializeOwned;
 
 use super::AppState;
 use super::error::{ApiError, ErrorCode};
+use crate::auth::{Action, Caller};
 use crate::model::{Tenant, TopicMeta};
-
-/// Whose names this request sees. Until authentication assigns callers to
-/// tenants, every caller is the default tenant.
-impl FromRequestParts<AppState> for Tenant {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(_: &mut Parts, _: &AppState) -> Result<Self, Self::Rejection> {
-        Ok(Tenant::default())
-    }
-}
 
 /// The live topic `name` of `tenant`, or a 404 naming it.
 pub(super) async fn resolve_topic(
@@ -65,9 +56,10 @@ struct PartitionParams {
 }
 
 /// `{topic}` in the path, resolved for the caller's tenant (404 when the
-/// tenant has no such live topic).
+/// tenant has no such live topic). Handlers check the caller's scope.
 #[derive(Debug, Clone)]
 pub(super) struct TopicPath {
+    pub caller: Caller,
     pub tenant: Tenant,
     pub topic: Arc<TopicMeta>,
 }
@@ -76,17 +68,23 @@ impl FromRequestParts<AppState> for TopicPath {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let tenant = Tenant::from_request_parts(parts, state).await?;
+        let caller = Caller::from_request_parts(parts, state).await?;
         let ApiPath(TopicParam { topic }) = ApiPath::from_request_parts(parts, state).await?;
-        let topic = resolve_topic(state, &tenant, &topic).await?;
-        Ok(TopicPath { tenant, topic })
+        let topic = resolve_topic(state, &caller.tenant, &topic).await?;
+        Ok(TopicPath {
+            tenant: caller.tenant.clone(),
+            caller,
+            topic,
+        })
     }
 }
 
 /// `{topic}/partitions/{partition}` in the path, resolved: 400 for a
 /// partition that is not a number, 404 for a missing topic or partition.
+/// Resolved for the caller's tenant, and read only with `consume` on the topic.
 #[derive(Debug, Clone)]
 pub(super) struct PartitionPath {
+    pub caller: Caller,
     pub topic: Arc<TopicMeta>,
     pub partition: i32,
 }
@@ -95,12 +93,17 @@ impl FromRequestParts<AppState> for PartitionPath {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let tenant = Tenant::from_request_parts(parts, state).await?;
+        let caller = Caller::from_request_parts(parts, state).await?;
         let ApiPath(PartitionParams { topic, partition }) =
             ApiPath::from_request_parts(parts, state).await?;
-        let topic = resolve_topic(state, &tenant, &topic).await?;
+        let topic = resolve_topic(state, &caller.tenant, &topic).await?;
+        super::auth::require(&caller, Action::Consume, &topic.name)?;
         let partition = partition_of(&topic, partition)?;
-        Ok(PartitionPath { topic, partition })
+        Ok(PartitionPath {
+            caller,
+            topic,
+            partition,
+        })
     }
 }
 

@@ -10,6 +10,7 @@ use super::body::read_body;
 use super::error::{ApiError, ErrorCode};
 use super::extract::ApiPath;
 use super::{AppState, paths};
+use crate::auth::{Action, Caller};
 use crate::groups::OffsetEntry;
 use crate::model::Tenant;
 
@@ -35,7 +36,8 @@ pub(super) fn validate_group(name: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// `{group}` in the path, checked, with the caller's tenant.
+/// `{group}` in the path, checked, with the caller's tenant; every group
+/// route needs `commit` on the group.
 #[derive(Debug, Clone)]
 pub(super) struct GroupPath {
     pub tenant: Tenant,
@@ -46,10 +48,14 @@ impl FromRequestParts<AppState> for GroupPath {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let tenant = Tenant::from_request_parts(parts, state).await?;
+        let caller = Caller::from_request_parts(parts, state).await?;
         let ApiPath(group) = ApiPath::<String>::from_request_parts(parts, state).await?;
         validate_group(&group)?;
-        Ok(GroupPath { tenant, group })
+        super::auth::require(&caller, Action::Commit, &group)?;
+        Ok(GroupPath {
+            tenant: caller.tenant,
+            group,
+        })
     }
 }
 

@@ -3,7 +3,9 @@
 //! knows it exists. [`app`] builds the router apart from serving it, so
 //! tests can call it directly.
 
+mod auth;
 mod body;
+mod browser;
 mod conn;
 mod docs;
 mod error;
@@ -18,6 +20,7 @@ mod records_in;
 mod records_out;
 mod serve;
 mod sse;
+mod tokens;
 mod topics;
 mod ws;
 
@@ -32,6 +35,7 @@ use axum::routing::{get, post};
 use tokio_util::sync::CancellationToken;
 use tower_http::catch_panic::CatchPanicLayer;
 
+use crate::auth::{Auth, Quotas};
 use crate::clock::SharedClock;
 use crate::config::Limits;
 use crate::groups::Groups;
@@ -42,6 +46,7 @@ use crate::read::Reader;
 use crate::tail::Watermarks;
 
 pub use body::BodyBudget;
+pub use browser::Access;
 pub use docs::openapi_json;
 pub use error::{ApiError, ErrorCode, Problem};
 pub use records_out::{OutHeader, OutRecord, ReadResponse, ValueEncoding};
@@ -61,6 +66,7 @@ pub mod paths {
     pub const WS: &str = "/v1/ws";
     pub const GROUP_OFFSETS: &str = "/v1/groups/{group}/offsets";
     pub const GROUP_LAG: &str = "/v1/groups/{group}/lag";
+    pub const REVOKE_TOKEN: &str = "/v1/admin/tokens/revoke";
     pub const HEALTHZ: &str = "/healthz";
     pub const READYZ: &str = "/readyz";
     pub const METRICS: &str = "/metrics";
@@ -70,6 +76,12 @@ pub mod paths {
 #[derive(Debug)]
 pub struct Services {
     pub limits: Limits,
+    /// Who is calling: tokens, tenants, scopes, revocations.
+    pub auth: Arc<Auth>,
+    /// Browser safety: allowed hosts and origins.
+    pub access: Access,
+    /// Per-tenant quotas and usage.
+    pub quotas: Arc<Quotas>,
     /// What request bodies in flight may hold together.
     pub bodies: BodyBudget,
     pub metadata: Metadata,
@@ -136,16 +148,23 @@ pub fn app(state: AppState) -> Router {
             post(groups::commit).get(groups::fetch),
         )
         .route(paths::GROUP_LAG, get(groups::lag))
+        .route(paths::REVOKE_TOKEN, post(tokens::revoke))
         .route(paths::HEALTHZ, get(ops::healthz))
         .route(paths::READYZ, get(ops::readyz))
         .route(paths::METRICS, get(ops::metrics))
         .method_not_allowed_fallback(ops::method_not_allowed)
         .fallback(ops::not_found)
+        .layer(middleware::from_fn(browser::check_content_type))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             refuse_when_draining,
         ))
-        .with_state(state);
-    api.merge(docs::router())
+        .with_state(state.clone());
+    let docs = docs::router().layer(middleware::from_fn(browser::page_headers));
+    let mut app = api.merge(docs).layer(middleware::from_fn(browser::nosniff));
+    if let Some(cors) = state.access.cors() {
+        app = app.layer(cors);
+    }
+    app.layer(middleware::from_fn_with_state(state, browser::check_host))
         .layer(CatchPanicLayer::custom(panic_response))
 }

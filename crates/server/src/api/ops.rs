@@ -8,6 +8,8 @@ use serde::Serialize;
 
 use super::error::{ApiError, ErrorCode};
 use super::{AppState, paths};
+use crate::auth::Caller;
+use crate::model::Tenant;
 
 /// A probe's answer.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -39,11 +41,24 @@ pub(super) async fn readyz(State(state): State<AppState>) -> Result<Json<Status>
 /// Prometheus metrics.
 #[utoipa::path(get, path = paths::METRICS, tag = "operations",
     responses((status = 200, description = "Prometheus metrics in the OpenMetrics text format", body = String, content_type = "application/openmetrics-text")))]
-pub(super) async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    (
+pub(super) async fn metrics(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<impl IntoResponse, ApiError> {
+    // With authentication, the operator's tenant (default) admin reads
+    // every tenant's figures; nobody else does.
+    if caller.is_authenticated()
+        && (caller.tenant != Tenant::default() || !caller.is_tenant_admin())
+    {
+        return Err(ApiError::new(
+            ErrorCode::Forbidden,
+            "metrics need a token of the default tenant with admin:*",
+        ));
+    }
+    Ok((
         [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
         state.metrics.render(),
-    )
+    ))
 }
 
 pub(super) async fn not_found(uri: Uri) -> ApiError {

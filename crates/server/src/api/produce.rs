@@ -12,11 +12,13 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+use super::auth::{over_quota, require};
 use super::body::read_body;
 use super::error::{ApiError, ErrorCode};
 use super::extract::{ApiQuery, TopicPath, is_json_media_type, media_type};
 use super::records_in::{parse_json, parse_ndjson};
 use super::{AppState, paths};
+use crate::auth::Action;
 use crate::ingest::{Append, NewRecord, Produced, RequestKey};
 use crate::model::{Header, Record};
 
@@ -119,15 +121,16 @@ impl<S: Send + Sync> FromRequestParts<S> for RecordsFormat {
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
         match media_type(&parts.headers).as_deref() {
-            None | Some("application/json") => Ok(RecordsFormat::Json),
+            Some("application/json") => Ok(RecordsFormat::Json),
             Some("application/x-ndjson" | "application/ndjson" | "application/jsonl") => {
                 Ok(RecordsFormat::Ndjson)
             }
-            Some(other) => Err(ApiError::new(
+            other => Err(ApiError::new(
                 ErrorCode::UnsupportedMediaType,
                 format!(
-                    "content type {other:?} is not accepted here; send application/json or application/x-ndjson, \
+                    "content type {} is not accepted here; send application/json or application/x-ndjson, \
                      or POST any body to {}",
+                    other.unwrap_or("none"),
                     parts.uri.path().replace("/records", "/publish")
                 ),
             )
@@ -161,10 +164,19 @@ pub(super) async fn produce(
     State(state): State<AppState>,
     IdempotencyHeader(key): IdempotencyHeader,
     format: RecordsFormat,
-    TopicPath { tenant, topic }: TopicPath,
+    TopicPath {
+        caller,
+        tenant,
+        topic,
+    }: TopicPath,
     body: Body,
 ) -> Result<Response, ApiError> {
+    require(&caller, Action::Produce, &topic.name)?;
     let (body, _permit) = read_body(body, state.limits.max_body_bytes, &state.bodies).await?;
+    state
+        .quotas
+        .produce(tenant.as_str(), body.len())
+        .map_err(|e| over_quota(&state, tenant.as_str(), e))?;
     let now = state.clock.now_ms();
     let (records, kind): (_, &[u8]) = match format {
         RecordsFormat::Json => (parse_json(&body, &state.limits, now)?, b"records:json"),
@@ -217,10 +229,15 @@ pub(super) async fn publish(
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<PublishQuery>,
     IdempotencyHeader(idem): IdempotencyHeader,
-    TopicPath { tenant, topic }: TopicPath,
+    TopicPath {
+        caller,
+        tenant,
+        topic,
+    }: TopicPath,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
+    require(&caller, Action::Produce, &topic.name)?;
     let limit = state.limits.max_value_bytes;
     let (value, _permit) = read_body(body, limit, &state.bodies)
         .await
@@ -230,6 +247,10 @@ pub(super) async fn publish(
             }
             e
         })?;
+    state
+        .quotas
+        .produce(tenant.as_str(), value.len())
+        .map_err(|e| over_quota(&state, tenant.as_str(), e))?;
     let content_type = headers
         .get(axum::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())

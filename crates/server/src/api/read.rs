@@ -9,13 +9,14 @@ use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
+use super::auth::require;
 use super::error::{ApiError, ErrorCode};
 use super::extract::{ApiQuery, PartitionPath, TopicPath, query_of, resolve_topic};
 use super::records_out::read_body;
 use super::sse::{self, MultiStreamQuery, StreamQuery, wants_event_stream};
 use super::{AppState, paths};
+use crate::auth::{Action, Caller};
 use crate::config::{Limits, MAX_READ_BYTES, MAX_READ_RECORDS};
-use crate::model::Tenant;
 use crate::read::ReadRequest;
 
 /// Read parameters.
@@ -125,11 +126,17 @@ query `from` = earliest|latest|<offset>|ts:<ms>, default latest; `Last-Event-ID`
 pub(super) async fn read(
     State(state): State<AppState>,
     mode: ReadMode,
-    PartitionPath { topic, partition }: PartitionPath,
+    PartitionPath {
+        caller,
+        topic,
+        partition,
+    }: PartitionPath,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let q = match mode {
-        ReadMode::Stream(q) => return sse::partition(state, topic, partition, q, &headers).await,
+        ReadMode::Stream(q) => {
+            return sse::partition(state, caller, topic, partition, q, &headers).await;
+        }
         ReadMode::Records(q) => q,
     };
     let req = ReadRequest {
@@ -191,7 +198,9 @@ pub(super) struct OffsetsResponse {
 pub(super) async fn offsets(
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<OffsetsQuery>,
-    PartitionPath { topic, partition }: PartitionPath,
+    PartitionPath {
+        topic, partition, ..
+    }: PartitionPath,
 ) -> Result<Json<OffsetsResponse>, ApiError> {
     if q.timestamp.is_some_and(|ts| ts < 0) {
         return Err(
@@ -228,10 +237,11 @@ pub(super) async fn topic_stream(
     State(state): State<AppState>,
     headers: HeaderMap,
     ApiQuery(q): ApiQuery<StreamQuery>,
-    TopicPath { topic, .. }: TopicPath,
+    TopicPath { caller, topic, .. }: TopicPath,
 ) -> Result<Response, ApiError> {
+    require(&caller, Action::Consume, &topic.name)?;
     sse::limits(&q)?;
-    sse::topics(state, vec![topic], q, &headers).await
+    sse::topics(state, caller, vec![topic], q, &headers).await
 }
 
 /// Follow several topics over one connection (Server-Sent Events).
@@ -244,7 +254,7 @@ pub(super) async fn multi_stream(
     State(state): State<AppState>,
     headers: HeaderMap,
     ApiQuery(q): ApiQuery<MultiStreamQuery>,
-    tenant: Tenant,
+    caller: Caller,
 ) -> Result<Response, ApiError> {
     let (topics, q) = q.split();
     sse::limits(&q)?;
@@ -265,7 +275,8 @@ pub(super) async fn multi_stream(
     let mut seen = std::collections::HashSet::new();
     // A topic named twice is followed once.
     for name in names.iter().filter(|n| seen.insert(n.as_str())) {
-        topics.push(resolve_topic(&state, &tenant, name).await?);
+        require(&caller, Action::Consume, name)?;
+        topics.push(resolve_topic(&state, &caller.tenant, name).await?);
     }
-    sse::topics(state, topics, q, &headers).await
+    sse::topics(state, caller, topics, q, &headers).await
 }

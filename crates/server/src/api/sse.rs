@@ -12,6 +12,8 @@
 
 use std::collections::HashMap;
 use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,6 +26,7 @@ use serde::Deserialize;
 use super::AppState;
 use super::error::{ApiError, ErrorCode};
 use super::records_out::render_read;
+use crate::auth::{Caller, SessionEnd, StreamSlot};
 use crate::model::TopicMeta;
 use crate::read::follow::{Batch, Follower, StartAt};
 
@@ -75,6 +78,13 @@ pub(super) struct StreamQuery {
     /// Most key and value bytes in one event (default 1 MiB, at most 64 MiB).
     #[param(minimum = 1, maximum = 67108864)]
     pub max_bytes: Option<usize>,
+    /// The bearer token, for browsers' EventSource, which cannot set headers.
+    #[serde(default)]
+    #[expect(
+        dead_code,
+        reason = "the caller extractor reads it from the raw query; declared so the query is valid"
+    )]
+    pub access_token: Option<String>,
 }
 
 /// Parameters of a stream over several topics (`/v1/stream`).
@@ -95,6 +105,9 @@ pub(super) struct MultiStreamQuery {
     /// Most key and value bytes in one event (default 1 MiB, at most 64 MiB).
     #[param(minimum = 1, maximum = 67108864)]
     pub max_bytes: Option<usize>,
+    /// The bearer token, for browsers' EventSource, which cannot set headers.
+    #[serde(default)]
+    pub access_token: Option<String>,
 }
 
 impl MultiStreamQuery {
@@ -104,6 +117,7 @@ impl MultiStreamQuery {
             from: self.from,
             limit: self.limit,
             max_bytes: self.max_bytes,
+            access_token: self.access_token,
         };
         (self.topics, stream)
     }
@@ -212,12 +226,14 @@ pub(super) fn limits(q: &StreamQuery) -> Result<(usize, usize), ApiError> {
 /// SSE on one partition (from the records route, with `Accept: text/event-stream`).
 pub(super) async fn partition(
     state: AppState,
+    caller: Caller,
     topic: Arc<TopicMeta>,
     partition: i32,
     q: StreamQuery,
     headers: &HeaderMap,
 ) -> Result<Response, ApiError> {
     let (limit, max_bytes) = limits(&q)?;
+    let slot = open_slot(&state, &caller)?;
     let start = match last_event_id(headers) {
         Some(id) => StartAt::Offset(id.parse().map_err(|_| {
             ApiError::new(
@@ -236,17 +252,19 @@ pub(super) async fn partition(
         max_bytes,
     )
     .await?;
-    Ok(respond(state, follower, true))
+    Ok(respond(state, caller, slot, follower, true))
 }
 
 /// SSE on every partition of several topics.
 pub(super) async fn topics(
     state: AppState,
+    caller: Caller,
     topics: Vec<Arc<TopicMeta>>,
     q: StreamQuery,
     headers: &HeaderMap,
 ) -> Result<Response, ApiError> {
     let (limit, max_bytes) = limits(&q)?;
+    let slot = open_slot(&state, &caller)?;
     let from = parse_from(q.from.as_deref())?;
     let resume = last_event_id(headers)
         .map(|t| parse_token(&t))
@@ -278,7 +296,7 @@ pub(super) async fn topics(
         max_bytes,
     )
     .await?;
-    Ok(respond(state, follower, false))
+    Ok(respond(state, caller, slot, follower, false))
 }
 
 fn event_of(batch: &Batch, token: String) -> Event {
@@ -296,6 +314,18 @@ fn event_of(batch: &Batch, token: String) -> Event {
         .data(String::from_utf8_lossy(&body))
 }
 
+/// The error that ends a stream whose token expired or was revoked: the
+/// client reconnects with a fresh token and its `Last-Event-ID`.
+pub(super) fn session_error(end: SessionEnd) -> ApiError {
+    match end {
+        SessionEnd::Expired => ApiError::new(
+            ErrorCode::TokenExpired,
+            "the token expired; reconnect with a fresh token and Last-Event-ID to resume",
+        ),
+        SessionEnd::Revoked => ApiError::new(ErrorCode::Unauthorized, "the token has been revoked"),
+    }
+}
+
 fn error_event(e: ApiError) -> Event {
     let problem = serde_json::json!({
         "type": format!("urn:streamhouse:problem:{}", e.code.code()),
@@ -305,22 +335,43 @@ fn error_event(e: ApiError) -> Event {
     Event::default().event("error").data(problem.to_string())
 }
 
+/// A stream counted against its tenant's `open_streams` quota (429 beyond it).
+pub(super) fn open_slot(state: &AppState, caller: &Caller) -> Result<StreamSlot, ApiError> {
+    let tenant = caller.tenant.as_str();
+    state
+        .quotas
+        .open_stream(tenant)
+        .map_err(|e| super::auth::over_quota(state, tenant, e))
+}
+
 struct StreamState {
     _open: crate::metrics::OpenStream,
+    _slot: StreamSlot,
     state: AppState,
     follower: Follower,
     single: bool,
     done: bool,
+    /// Resolves when the caller's token expires or is revoked.
+    session: Pin<Box<dyn Future<Output = SessionEnd> + Send>>,
 }
 
-fn respond(state: AppState, follower: Follower, single: bool) -> Response {
+fn respond(
+    state: AppState,
+    caller: Caller,
+    slot: StreamSlot,
+    follower: Follower,
+    single: bool,
+) -> Response {
     let heartbeat = state.limits.sse_heartbeat;
+    let auth = state.auth.clone();
     let s = StreamState {
         _open: state.metrics.stream_opened(),
+        _slot: slot,
         state,
         follower,
         single,
         done: false,
+        session: Box::pin(async move { auth.session_end(&caller).await }),
     };
     let stream = futures_util::stream::unfold(s, |mut s| async move {
         if s.done {
@@ -333,6 +384,7 @@ fn respond(state: AppState, follower: Follower, single: bool) -> Response {
                 ErrorCode::ShuttingDown,
                 "the agent is shutting down; reconnect to resume",
             )),
+            end = &mut s.session => Err(session_error(end)),
         };
         let event = match next {
             Ok(batch) => event_of(&batch, resume_token(&s.follower, s.single)),

@@ -8,12 +8,14 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
 use super::AppState;
+use super::auth::require;
 use super::body::read_body;
 use super::error::{ApiError, ErrorCode};
 use super::extract::{ApiQuery, TopicPath};
 use super::paths;
+use crate::auth::{Action, Caller};
 use crate::config::DEFAULT_COMPRESSION;
-use crate::model::{Compression, NewTopic, Tenant, TopicMeta};
+use crate::model::{Compression, NewTopic, TopicMeta};
 
 /// Longest topic name (Kafka's limit).
 pub(super) const MAX_TOPIC_NAME: usize = 249;
@@ -88,14 +90,16 @@ impl From<&TopicMeta> for TopicInfo {
               (status = 429, description = "Request bodies in flight hold the agent's budget; see Retry-After", body = super::Problem, content_type = "application/problem+json")))]
 pub(super) async fn create(
     State(state): State<AppState>,
-    tenant: Tenant,
+    caller: Caller,
     body: Body,
 ) -> Result<Response, ApiError> {
+    let tenant = &caller.tenant;
     let (body, _permit) = read_body(body, 64 * 1024, &state.bodies).await?;
     let req: CreateTopic = super::json::from_object(&body).map_err(|e| {
         ApiError::new(ErrorCode::InvalidJson, format!("invalid topic: {e}")).with_field("body")
     })?;
     validate_topic_name(&req.name)?;
+    require(&caller, Action::Admin, &req.name)?;
     let max = state.limits.max_partitions_per_topic;
     if req.partitions < 1 || req.partitions > i64::from(max) {
         return Err(ApiError::field(
@@ -170,8 +174,9 @@ pub(super) struct TopicList {
 pub(super) async fn list(
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<ListQuery>,
-    tenant: Tenant,
+    caller: Caller,
 ) -> Result<Json<TopicList>, ApiError> {
+    let tenant = &caller.tenant;
     let limit = q.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
         return Err(
@@ -187,8 +192,13 @@ pub(super) async fn list(
         .await?;
     let next_after =
         (topics.len() == limit as usize).then(|| topics[topics.len() - 1].name.clone());
+    // A token sees the topics its scopes name (a page may hold fewer).
     Ok(Json(TopicList {
-        topics: topics.iter().map(TopicInfo::from).collect(),
+        topics: topics
+            .iter()
+            .filter(|t| caller.may_see(&t.name))
+            .map(TopicInfo::from)
+            .collect(),
         next_after,
     }))
 }
@@ -233,8 +243,11 @@ pub(super) struct TopicDetail {
 pub(super) async fn describe(
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<DescribeQuery>,
-    TopicPath { topic, .. }: TopicPath,
+    TopicPath { caller, topic, .. }: TopicPath,
 ) -> Result<Json<TopicDetail>, ApiError> {
+    if !caller.may_see(&topic.name) {
+        return Err(super::auth::forbidden(Action::Consume, &topic.name));
+    }
     let from = q.partition_from.unwrap_or(0);
     if from < 0 {
         return Err(ApiError::new(
@@ -278,8 +291,13 @@ pub(super) async fn describe(
               (status = 404, description = "No such topic", body = super::Problem, content_type = "application/problem+json")))]
 pub(super) async fn delete(
     State(state): State<AppState>,
-    TopicPath { tenant, topic }: TopicPath,
+    TopicPath {
+        caller,
+        tenant,
+        topic,
+    }: TopicPath,
 ) -> Result<StatusCode, ApiError> {
+    require(&caller, Action::Admin, &topic.name)?;
     let deleted = state
         .metadata
         .topics

@@ -12,11 +12,14 @@
 //! `error` message; a client that keeps sending them is disconnected.
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use axum::extract::State;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
@@ -26,12 +29,15 @@ use serde_json::{Value, json};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
+use super::auth::BEARER_PROTOCOL;
+use super::browser::check_ws_origin;
 use super::error::{ApiError, ErrorCode};
 use super::extract::{partition_of, resolve_topic};
 use super::produce::{check_idempotency_key, fingerprint};
 use super::records_in::parse_json;
 use super::records_out::render_read;
 use super::{AppState, paths};
+use crate::auth::{Action, Caller, SessionEnd, StreamSlot};
 use crate::ingest::{Append, RequestKey};
 use crate::model::Tenant;
 use crate::read::follow::{Follower, StartAt};
@@ -70,6 +76,10 @@ enum ClientMessage<'a> {
     },
     Ping {
         request_id: Option<String>,
+    },
+    Auth {
+        request_id: Option<String>,
+        token: String,
     },
 }
 
@@ -124,6 +134,15 @@ struct CommitMsg {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+struct AuthMsg {
+    #[serde(rename = "type")]
+    _kind: String,
+    request_id: Option<String>,
+    token: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct PingMsg {
     #[serde(rename = "type")]
     _kind: String,
@@ -168,7 +187,7 @@ impl ClientMessage<'_> {
                 check_client_id("request_id", request_id.as_deref())?;
                 super::groups::validate_group(group)
             }
-            ClientMessage::Ping { request_id } => {
+            ClientMessage::Ping { request_id } | ClientMessage::Auth { request_id, .. } => {
                 check_client_id("request_id", request_id.as_deref())
             }
         }
@@ -223,9 +242,16 @@ fn parse_shape(text: &str) -> Result<ClientMessage<'_>, String> {
                 request_id: m.request_id,
             }
         }
+        "auth" => {
+            let m: AuthMsg = super::json::from_object(text.as_bytes()).map_err(e)?;
+            ClientMessage::Auth {
+                request_id: m.request_id,
+                token: m.token,
+            }
+        }
         other => {
             return Err(format!(
-                "unknown message type {other:?}; expected subscribe, unsubscribe, produce, commit or ping"
+                "unknown message type {other:?}; expected subscribe, unsubscribe, produce, commit, auth or ping"
             ));
         }
     })
@@ -302,9 +328,21 @@ impl Outbox {
               (status = 426, description = "Not a WebSocket handshake", body = super::Problem, content_type = "application/problem+json")))]
 pub(super) async fn upgrade(
     State(state): State<AppState>,
-    tenant: Tenant,
+    headers: HeaderMap,
+    caller: Result<Caller, ApiError>,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
+    if let Err(e) = check_ws_origin(&state.access, &headers) {
+        return e.into_response();
+    }
+    let caller = match caller {
+        Ok(c) => c,
+        Err(e) => return e.into_response(),
+    };
+    let slot = match super::sse::open_slot(&state, &caller) {
+        Ok(s) => s,
+        Err(e) => return e.into_response(),
+    };
     let ws = match ws {
         Ok(ws) => ws,
         Err(e) => {
@@ -315,17 +353,64 @@ pub(super) async fn upgrade(
             .into_response();
         }
     };
+    // A browser that offered subprotocols needs one chosen: ours, else the
+    // one that carried its token.
+    let offered_bearer = headers
+        .get_all(axum::http::header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .find(|p| p.starts_with(BEARER_PROTOCOL))
+        .map(str::to_string);
+    let mut protocols = vec![std::borrow::Cow::Borrowed(PROTOCOL)];
+    protocols.extend(offered_bearer.map(std::borrow::Cow::Owned));
     let limits = &state.limits;
-    ws.read_buffer_size(4 * 1024)
+    ws.protocols(protocols)
+        .read_buffer_size(4 * 1024)
         .write_buffer_size(4 * 1024)
         .max_write_buffer_size(limits.ws_max_buffered_bytes.max(64 * 1024) * 2)
         // Twice the limit: messages between the two get a friendly error.
         .max_message_size(limits.ws_max_message_bytes * 2)
         .max_frame_size(limits.ws_max_message_bytes * 2)
-        .on_upgrade(move |socket| connection(state, tenant, socket))
+        .on_upgrade(move |socket| connection(state, caller, slot, socket))
 }
 
-async fn connection(state: AppState, tenant: Tenant, socket: WebSocket) {
+/// The subprotocol name of this API, chosen when a client offers it.
+const PROTOCOL: &str = "streamhouse.v1";
+
+/// The end of a session whose token lapsed, as a future the connection
+/// loop can wait on beside its messages.
+fn session_of(
+    state: &AppState,
+    caller: &Caller,
+) -> Pin<Box<dyn Future<Output = SessionEnd> + Send>> {
+    let (auth, caller) = (state.auth.clone(), caller.clone());
+    Box::pin(async move { auth.session_end(&caller).await })
+}
+
+/// Checks a replacement token: the same tenant, and scopes that still
+/// cover every open subscription.
+fn check_new_token<'a>(
+    current: &Caller,
+    new: &Caller,
+    mut subscribed: impl Iterator<Item = &'a str>,
+) -> Result<(), ApiError> {
+    if new.tenant != current.tenant {
+        return Err(ApiError::new(
+            ErrorCode::Forbidden,
+            "a connection stays in one tenant; open a new connection for another",
+        )
+        .with_field("token"));
+    }
+    match subscribed.find(|t| !new.may(Action::Consume, t)) {
+        Some(topic) => Err(super::auth::forbidden(Action::Consume, topic).with_field("token")),
+        None => Ok(()),
+    }
+}
+
+async fn connection(state: AppState, mut caller: Caller, _slot: StreamSlot, socket: WebSocket) {
+    let mut session = session_of(&state, &caller);
     let _open = state.metrics.stream_opened();
     let (mut sink, mut incoming) = socket.split();
     let (tx, mut rx) = mpsc::channel::<Outgoing>(256);
@@ -358,8 +443,8 @@ async fn connection(state: AppState, tenant: Tenant, socket: WebSocket) {
         let _ = sink.close().await;
     });
 
-    // Each subscription's cancellation and how many partitions it follows.
-    let mut subs: HashMap<String, (CancellationToken, usize)> = HashMap::new();
+    // Each subscription's cancellation, how many partitions it follows, and its topic.
+    let mut subs: HashMap<String, (CancellationToken, usize, String)> = HashMap::new();
     // Produce requests run beside the read loop; each holds a slot.
     let inflight = Arc::new(Semaphore::new(state.limits.ws_max_inflight_requests));
     let mut bad_in_a_row = 0u32;
@@ -368,6 +453,10 @@ async fn connection(state: AppState, tenant: Tenant, socket: WebSocket) {
         let msg = tokio::select! {
             m = incoming.next() => m,
             _ = state.draining.cancelled() => break Some((1001, "the agent is shutting down; reconnect to resume")),
+            end = &mut session => break Some(match end {
+                SessionEnd::Expired => (4001, "token expired"),
+                SessionEnd::Revoked => (4001, "token revoked"),
+            }),
         };
         let text = match msg {
             None | Some(Err(_)) | Some(Ok(Message::Close(_))) => break None,
@@ -423,7 +512,7 @@ async fn connection(state: AppState, tenant: Tenant, socket: WebSocket) {
                 from,
                 limit,
             } => {
-                subs.retain(|_, (c, _)| !c.is_cancelled());
+                subs.retain(|_, (c, _, _)| !c.is_cancelled());
                 if subs.len() >= state.limits.ws_max_subscriptions {
                     let max = state.limits.ws_max_subscriptions;
                     let e = ApiError::new(ErrorCode::PayloadTooLarge, format!("a connection may hold at most {max} subscriptions (ws-max-subscriptions)"))
@@ -441,7 +530,7 @@ async fn connection(state: AppState, tenant: Tenant, socket: WebSocket) {
                     outbox.error(None, Some(&id), &e).await;
                     continue;
                 }
-                let followed: usize = subs.values().map(|(_, n)| n).sum();
+                let followed: usize = subs.values().map(|(_, n, _)| n).sum();
                 let room = state.limits.ws_max_partitions.saturating_sub(followed);
                 let asked = SubscribeAsk {
                     topic: &topic,
@@ -450,7 +539,7 @@ async fn connection(state: AppState, tenant: Tenant, socket: WebSocket) {
                     limit,
                     room,
                 };
-                match subscribe(&state, &tenant, asked).await {
+                match subscribe(&state, &caller, asked).await {
                     Ok(follower) => {
                         let count = follower.positions().count();
                         let positions: Vec<Value> = follower
@@ -459,7 +548,7 @@ async fn connection(state: AppState, tenant: Tenant, socket: WebSocket) {
                             .collect();
                         outbox.json(json!({"type": "subscribed", "subscription": id, "topic": topic, "partitions": positions})).await;
                         let cancel = CancellationToken::new();
-                        subs.insert(id.clone(), (cancel.clone(), count));
+                        subs.insert(id.clone(), (cancel.clone(), count, topic.clone()));
                         tokio::spawn(follow(
                             follower,
                             id,
@@ -474,7 +563,7 @@ async fn connection(state: AppState, tenant: Tenant, socket: WebSocket) {
                 }
             }
             ClientMessage::Unsubscribe { subscription } => match subs.remove(&subscription) {
-                Some((cancel, _)) => {
+                Some((cancel, _, _)) => {
                     cancel.cancel();
                     outbox
                         .json(json!({"type": "unsubscribed", "subscription": subscription}))
@@ -506,7 +595,14 @@ async fn connection(state: AppState, tenant: Tenant, socket: WebSocket) {
                     outbox.error(request_id.as_deref(), None, &e).await;
                     continue;
                 };
-                let (state, tenant, outbox) = (state.clone(), tenant.clone(), outbox.clone());
+                if let Err(e) = super::auth::require(&caller, Action::Produce, &topic) {
+                    outbox
+                        .error(request_id.as_deref(), None, &e.with_field("topic"))
+                        .await;
+                    continue;
+                }
+                let (state, tenant, outbox) =
+                    (state.clone(), caller.tenant.clone(), outbox.clone());
                 let body = Bytes::from(format!("{{\"records\":{}}}", records.get()));
                 tokio::spawn(async move {
                     let _slot = slot;
@@ -521,7 +617,13 @@ async fn connection(state: AppState, tenant: Tenant, socket: WebSocket) {
                 group,
                 offsets,
             } => {
-                match commit(&state, &tenant, &group, offsets).await {
+                if let Err(e) = super::auth::require(&caller, Action::Commit, &group) {
+                    outbox
+                        .error(request_id.as_deref(), None, &e.with_field("group"))
+                        .await;
+                    continue;
+                }
+                match commit(&state, &caller.tenant, &group, offsets).await {
                     Ok(n) => outbox.json(json!({"type": "committed", "request_id": request_id, "group": group, "committed": n})).await,
                     Err(e) => outbox.error(request_id.as_deref(), None, &e).await,
                 };
@@ -531,9 +633,30 @@ async fn connection(state: AppState, tenant: Tenant, socket: WebSocket) {
                     .json(json!({"type": "pong", "request_id": request_id}))
                     .await;
             }
+            ClientMessage::Auth { request_id, token } => {
+                subs.retain(|_, (c, _, _)| !c.is_cancelled());
+                let checked = state
+                    .auth
+                    .authenticate(Some(&token))
+                    .map_err(|e| ApiError::from(e).with_field("token"))
+                    .and_then(|new| {
+                        check_new_token(&caller, &new, subs.values().map(|(_, _, t)| t.as_str()))
+                            .map(|()| new)
+                    });
+                match checked {
+                    Ok(new) => {
+                        outbox.json(json!({"type": "authenticated", "request_id": request_id, "expires_at": new.expires_at})).await;
+                        session = session_of(&state, &new);
+                        caller = new;
+                    }
+                    Err(e) => {
+                        outbox.error(request_id.as_deref(), None, &e).await;
+                    }
+                }
+            }
         }
     };
-    for (cancel, _) in subs.into_values() {
+    for (cancel, _, _) in subs.into_values() {
         cancel.cancel();
     }
     if let Some((code, reason)) = close_reason {
@@ -559,7 +682,7 @@ struct SubscribeAsk<'a> {
 
 async fn subscribe(
     state: &AppState,
-    tenant: &Tenant,
+    caller: &Caller,
     ask: SubscribeAsk<'_>,
 ) -> Result<Follower, ApiError> {
     let SubscribeAsk {
@@ -569,7 +692,8 @@ async fn subscribe(
         limit,
         room,
     } = ask;
-    let topic = resolve_topic(state, tenant, name)
+    super::auth::require(caller, Action::Consume, name).map_err(|e| e.with_field("topic"))?;
+    let topic = resolve_topic(state, &caller.tenant, name)
         .await
         .map_err(|e| e.with_field("topic"))?;
     let list: Vec<i32> = match partitions {
@@ -676,6 +800,10 @@ async fn produce(
     if let Some(k) = &key {
         check_idempotency_key(k, "idempotency_key")?;
     }
+    state
+        .quotas
+        .produce(tenant.as_str(), body.len())
+        .map_err(|e| super::auth::over_quota(state, tenant.as_str(), e))?;
     let records = parse_json(body, &state.limits, state.clock.now_ms())?;
     let idempotency = key.map(|key| RequestKey {
         fingerprint: fingerprint(&[b"records:json", body]),

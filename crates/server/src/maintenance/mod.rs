@@ -1,5 +1,5 @@
-//! Background upkeep every agent runs: expired idempotency keys and
-//! orphaned objects.
+//! Background upkeep every agent runs: expired idempotency keys (and
+//! revocations of expired tokens) and orphaned objects.
 //!
 //! An object is an orphan when its upload succeeded but its commit never
 //! happened (an agent died between the two, or the commit failed). Agents
@@ -46,7 +46,7 @@ fn object_id(key: &str) -> Option<Uuid> {
     Uuid::parse_str(key.strip_prefix("objects/")?).ok()
 }
 
-/// Deletes expired idempotency keys.
+/// Deletes expired idempotency keys (and revocations of expired tokens).
 pub async fn expire_keys(metadata: &Metadata) -> Result<u64, PassError> {
     let now = metadata.log.now_ms().await?;
     let mut total = 0;
@@ -54,9 +54,12 @@ pub async fn expire_keys(metadata: &Metadata) -> Result<u64, PassError> {
         let n = metadata.keys.expire_keys(now, EXPIRE_BATCH).await?;
         total += n;
         if n < u64::from(EXPIRE_BATCH) {
-            return Ok(total);
+            break;
         }
     }
+    // Revocations of tokens that have expired anyway go with them.
+    metadata.revocations.expire_revocations(now).await?;
+    Ok(total)
 }
 
 /// Lists every object and deletes the orphans older than `grace`.

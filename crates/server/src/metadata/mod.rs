@@ -1,11 +1,11 @@
-//! Metadata: topics, offsets, the offset index, group offsets and
-//! idempotency keys, in SQL. The source of truth and the sequencer:
+//! Metadata: topics, offsets, the offset index, group offsets,
+//! idempotency keys and revoked tokens, in SQL. The source of truth and the sequencer:
 //! `commit_flush` assigns offsets to every chunk of one object in one
 //! transaction.
 //!
-//! The store is four small traits by concern — [`Topics`], the [`Log`]
-//! (flush commit, index, watermarks, objects), [`GroupOffsets`] and
-//! [`IdempotencyKeys`] — bundled as [`Metadata`], so a layer wraps only the
+//! The store is small traits by concern — [`Topics`], the [`Log`]
+//! (flush commit, index, watermarks, objects), [`GroupOffsets`],
+//! [`IdempotencyKeys`] and [`Revocations`] — bundled as [`Metadata`], so a layer wraps only the
 //! concerns it changes and a new capability adds its own trait. Calls are
 //! batch-shaped so a flush costs a constant number of statements whatever
 //! the number of partitions it touches.
@@ -263,6 +263,28 @@ pub trait IdempotencyKeys: Send + Sync + Debug {
     async fn expire_keys(&self, now_ms: i64, limit: u32) -> Result<u64, MetadataError>;
 }
 
+/// A revoked token, refused by every agent until it would have expired.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevokedToken {
+    pub tenant: String,
+    pub jti: String,
+    /// When the token expires anyway (ms since the epoch); the row may go then.
+    pub expires_at_ms: i64,
+}
+
+/// Revoked tokens, by tenant and `jti`.
+#[async_trait]
+pub trait Revocations: Send + Sync + Debug {
+    /// Records a revocation (again: keeps the later expiry).
+    async fn revoke_token(&self, token: &RevokedToken) -> Result<(), MetadataError>;
+
+    /// Every revocation whose token has not yet expired at `now_ms`.
+    async fn revoked_tokens(&self, now_ms: i64) -> Result<Vec<RevokedToken>, MetadataError>;
+
+    /// Deletes revocations of tokens expired at `now_ms`; returns how many.
+    async fn expire_revocations(&self, now_ms: i64) -> Result<u64, MetadataError>;
+}
+
 /// Every concern of one metadata store, as shared trait objects; cheap to
 /// clone. Layers replace the concerns they change and keep the rest.
 #[derive(Debug, Clone)]
@@ -271,19 +293,21 @@ pub struct Metadata {
     pub log: Arc<dyn Log>,
     pub groups: Arc<dyn GroupOffsets>,
     pub keys: Arc<dyn IdempotencyKeys>,
+    pub revocations: Arc<dyn Revocations>,
 }
 
 impl Metadata {
     /// One store serving every concern.
     pub fn of<S>(store: Arc<S>) -> Metadata
     where
-        S: Topics + Log + GroupOffsets + IdempotencyKeys + 'static,
+        S: Topics + Log + GroupOffsets + IdempotencyKeys + Revocations + 'static,
     {
         Metadata {
             topics: store.clone(),
             log: store.clone(),
             groups: store.clone(),
-            keys: store,
+            keys: store.clone(),
+            revocations: store,
         }
     }
 }

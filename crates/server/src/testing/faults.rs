@@ -230,8 +230,17 @@ pub struct FaultyMetadata {
 
 impl FaultyMetadata {
     /// `inner` with every call subject to `plan`.
+    /// Revocations pass through: no test injects faults into them.
     pub fn wrap(inner: Metadata, plan: Arc<FaultPlan>) -> Metadata {
-        Metadata::of(Arc::new(FaultyMetadata { inner, plan }))
+        let revocations = inner.revocations.clone();
+        let faulty = Arc::new(FaultyMetadata { inner, plan });
+        Metadata {
+            topics: faulty.clone(),
+            log: faulty.clone(),
+            groups: faulty.clone(),
+            keys: faulty,
+            revocations,
+        }
     }
 }
 

@@ -81,6 +81,7 @@ impl MetadataCache {
             log: cache.clone(),
             groups: inner.groups,
             keys: inner.keys,
+            revocations: inner.revocations,
         };
         (layered, cache)
     }

@@ -14,6 +14,7 @@ mod commit;
 mod groups;
 mod keys;
 mod log;
+mod revocations;
 mod rows;
 mod statements;
 mod topics;

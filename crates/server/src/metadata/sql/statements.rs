@@ -91,6 +91,10 @@ pub(super) struct Statements {
     // Idempotency keys.
     pub(super) lookup_key: String,
     pub(super) expire_keys: String,
+    // Revoked tokens.
+    pub(super) revoke_token: String,
+    pub(super) revoked_tokens: String,
+    pub(super) expire_revocations: String,
 }
 
 impl Statements {
@@ -221,6 +225,17 @@ impl Statements {
                  (SELECT tenant, topic_id, idem_key FROM idempotency_keys \
                  WHERE expires_at <= $1 LIMIT $2)"
                 .into(),
+
+            revoke_token:
+                "INSERT INTO revoked_tokens (tenant, jti, expires_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (tenant, jti) DO UPDATE SET expires_at = \
+                 CASE WHEN excluded.expires_at > revoked_tokens.expires_at \
+                 THEN excluded.expires_at ELSE revoked_tokens.expires_at END"
+                    .into(),
+            revoked_tokens: "SELECT tenant, jti, expires_at FROM revoked_tokens \
+                 WHERE expires_at > $1"
+                .into(),
+            expire_revocations: "DELETE FROM revoked_tokens WHERE expires_at <= $1".into(),
         }
     }
 }
