@@ -66,6 +66,23 @@ impl Api {
         }
     }
 
+    /// The API as a caller presenting `token` on every request.
+    pub fn with_token(base: impl Into<String>, token: &str) -> Api {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            reqwest::header::AUTHORIZATION,
+            format!("Bearer {token}").parse().expect("header value"),
+        );
+        Api {
+            base: base.into(),
+            client: reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(60))
+                .default_headers(headers)
+                .build()
+                .expect("client"),
+        }
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }

@@ -8,6 +8,7 @@ pub mod api;
 pub mod fleet;
 pub mod postgres;
 pub mod seaweed;
+pub mod tokens;
 
 pub use api::Api;
 

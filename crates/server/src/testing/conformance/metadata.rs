@@ -40,6 +40,7 @@ macro_rules! metadata_conformance {
             the_store_clock_is_sane,
             known_objects_are_the_committed_ones,
             objects_older_than_allowed_are_refused,
+            revocations_are_kept_until_their_tokens_expire,
         );
     };
     (@cases $open:path; $($case:ident),* $(,)?) => {
@@ -625,4 +626,40 @@ pub async fn objects_older_than_allowed_are_refused(m: &Metadata) {
     let mut young = flush(vec![chunk(t.id, 0, 1, 1)]);
     young.max_object_age_ms = Some(60_000);
     assert_eq!(commit(m, &young).await, [1], "a young object commits");
+}
+
+/// Revocations: listed while their tokens live, per tenant, the later
+/// expiry kept when revoked twice, removed once expired.
+pub async fn revocations_are_kept_until_their_tokens_expire(m: &Metadata) {
+    use crate::metadata::RevokedToken;
+    let r = |tenant: &str, jti: &str, expires_at_ms| RevokedToken {
+        tenant: tenant.into(),
+        jti: jti.into(),
+        expires_at_ms,
+    };
+    let store = &m.revocations;
+    store
+        .revoke_token(&r("t1", "a", 1000))
+        .await
+        .expect("revoke");
+    store
+        .revoke_token(&r("t2", "a", 2000))
+        .await
+        .expect("revoke");
+    store
+        .revoke_token(&r("t1", "b", 500))
+        .await
+        .expect("revoke");
+    store
+        .revoke_token(&r("t1", "a", 900))
+        .await
+        .expect("again, earlier: kept later");
+    let mut live = store.revoked_tokens(600).await.expect("list");
+    live.sort_by(|x, y| (&x.tenant, &x.jti).cmp(&(&y.tenant, &y.jti)));
+    assert_eq!(live, vec![r("t1", "a", 1000), r("t2", "a", 2000)]);
+    assert_eq!(store.expire_revocations(1500).await.expect("expire"), 2);
+    assert_eq!(
+        store.revoked_tokens(0).await.expect("list"),
+        vec![r("t2", "a", 2000)]
+    );
 }
