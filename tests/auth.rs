@@ -519,6 +519,20 @@ async fn long_lived_streams_refresh_their_token_or_end_when_it_expires() {
         "the refreshed connection stays open"
     );
 
+    // One partition's SSE (the records route with Accept) takes the query token too.
+    let url = a.url.clone()
+        + &format!(
+            "/v1/topics/feed/partitions/0/records?from=earliest&access_token={}",
+            short(60)
+        );
+    let r = common::client()
+        .get(&url)
+        .header("accept", "text/event-stream")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    drop(r);
     // SSE: the token in the query; at expiry an error event, then the end.
     let url = a.url.clone()
         + &format!(

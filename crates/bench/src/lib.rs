@@ -96,9 +96,19 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// An HTTP client tuned for load: one pooled connection per worker.
+/// An HTTP client tuned for load: one pooled connection per worker. With
+/// `STREAMHOUSE_TOKEN` set (an agent run with `--auth jwt`), every request
+/// carries it as a bearer token.
 pub(crate) fn client(concurrency: usize) -> anyhow::Result<reqwest::Client> {
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Ok(token) = std::env::var("STREAMHOUSE_TOKEN") {
+        headers.insert(
+            reqwest::header::AUTHORIZATION,
+            format!("Bearer {}", token.trim()).parse()?,
+        );
+    }
     Ok(reqwest::Client::builder()
+        .default_headers(headers)
         .pool_max_idle_per_host(concurrency.max(1))
         .tcp_nodelay(true)
         .timeout(Duration::from_secs(120))

@@ -467,8 +467,13 @@ impl ServeArgs {
 
     /// Checks settings that are valid alone but not together.
     pub fn validate(&self) -> Result<(), String> {
-        self.object_store_location()?;
         self.access.validate(self.listen)?;
+        self.validate_stores()
+    }
+
+    /// Checks every setting but who may connect (what `migrate` needs).
+    pub fn validate_stores(&self) -> Result<(), String> {
+        self.object_store_location()?;
         if self.max_flush_bytes.0 < 4096 {
             return Err("max-flush-bytes must be at least 4KiB".into());
         }

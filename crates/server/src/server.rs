@@ -340,7 +340,7 @@ pub async fn run(args: ServeArgs) -> Result<(), BootError> {
 
 /// `streamhouse migrate`: apply metadata migrations and exit.
 pub async fn migrate(args: ServeArgs) -> Result<(), BootError> {
-    args.validate().map_err(BootError::Config)?;
+    args.validate_stores().map_err(BootError::Config)?;
     let store = open_metadata(&args, Arc::new(Metrics::default())).await?;
     // Opening applied the migrations; a read proves the schema answers.
     store

@@ -61,7 +61,12 @@ pub(super) fn bearer_token(parts: &Parts) -> Result<Option<String>, ApiError> {
             .with_field("Authorization")),
         };
     }
-    if !is_stream_path(parts.uri.path()) {
+    let wants_events = parts
+        .headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/event-stream"));
+    if !is_stream_path(parts.uri.path()) && !wants_events {
         return Ok(None);
     }
     if let Some(t) = websocket_protocol_token(parts) {
