@@ -520,31 +520,10 @@ async fn long_lived_streams_refresh_their_token_or_end_when_it_expires() {
     );
 
     // One partition's SSE (the records route with Accept) takes the query token too.
-    let url = a.url.clone()
-        + &format!(
-            "/v1/topics/feed/partitions/0/records?from=earliest&access_token={}",
-            short(60)
-        );
-    let r = common::client()
-        .get(&url)
-        .header("accept", "text/event-stream")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    drop(r);
+    let path = "/v1/topics/feed/partitions/0/records?from=earliest";
+    assert_eq!(sse_get(&a.url, path, &short(60)).await.status(), 200);
     // SSE: the token in the query; at expiry an error event, then the end.
-    let url = a.url.clone()
-        + &format!(
-            "/v1/topics/feed/stream?from=earliest&access_token={}",
-            short(2)
-        );
-    let r = common::client()
-        .get(&url)
-        .header("accept", "text/event-stream")
-        .send()
-        .await
-        .unwrap();
+    let r = sse_get(&a.url, "/v1/topics/feed/stream?from=earliest", &short(2)).await;
     assert_eq!(r.status(), 200);
     use eventsource_stream::Eventsource;
     let mut events = r.bytes_stream().eventsource();
@@ -563,6 +542,16 @@ async fn long_lived_streams_refresh_their_token_or_end_when_it_expires() {
             .is_none()
     );
     a.stop().await;
+}
+
+/// A GET asking for an event stream, the token in `access_token`.
+async fn sse_get(base: &str, path: &str, token: &str) -> reqwest::Response {
+    common::client()
+        .get(format!("{base}{path}&access_token={token}"))
+        .header("accept", "text/event-stream")
+        .send()
+        .await
+        .unwrap()
 }
 
 #[tokio::test]

@@ -165,13 +165,7 @@ pub struct TokenArgs {
 impl TokenArgs {
     /// The signed token.
     pub fn mint(&self) -> Result<String, String> {
-        let secret = match self.secret.strip_prefix("file:") {
-            Some(path) => std::fs::read(path)
-                .map_err(|e| format!("secret file {path}: {e}"))?
-                .trim_ascii()
-                .to_vec(),
-            None => self.secret.as_bytes().to_vec(),
-        };
+        let secret = super::read_secret(&self.secret)?;
         super::Scopes::parse(&self.scopes)?;
         if !super::valid_tenant(&self.tenant) {
             return Err(format!(

@@ -76,13 +76,7 @@ impl Keys {
         let secret = match secret {
             None => None,
             Some(s) => {
-                let bytes = match s.strip_prefix("file:") {
-                    Some(path) => std::fs::read(path)
-                        .map_err(|e| format!("jwt-secret file {path}: {e}"))?
-                        .trim_ascii()
-                        .to_vec(),
-                    None => s.as_bytes().to_vec(),
-                };
+                let bytes = super::token::read_secret(s)?;
                 if bytes.len() < 32 {
                     return Err(
                         "jwt-secret must be at least 32 bytes (256 bits) for HS256".to_string()

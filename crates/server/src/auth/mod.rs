@@ -28,7 +28,7 @@ pub use keys::Keys;
 pub use quotas::{OverQuota, Quota, QuotaKind, Quotas, StreamSlot};
 pub use revoked::{Revoked, SessionEnd};
 pub use scopes::{Action, Scope, Scopes, glob_matches};
-pub use token::{Claims, Expect, LEEWAY_SECS, MAX_TENANT_LEN, mint, valid_tenant};
+pub use token::{Claims, Expect, LEEWAY_SECS, MAX_TENANT_LEN, mint, read_secret, valid_tenant};
 
 /// Who a request speaks for.
 #[derive(Debug, Clone)]

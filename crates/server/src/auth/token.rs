@@ -123,6 +123,17 @@ fn caller_of(c: Claims) -> Result<Caller, AuthError> {
     })
 }
 
+/// An HS256 secret as given: the value, or `file:PATH` (trimmed).
+pub fn read_secret(given: &str) -> Result<Vec<u8>, String> {
+    match given.strip_prefix("file:") {
+        Some(path) => Ok(std::fs::read(path)
+            .map_err(|e| format!("secret file {path}: {e}"))?
+            .trim_ascii()
+            .to_vec()),
+        None => Ok(given.as_bytes().to_vec()),
+    }
+}
+
 /// Signs `claims` with an HS256 `secret` (`streamhouse token`, tests).
 pub fn mint(secret: &[u8], claims: &Claims) -> Result<String, String> {
     let key = EncodingKey::from_secret(secret).map_err(|e| e.to_string())?;
