@@ -3,7 +3,8 @@
 //! `serve` and `migrate` take the agent's settings ([`ServeArgs`]: flags,
 //! `STREAMHOUSE_*` environment variables, and a TOML file named by
 //! `--config`); `bench` measures a running agent from outside; `token`
-//! mints a development token.
+//! mints a development token; `topics`, `produce`, `consume` and `groups`
+//! are the client (`streamhouse-cli`).
 
 use std::ffi::OsString;
 
@@ -32,6 +33,14 @@ pub(crate) enum Command {
     Bench(BenchArgs),
     /// Print a signed HS256 token for an agent run with --auth jwt --jwt-secret.
     Token(streamhouse_server::auth::TokenArgs),
+    /// List, create, describe and delete topics.
+    Topics(streamhouse_cli::TopicsArgs),
+    /// Produce stdin to a topic, one record per line.
+    Produce(streamhouse_cli::ProduceArgs),
+    /// Print a topic's records, one per line; --follow to keep following.
+    Consume(streamhouse_cli::ConsumeArgs),
+    /// List groups, show their offsets and lag, reset their offsets.
+    Groups(streamhouse_cli::GroupsArgs),
 }
 
 /// Parses the command line, filling unset `serve`/`migrate` settings from

@@ -1,5 +1,5 @@
-//! The `streamhouse` command: parses flags and hands over to the server or
-//! the bench.
+//! The `streamhouse` command: parses flags and hands over to the server,
+//! the bench or the client.
 
 mod cli;
 
@@ -23,6 +23,22 @@ async fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => e.exit(),
     };
+    let client = match &cli.command {
+        Command::Topics(a) => Some(streamhouse_cli::topics(a).await),
+        Command::Produce(a) => Some(streamhouse_cli::produce(a).await),
+        Command::Consume(a) => Some(streamhouse_cli::consume(a).await),
+        Command::Groups(a) => Some(streamhouse_cli::groups(a).await),
+        _ => None,
+    };
+    if let Some(result) = client {
+        return match result {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("streamhouse: {e}");
+                e.exit_code()
+            }
+        };
+    }
     let result: anyhow::Result<()> = match cli.command {
         Command::Serve(args) => {
             init_logging(&args.log);
@@ -47,6 +63,9 @@ async fn main() -> ExitCode {
         Command::Bench(args) => {
             init_logging("warn");
             streamhouse_bench::run(args).await
+        }
+        Command::Topics(_) | Command::Produce(_) | Command::Consume(_) | Command::Groups(_) => {
+            Ok(())
         }
     };
     match result {

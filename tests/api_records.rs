@@ -294,6 +294,65 @@ async fn compressed_topics_store_and_return_the_same_records() {
 }
 
 #[tokio::test]
+async fn a_topic_s_settings_change_with_patch() {
+    let a = TestAgent::start(&[]).await;
+    a.api.create_topic("t", 1).await.expect(201);
+    a.produce("t", json!({"records": [{"value": "before"}]}))
+        .await;
+    let patch = |body: Value| {
+        let api = a.api.clone();
+        async move {
+            api.send(|c, u| c.patch(u).json(&body), "/v1/topics/t")
+                .await
+        }
+    };
+    let changed = patch(json!({"compression": "zstd", "retention_ms": 3_600_000}))
+        .await
+        .expect(200);
+    assert_eq!(changed["compression"], "zstd");
+    assert_eq!(changed["retention_ms"], 3_600_000);
+    // Chunks flushed from now on are compressed; older ones read as before.
+    let recs: Vec<Value> = (0..100)
+        .map(|i| json!({"value": if i == 0 { json!("after") } else { json!("x".repeat(60)) }}))
+        .collect();
+    a.produce("t", json!({"records": recs})).await;
+    let before = a.metrics.chunks_decompressed.get();
+    let page = a.read("t", 0, "offset=0").await;
+    assert_eq!(page["records"][0]["value"], "before");
+    assert_eq!(page["records"][1]["value"], "after");
+    assert!(
+        a.metrics.chunks_decompressed.get() > before,
+        "the new chunk is zstd"
+    );
+    // null: keep forever; absent: unchanged.
+    let changed = patch(json!({"retention_ms": null})).await.expect(200);
+    assert!(changed["retention_ms"].is_null());
+    assert_eq!(changed["compression"], "zstd");
+    assert_eq!(
+        a.api.describe("t").await.expect(200)["retention_ms"],
+        Value::Null
+    );
+    for (body, field) in [
+        (json!({"retention_ms": 0}), "retention_ms"),
+        (json!({"compression": "gzip"}), "body"),
+        (json!({"partitions": 3}), "body"),
+    ] {
+        let r = patch(body).await;
+        assert_eq!(
+            (r.status, r.body["field"].as_str()),
+            (400, Some(field)),
+            "{}",
+            r.text
+        );
+    }
+    let r = a
+        .api
+        .send(|c, u| c.patch(u).json(&json!({})), "/v1/topics/nope")
+        .await;
+    assert_eq!(r.status, 404);
+}
+
+#[tokio::test]
 async fn deleting_a_topic_while_producing_never_exposes_its_records() {
     let a = TestAgent::start(&["--linger", "50ms"]).await;
     a.create_topic("gone", 2).await;

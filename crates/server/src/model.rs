@@ -54,6 +54,13 @@ pub struct NewTopic {
     pub compression: Compression,
 }
 
+/// The settings of a topic that can change after creation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicSettings {
+    pub retention_ms: Option<i64>,
+    pub compression: Compression,
+}
+
 /// The offsets and size of one partition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PartitionState {

@@ -18,10 +18,10 @@ use super::{groups, ops, produce, read, records_out, tokens, topics, ws};
                        (`urn:streamhouse:problem:<code>`)."
     ),
     paths(
-        topics::create, topics::list, topics::describe, topics::delete,
+        topics::create, topics::list, topics::describe, topics::configure, topics::delete,
         produce::produce, produce::publish,
         read::read, read::offsets, read::topic_stream, read::multi_stream, ws::upgrade,
-        groups::commit, groups::fetch, groups::lag,
+        groups::list, groups::commit, groups::fetch, groups::lag,
         tokens::revoke,
         ops::healthz, ops::readyz, ops::metrics,
     ),
@@ -34,7 +34,7 @@ use super::{groups, ops, produce, read, records_out, tokens, topics, ws};
         (name = "topics", description = "Create, list, describe and delete topics"),
         (name = "records", description = "Produce and read records"),
         (name = "live", description = "Follow topics live: Server-Sent Events and WebSocket"),
-        (name = "groups", description = "Consumer-group offsets and lag"),
+        (name = "groups", description = "Consumer groups: list, offsets and lag"),
         (name = "admin", description = "Token revocation"),
         (name = "operations", description = "Health, readiness and metrics"),
     )
@@ -83,7 +83,12 @@ impl Modify for Shared {
         );
         for (path, item) in api.paths.paths.iter_mut() {
             let probe = path == super::paths::HEALTHZ || path == super::paths::READYZ;
-            let ops = [&mut item.get, &mut item.post, &mut item.delete];
+            let ops = [
+                &mut item.get,
+                &mut item.post,
+                &mut item.patch,
+                &mut item.delete,
+            ];
             for op in ops.into_iter().flatten() {
                 if !probe {
                     // A token is needed with --auth jwt, not without.

@@ -1,4 +1,4 @@
-//! Consumer-group offset routes: commit, fetch, lag.
+//! Consumer-group routes: list, commit, fetch, lag.
 
 use axum::Json;
 use axum::body::Body;
@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::body::read_body;
 use super::error::{ApiError, ErrorCode};
-use super::extract::ApiPath;
+use super::extract::{ApiPath, ApiQuery};
 use super::{AppState, paths};
 use crate::auth::{Action, Caller};
 use crate::groups::OffsetEntry;
@@ -187,6 +187,66 @@ pub(super) struct OffsetOut {
 pub(super) struct OffsetsOut {
     pub group: String,
     pub offsets: Vec<OffsetOut>,
+}
+
+/// `GET /v1/groups` parameters.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(super) struct GroupListQuery {
+    /// Return groups whose names sort after this one (the previous page's `next_after`).
+    #[param(max_length = 255)]
+    pub after: Option<String>,
+    /// At most this many groups (1 to 1000, default 100).
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<u32>,
+}
+
+/// A page of group names.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub(super) struct GroupList {
+    pub groups: Vec<String>,
+    /// Pass as `after` for the next page; null on the last page.
+    pub next_after: Option<String>,
+}
+
+/// List the groups that have committed offsets, in name order, a page at a time.
+#[utoipa::path(get, path = paths::GROUPS, tag = "groups", params(GroupListQuery),
+    responses((status = 200, description = "A page of group names (a token sees the groups its commit scopes name)", body = GroupList)))]
+pub(super) async fn list(
+    State(state): State<AppState>,
+    ApiQuery(q): ApiQuery<GroupListQuery>,
+    caller: Caller,
+) -> Result<Json<GroupList>, ApiError> {
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(
+            ApiError::new(ErrorCode::InvalidQuery, "limit must be between 1 and 1000")
+                .with_field("limit")
+                .with_limit(1000),
+        );
+    }
+    if q.after.as_ref().is_some_and(|a| a.len() > MAX_GROUP_NAME) {
+        return Err(ApiError::new(
+            ErrorCode::InvalidQuery,
+            format!("after must be at most {MAX_GROUP_NAME} bytes (a group name)"),
+        )
+        .with_field("after")
+        .with_limit(MAX_GROUP_NAME as u64));
+    }
+    let names = state
+        .metadata
+        .groups
+        .list_groups(caller.tenant.as_str(), q.after.as_deref(), limit)
+        .await?;
+    let next_after = (names.len() == limit as usize).then(|| names[names.len() - 1].clone());
+    Ok(Json(GroupList {
+        groups: names
+            .into_iter()
+            .filter(|g| caller.may(Action::Commit, g))
+            .collect(),
+        next_after,
+    }))
 }
 
 /// Fetch a group's committed offsets.

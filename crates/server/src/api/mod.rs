@@ -64,6 +64,7 @@ pub mod paths {
     pub const TOPIC_STREAM: &str = "/v1/topics/{topic}/stream";
     pub const STREAM: &str = "/v1/stream";
     pub const WS: &str = "/v1/ws";
+    pub const GROUPS: &str = "/v1/groups";
     pub const GROUP_OFFSETS: &str = "/v1/groups/{group}/offsets";
     pub const GROUP_LAG: &str = "/v1/groups/{group}/lag";
     pub const REVOKE_TOKEN: &str = "/v1/admin/tokens/revoke";
@@ -135,7 +136,12 @@ fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
 pub fn app(state: AppState) -> Router {
     let api = Router::new()
         .route(paths::TOPICS, post(topics::create).get(topics::list))
-        .route(paths::TOPIC, get(topics::describe).delete(topics::delete))
+        .route(
+            paths::TOPIC,
+            get(topics::describe)
+                .patch(topics::configure)
+                .delete(topics::delete),
+        )
         .route(paths::RECORDS, post(produce::produce))
         .route(paths::PUBLISH, post(produce::publish))
         .route(paths::PARTITION_RECORDS, get(read::read))
@@ -143,6 +149,7 @@ pub fn app(state: AppState) -> Router {
         .route(paths::TOPIC_STREAM, get(read::topic_stream))
         .route(paths::STREAM, get(read::multi_stream))
         .route(paths::WS, get(ws::upgrade))
+        .route(paths::GROUPS, get(groups::list))
         .route(
             paths::GROUP_OFFSETS,
             post(groups::commit).get(groups::fetch),

@@ -122,7 +122,8 @@ query `from` = earliest|latest|<offset>|ts:<ms>, default latest; `Last-Event-ID`
                 (super::sse::SseEvent = "text/event-stream"))),
               (status = 400, description = "Invalid parameter", body = super::Problem, content_type = "application/problem+json"),
               (status = 404, description = "No such topic or partition", body = super::Problem, content_type = "application/problem+json"),
-              (status = 416, description = "Offset outside [log start, high watermark]", body = super::Problem, content_type = "application/problem+json")))]
+              (status = 416, description = "Offset outside [log start, high watermark]", body = super::Problem, content_type = "application/problem+json"),
+              (status = 429, description = "SSE: the tenant's open_streams quota is used up; see Retry-After", body = super::Problem, content_type = "application/problem+json")))]
 pub(super) async fn read(
     State(state): State<AppState>,
     mode: ReadMode,
@@ -232,7 +233,9 @@ pub(super) async fn offsets(
     responses((status = 200, description = "Server-Sent Events: `event: records` per partition batch, \
 `id` = next offsets of all partitions (`topic=o0,o1,...`), resumed with `Last-Event-ID`; \
 `event: error` then end when the topic is deleted", content_type = "text/event-stream", body = super::sse::SseEvent),
-              (status = 404, description = "No such topic", body = super::Problem, content_type = "application/problem+json")))]
+              (status = 404, description = "No such topic", body = super::Problem, content_type = "application/problem+json"),
+              (status = 416, description = "A start offset outside [log start, high watermark]", body = super::Problem, content_type = "application/problem+json"),
+              (status = 429, description = "The tenant's open_streams quota is used up; see Retry-After", body = super::Problem, content_type = "application/problem+json")))]
 pub(super) async fn topic_stream(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -249,7 +252,9 @@ pub(super) async fn topic_stream(
     params(MultiStreamQuery),
     responses((status = 200, description = "Server-Sent Events for every partition of `topics`; \
 `id` covers every partition (`a=o0,o1~b=o0`)", content_type = "text/event-stream", body = super::sse::SseEvent),
-              (status = 404, description = "No such topic", body = super::Problem, content_type = "application/problem+json")))]
+              (status = 404, description = "No such topic", body = super::Problem, content_type = "application/problem+json"),
+              (status = 416, description = "A start offset outside [log start, high watermark]", body = super::Problem, content_type = "application/problem+json"),
+              (status = 429, description = "The tenant's open_streams quota is used up; see Retry-After", body = super::Problem, content_type = "application/problem+json")))]
 pub(super) async fn multi_stream(
     State(state): State<AppState>,
     headers: HeaderMap,

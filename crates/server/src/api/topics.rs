@@ -1,4 +1,4 @@
-//! Topic routes: create, list, describe, delete.
+//! Topic routes: create, list, describe, configure, delete.
 
 use axum::Json;
 use axum::body::Body;
@@ -15,7 +15,7 @@ use super::extract::{ApiQuery, TopicPath};
 use super::paths;
 use crate::auth::{Action, Caller};
 use crate::config::DEFAULT_COMPRESSION;
-use crate::model::{Compression, NewTopic, TopicMeta};
+use crate::model::{Compression, NewTopic, TopicMeta, TopicSettings};
 
 /// Longest topic name (Kafka's limit).
 pub(super) const MAX_TOPIC_NAME: usize = 249;
@@ -283,6 +283,73 @@ pub(super) async fn describe(
             .collect(),
         next_partition: next,
     }))
+}
+
+/// Body of `PATCH /v1/topics/{topic}`: the settings to change; absent ones stay.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ConfigureTopic {
+    /// Keep records at least this long; `null` keeps them forever.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<i64>, minimum = 1)]
+    pub retention_ms: Option<Option<i64>>,
+    /// Compression of chunks flushed from now on (stored chunks keep theirs).
+    #[serde(default)]
+    pub compression: Option<Compression>,
+}
+
+/// A field that is present, possibly `null`.
+fn present<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(d).map(Some)
+}
+
+/// Change a topic's settings (`admin`). The agent that takes the change
+/// applies it at once, others within `--topic-cache-ttl`.
+#[utoipa::path(patch, path = paths::TOPIC, tag = "topics", params(("topic" = String, Path)),
+    request_body = ConfigureTopic,
+    responses((status = 200, description = "The topic as changed", body = TopicInfo),
+              (status = 400, description = "Invalid setting", body = super::Problem, content_type = "application/problem+json"),
+              (status = 404, description = "No such topic", body = super::Problem, content_type = "application/problem+json"),
+              (status = 408, description = "The body did not arrive within body-read-timeout", body = super::Problem, content_type = "application/problem+json"),
+              (status = 413, description = "Body larger than 64 KiB", body = super::Problem, content_type = "application/problem+json"),
+              (status = 429, description = "Request bodies in flight hold the agent's budget; see Retry-After", body = super::Problem, content_type = "application/problem+json")))]
+pub(super) async fn configure(
+    State(state): State<AppState>,
+    TopicPath {
+        caller,
+        tenant,
+        topic,
+    }: TopicPath,
+    body: Body,
+) -> Result<Json<TopicInfo>, ApiError> {
+    require(&caller, Action::Admin, &topic.name)?;
+    let (body, _permit) = read_body(body, 64 * 1024, &state.bodies).await?;
+    let change: ConfigureTopic = super::json::from_object(&body).map_err(|e| {
+        ApiError::new(ErrorCode::InvalidJson, format!("invalid settings: {e}")).with_field("body")
+    })?;
+    if let Some(Some(r)) = change.retention_ms
+        && r <= 0
+    {
+        return Err(ApiError::field(
+            "retention_ms",
+            "retention_ms must be positive, or null to keep records forever",
+        ));
+    }
+    let settings = TopicSettings {
+        retention_ms: change.retention_ms.unwrap_or(topic.retention_ms),
+        compression: change.compression.unwrap_or(topic.compression),
+    };
+    let changed = state
+        .metadata
+        .topics
+        .configure_topic(tenant.as_str(), &topic.name, &settings)
+        .await?
+        .ok_or_else(|| ApiError::topic_not_found(&topic.name))?;
+    Ok(Json(TopicInfo::from(&changed)))
 }
 
 /// Delete a topic; its name is free at once and its records are never returned again.

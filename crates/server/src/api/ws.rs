@@ -4,8 +4,12 @@
 //! Client messages carry `"type"`: `subscribe` {id?, topic, partitions?
 //! (list or "all"), from?}, `unsubscribe` {subscription}, `produce`
 //! {request_id?, topic, records}, `commit` {request_id?, group, offsets},
-//! `ping` {request_id?}. The server answers `subscribed`, `unsubscribed`,
-//! `records`, `produced`, `committed`, `pong` and `error`. Every
+//! `auth` {request_id?, token}, `ping` {request_id?}. The server answers
+//! `subscribed`, `unsubscribed`, `records`, `produced`, `committed`,
+//! `authenticated`, `pong` and `error`. The caller's token (if the agent
+//! authenticates) is checked per message against its scopes; the
+//! connection closes with 4001 when the token expires or is revoked
+//! unless an `auth` message replaced it. Every
 //! subscription reads storage only when the connection's outgoing budget
 //! (`--ws-max-buffered-bytes`) has room, so a slow client slows its own
 //! subscriptions and costs bounded memory. A malformed message gets an
@@ -320,12 +324,14 @@ impl Outbox {
 `{\"type\":\"unsubscribe\",\"subscription\":\"s1\"}`, \
 `{\"type\":\"produce\",\"request_id\":\"r1\",\"topic\":\"t\",\"records\":[...]}` (records as in POST .../records), \
 `{\"type\":\"commit\",\"request_id\":\"c1\",\"group\":\"g\",\"offsets\":[{\"topic\":\"t\",\"partition\":0,\"offset\":5}]}`, \
+`{\"type\":\"auth\",\"token\":\"…\"}` (replace the token before it expires; at expiry the connection closes with code 4001), \
 `{\"type\":\"ping\"}`. Server messages: `subscribed` {subscription, topic, partitions:[{partition, offset}]}, \
 `records` {subscription, topic, partition, records, next_offset, high_watermark}, `unsubscribed`, \
-`produced` {request_id, offsets}, `committed` {request_id, group, committed}, `pong`, \
+`produced` {request_id, offsets}, `committed` {request_id, group, committed}, `authenticated` {request_id, expires_at}, `pong`, \
 `error` {request_id?, subscription?, code, status, message, field?, limit?}.",
     responses((status = 101, description = "Switching protocols to WebSocket"),
-              (status = 426, description = "Not a WebSocket handshake", body = super::Problem, content_type = "application/problem+json")))]
+              (status = 426, description = "Not a WebSocket handshake", body = super::Problem, content_type = "application/problem+json"),
+              (status = 429, description = "The tenant's open_streams quota is used up; see Retry-After", body = super::Problem, content_type = "application/problem+json")))]
 pub(super) async fn upgrade(
     State(state): State<AppState>,
     headers: HeaderMap,

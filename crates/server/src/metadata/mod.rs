@@ -28,7 +28,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use uuid::Uuid;
 
-use crate::model::{NewTopic, PartitionKey, PartitionState, TopicMeta};
+use crate::model::{NewTopic, PartitionKey, PartitionState, TopicMeta, TopicSettings};
 
 pub use cache::{CacheConfig, MetadataCache};
 pub use clock::StoreClock;
@@ -159,6 +159,15 @@ pub trait Topics: Send + Sync + Debug {
         limit: u32,
     ) -> Result<Vec<TopicMeta>, MetadataError>;
 
+    /// Replaces the changeable settings of the live topic with this name;
+    /// returns it as changed, or `None` if there is none.
+    async fn configure_topic(
+        &self,
+        tenant: &str,
+        name: &str,
+        settings: &TopicSettings,
+    ) -> Result<Option<TopicMeta>, MetadataError>;
+
     /// Deletes the live topic with this name, freeing the name at once;
     /// returns it, or `None` if there was none.
     async fn delete_topic(
@@ -245,6 +254,15 @@ pub trait GroupOffsets: Send + Sync + Debug {
         tenant: &str,
         group: &str,
     ) -> Result<Vec<GroupOffsetRow>, MetadataError>;
+
+    /// Names of a tenant's groups with committed offsets, in name order,
+    /// after `after`, at most `limit`.
+    async fn list_groups(
+        &self,
+        tenant: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<String>, MetadataError>;
 }
 
 /// Idempotency keys outside the flush commit, which records them.

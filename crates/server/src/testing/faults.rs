@@ -21,7 +21,7 @@ use crate::metadata::{
     BatchRow, ChunkOutcome, FlushCommit, GroupOffsetCommit, GroupOffsetRow, GroupOffsets,
     IdempotencyKeys, Log, Metadata, MetadataError, RecordedKey, Topics,
 };
-use crate::model::{NewTopic, PartitionKey, PartitionState, TopicMeta};
+use crate::model::{NewTopic, PartitionKey, PartitionState, TopicMeta, TopicSettings};
 use crate::store::{DeleteOutcome, ListPage, ObjectStore, SharedStore, StoreError};
 
 /// Calls a rule can target.
@@ -283,6 +283,14 @@ impl Topics for FaultyMetadata {
     ) -> Result<Vec<TopicMeta>, MetadataError> {
         read!(self.topics.list_topics(tenant, after, limit))
     }
+    async fn configure_topic(
+        &self,
+        t: &str,
+        n: &str,
+        settings: &TopicSettings,
+    ) -> Result<Option<TopicMeta>, MetadataError> {
+        read!(self.topics.configure_topic(t, n, settings))
+    }
     async fn delete_topic(
         &self,
         tenant: &str,
@@ -361,6 +369,14 @@ impl GroupOffsets for FaultyMetadata {
     }
     async fn group_offsets(&self, t: &str, g: &str) -> Result<Vec<GroupOffsetRow>, MetadataError> {
         read!(self.groups.group_offsets(t, g))
+    }
+    async fn list_groups(
+        &self,
+        t: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<String>, MetadataError> {
+        read!(self.groups.list_groups(t, after, limit))
     }
 }
 

@@ -24,7 +24,7 @@ use uuid::Uuid;
 
 use super::{BatchRow, ChunkOutcome, FlushCommit, Log, Metadata, MetadataError, Topics};
 use crate::metrics::Metrics;
-use crate::model::{NewTopic, PartitionKey, PartitionState, TopicMeta};
+use crate::model::{NewTopic, PartitionKey, PartitionState, TopicMeta, TopicSettings};
 use index::IndexCache;
 
 /// Sizes and lifetimes of the metadata caches.
@@ -191,6 +191,21 @@ impl Topics for MetadataCache {
         limit: u32,
     ) -> Result<Vec<TopicMeta>, MetadataError> {
         self.inner_topics.list_topics(tenant, after, limit).await
+    }
+
+    async fn configure_topic(
+        &self,
+        tenant: &str,
+        name: &str,
+        settings: &TopicSettings,
+    ) -> Result<Option<TopicMeta>, MetadataError> {
+        self.forget_topic(tenant, name).await;
+        let changed = self
+            .inner_topics
+            .configure_topic(tenant, name, settings)
+            .await;
+        self.forget_topic(tenant, name).await;
+        changed
     }
 
     async fn delete_topic(

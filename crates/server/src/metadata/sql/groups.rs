@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 
-use super::{Arg, Column, Dialect, On, RowSet, SqlStore, rows};
+use super::{Arg, Column, Dialect, On, RowSet, SqlRow, SqlStore, rows};
 use crate::metadata::{GroupOffsetCommit, GroupOffsetRow, GroupOffsets, MetadataError};
 
 #[async_trait]
@@ -45,6 +45,28 @@ impl<D: Dialect> GroupOffsets for SqlStore<D> {
             let args = [Arg::Text(tenant), Arg::Text(group)];
             let found = self.fetch(On::Read, &self.sql.group_offsets, &args).await?;
             Ok(rows::all(&found, rows::group_offset)?)
+        })
+        .await
+    }
+
+    async fn list_groups(
+        &self,
+        tenant: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<String>, MetadataError> {
+        self.read(async {
+            let args = [
+                Arg::Text(tenant),
+                Arg::Text(after.unwrap_or("")),
+                Arg::BigInt(i64::from(limit)),
+            ];
+            let found = self.fetch(On::Read, &self.sql.list_groups, &args).await?;
+            let mut out = Vec::with_capacity(found.len());
+            for r in &found {
+                out.push(r.text("group_id")?);
+            }
+            Ok(out)
         })
         .await
     }

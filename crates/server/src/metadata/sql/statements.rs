@@ -64,6 +64,7 @@ pub(super) struct Statements {
     pub(super) insert_partitions: String,
     pub(super) get_topic: String,
     pub(super) list_topics: String,
+    pub(super) configure_topic: String,
     pub(super) delete_topic: String,
     pub(super) delete_topic_rows: [String; 3],
     pub(super) bump_topic_epoch: String,
@@ -88,6 +89,7 @@ pub(super) struct Statements {
     // Group offsets.
     pub(super) upsert_group_offsets: String,
     pub(super) group_offsets: String,
+    pub(super) list_groups: String,
     // Idempotency keys.
     pub(super) lookup_key: String,
     pub(super) expire_keys: String,
@@ -116,6 +118,10 @@ impl Statements {
             list_topics: format!(
                 "SELECT {TOPIC_COLS} FROM topics \
                  WHERE tenant = $1 AND deleted_at IS NULL AND name > $2 ORDER BY name LIMIT $3"
+            ),
+            configure_topic: format!(
+                "UPDATE topics SET retention_ms = $3, compression = $4 \
+                 WHERE tenant = $1 AND name = $2 AND deleted_at IS NULL RETURNING {TOPIC_COLS}"
             ),
             delete_topic: format!(
                 "UPDATE topics SET deleted_at = $3 \
@@ -216,6 +222,9 @@ impl Statements {
                  g.metadata, g.updated_at FROM group_offsets g \
                  JOIN topics t ON t.id = g.topic_id AND t.deleted_at IS NULL \
                  WHERE g.tenant = $1 AND g.group_id = $2 ORDER BY t.name, g.partition"
+                .into(),
+            list_groups: "SELECT DISTINCT group_id FROM group_offsets \
+                 WHERE tenant = $1 AND group_id > $2 ORDER BY group_id LIMIT $3"
                 .into(),
 
             lookup_key: "SELECT fingerprint, response FROM idempotency_keys \

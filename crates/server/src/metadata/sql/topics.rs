@@ -1,4 +1,4 @@
-//! Topics: create, look up, list, delete, and the deletion epoch.
+//! Topics: create, look up, list, configure, delete, and the deletion epoch.
 
 use std::sync::Arc;
 
@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use super::{Arg, Column, Dialect, Failure, On, RowSet, SqlRow, SqlStore, rows};
 use crate::metadata::{MetadataError, Topics};
-use crate::model::{NewTopic, TopicMeta};
+use crate::model::{NewTopic, TopicMeta, TopicSettings};
 
 #[async_trait]
 impl<D: Dialect> Topics for SqlStore<D> {
@@ -63,6 +63,27 @@ impl<D: Dialect> Topics for SqlStore<D> {
                 .fetch_optional(On::Read, &self.sql.get_topic, &args)
                 .await?;
             Ok(row.as_ref().map(rows::topic).transpose()?.map(Arc::new))
+        })
+        .await
+    }
+
+    async fn configure_topic(
+        &self,
+        tenant: &str,
+        name: &str,
+        settings: &TopicSettings,
+    ) -> Result<Option<TopicMeta>, MetadataError> {
+        let args = [
+            Arg::Text(tenant),
+            Arg::Text(name),
+            Arg::OptBigInt(settings.retention_ms),
+            Arg::Text(settings.compression.as_str()),
+        ];
+        self.retrying(|| async {
+            let row = self
+                .fetch_optional(On::Write, &self.sql.configure_topic, &args)
+                .await?;
+            Ok(row.as_ref().map(rows::topic).transpose()?)
         })
         .await
     }

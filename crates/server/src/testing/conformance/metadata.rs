@@ -41,6 +41,8 @@ macro_rules! metadata_conformance {
             known_objects_are_the_committed_ones,
             objects_older_than_allowed_are_refused,
             revocations_are_kept_until_their_tokens_expire,
+            groups_list_by_tenant_in_name_order,
+            topic_settings_change_in_place,
         );
     };
     (@cases $open:path; $($case:ident),* $(,)?) => {
@@ -661,5 +663,91 @@ pub async fn revocations_are_kept_until_their_tokens_expire(m: &Metadata) {
     assert_eq!(
         store.revoked_tokens(0).await.expect("list"),
         vec![r("t2", "a", 2000)]
+    );
+}
+
+/// Groups with offsets list per tenant, in name order, a page at a time.
+pub async fn groups_list_by_tenant_in_name_order(m: &Metadata) {
+    let t = m
+        .topics
+        .create_topic(&new_topic("gl", 1), 1)
+        .await
+        .expect("create");
+    let at = |o| GroupOffsetCommit {
+        topic_id: t.id,
+        partition: 0,
+        offset: o,
+        metadata: None,
+    };
+    for g in ["b", "a", "c"] {
+        m.groups
+            .commit_group_offsets("t1", g, &[at(1)], 1)
+            .await
+            .expect("commit");
+    }
+    m.groups
+        .commit_group_offsets("t2", "z", &[at(1)], 1)
+        .await
+        .expect("commit");
+    let all = m.groups.list_groups("t1", None, 10).await.expect("list");
+    assert_eq!(all, ["a", "b", "c"]);
+    let page = m
+        .groups
+        .list_groups("t1", Some("a"), 1)
+        .await
+        .expect("list");
+    assert_eq!(page, ["b"]);
+    assert_eq!(
+        m.groups.list_groups("t2", None, 10).await.expect("list"),
+        ["z"]
+    );
+}
+
+/// Configuring a topic changes its settings, nothing else; a missing or
+/// deleted topic is `None`.
+pub async fn topic_settings_change_in_place(m: &Metadata) {
+    use crate::model::TopicSettings;
+    let t = m
+        .topics
+        .create_topic(&new_topic("cfg", 2), 1)
+        .await
+        .expect("create");
+    let settings = TopicSettings {
+        retention_ms: Some(5000),
+        compression: Compression::Zstd,
+    };
+    let changed = m
+        .topics
+        .configure_topic("t1", "cfg", &settings)
+        .await
+        .expect("configure")
+        .expect("live");
+    assert_eq!((changed.id, changed.partition_count), (t.id, 2));
+    assert_eq!(
+        (changed.retention_ms, changed.compression),
+        (Some(5000), Compression::Zstd)
+    );
+    let got = m
+        .topics
+        .get_topic("t1", "cfg")
+        .await
+        .expect("get")
+        .expect("live");
+    assert_eq!(got.compression, Compression::Zstd);
+    assert!(
+        m.topics
+            .configure_topic("t2", "cfg", &settings)
+            .await
+            .expect("configure")
+            .is_none(),
+        "another tenant's name"
+    );
+    m.topics.delete_topic("t1", "cfg", 2).await.expect("delete");
+    assert!(
+        m.topics
+            .configure_topic("t1", "cfg", &settings)
+            .await
+            .expect("configure")
+            .is_none()
     );
 }
