@@ -51,12 +51,15 @@ struct Page<'a> {
     high_watermark: i64,
 }
 
-/// Prints records until the count is reached.
+/// Prints records until the count is reached; on a terminal, a progress
+/// line on stderr every second.
 struct Printer {
     output: Output,
     topic: String,
     left: Option<u64>,
     buf: Vec<u8>,
+    printed: u64,
+    progress: Option<std::time::Instant>,
 }
 
 impl Printer {
@@ -69,9 +72,16 @@ impl Printer {
             }
             self.output
                 .write(&mut self.buf, &self.topic, page.partition, r);
+            self.printed += 1;
             if let Some(n) = &mut self.left {
                 *n -= 1;
             }
+        }
+        if let Some(last) = &mut self.progress
+            && last.elapsed() >= Duration::from_secs(1)
+        {
+            *last = std::time::Instant::now();
+            eprint!("\r{} records", self.printed);
         }
         let mut out = std::io::stdout().lock();
         out.write_all(&self.buf)
@@ -105,6 +115,8 @@ pub(crate) async fn run(a: &ConsumeArgs) -> Result<(), CliError> {
         topic: a.topic.clone(),
         left: a.count,
         buf: Vec::new(),
+        printed: 0,
+        progress: crate::progress_enabled().then(std::time::Instant::now),
     };
     if a.count == Some(0) {
         return Ok(());
