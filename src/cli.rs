@@ -33,6 +33,9 @@ pub(crate) enum Command {
     Bench(BenchArgs),
     /// Print a signed HS256 token for an agent run with --auth jwt --jwt-secret.
     Token(streamhouse_server::auth::TokenArgs),
+    /// Exit 0 when the agent at --url (default http://127.0.0.1:8080) answers
+    /// /readyz with 200 (container health checks).
+    Ready(streamhouse_cli::Target),
     /// List, create, describe and delete topics.
     Topics(streamhouse_cli::TopicsArgs),
     /// Produce stdin to a topic, one record per line.

@@ -24,6 +24,7 @@ async fn main() -> ExitCode {
         Err(e) => e.exit(),
     };
     let client = match &cli.command {
+        Command::Ready(t) => Some(streamhouse_cli::ready(t).await),
         Command::Topics(a) => Some(streamhouse_cli::topics(a).await),
         Command::Produce(a) => Some(streamhouse_cli::produce(a).await),
         Command::Consume(a) => Some(streamhouse_cli::consume(a).await),
@@ -64,9 +65,11 @@ async fn main() -> ExitCode {
             init_logging("warn");
             streamhouse_bench::run(args).await
         }
-        Command::Topics(_) | Command::Produce(_) | Command::Consume(_) | Command::Groups(_) => {
-            Ok(())
-        }
+        Command::Ready(_)
+        | Command::Topics(_)
+        | Command::Produce(_)
+        | Command::Consume(_)
+        | Command::Groups(_) => Ok(()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -69,6 +69,12 @@ impl CliError {
     }
 }
 
+/// `streamhouse ready`: the agent answers `/readyz` with 200.
+pub async fn ready(t: &Target) -> Result<(), CliError> {
+    let c = conn::Conn::new(t)?;
+    c.get("/readyz").await.map(|_| ())
+}
+
 /// `streamhouse topics …`
 pub async fn topics(a: &TopicsArgs) -> Result<(), CliError> {
     topics::run(a).await

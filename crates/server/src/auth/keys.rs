@@ -78,8 +78,9 @@ impl Keys {
             Some(s) => {
                 let bytes = super::token::read_secret(s)?;
                 if bytes.len() < 32 {
-                    return Err(
-                        "jwt-secret must be at least 32 bytes (256 bits) for HS256".to_string()
+                    tracing::warn!(
+                        bytes = bytes.len(),
+                        "jwt-secret is shorter than 32 bytes: tokens are only as safe as the secret; use 32 or more random bytes"
                     );
                 }
                 Some(PinnedKey {
