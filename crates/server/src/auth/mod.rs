@@ -86,8 +86,18 @@ impl AuthError {
     }
 }
 
-/// Most verified tokens kept decoded.
+/// Most verified tokens kept decoded (each entry is a 32-byte digest and
+/// the caller, about 200 bytes).
 const VERIFIED_CACHE_ENTRIES: u64 = 100_000;
+
+/// What the verified-token cache is keyed by: the token's SHA-256, so a
+/// long token costs no more memory than a short one.
+type TokenDigest = [u8; 32];
+
+fn digest(token: &str) -> TokenDigest {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(token.as_bytes()).into()
+}
 
 /// The agent's authentication: its mode, keys, the verified-token cache
 /// and the set of revoked tokens.
@@ -96,8 +106,8 @@ pub struct Auth {
     mode: AuthMode,
     keys: Option<Arc<Keys>>,
     expect: Expect,
-    /// Token text → the caller it verified as, until it expires.
-    verified: moka::sync::Cache<Arc<str>, Caller>,
+    /// Token digest → the caller it verified as, until it expires.
+    verified: moka::sync::Cache<TokenDigest, Caller>,
     pub revoked: Arc<Revoked>,
     clock: SharedClock,
 }
@@ -149,20 +159,21 @@ impl Auth {
         let token = token.ok_or_else(|| {
             AuthError::invalid("a bearer token is required (Authorization: Bearer …)")
         })?;
-        let caller = match self.verified.get(token) {
+        let key = digest(token);
+        let caller = match self.verified.get(&key) {
             Some(c) => {
                 // Cached tokens still expire on time (with the same leeway).
                 if c.expires_at
                     .is_some_and(|exp| exp + LEEWAY_SECS as i64 <= self.now_secs())
                 {
-                    self.verified.invalidate(token);
+                    self.verified.invalidate(&key);
                     return Err(AuthError::invalid("the token has expired"));
                 }
                 c
             }
             None => {
                 let c = token::verify(token, &keys.current(), &self.expect)?;
-                self.verified.insert(token.into(), c.clone());
+                self.verified.insert(key, c.clone());
                 c
             }
         };
