@@ -10,7 +10,8 @@
 //! held by the returned [`BodyPermit`] until the handler is done with the
 //! body (and with whatever it parsed from it). A body must arrive whole
 //! within `--body-read-timeout` (408 beyond it), so a slow upload cannot
-//! hold its reservation for long.
+//! hold its reservation for long. [`small_json`] reads the small JSON
+//! objects of the admin routes (64 KiB at most) straight into their type.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -152,4 +153,25 @@ pub(super) async fn read_body(
         buf.extend_from_slice(&data);
     }
     Ok((buf.freeze(), permit))
+}
+
+/// Largest body of a small JSON request (create or configure a topic,
+/// revoke a token).
+pub(super) const SMALL_BODY: usize = 64 * 1024;
+
+/// Reads a small JSON object body (at most 64 KiB) into `T`; a body that
+/// is not one is a 400 naming `what`.
+pub(super) async fn small_json<T: serde::de::DeserializeOwned>(
+    body: axum::body::Body,
+    bodies: &BodyBudget,
+    what: &str,
+) -> Result<T, ApiError> {
+    let (bytes, _permit) = read_body(body, SMALL_BODY, bodies).await?;
+    super::json::from_object(&bytes).map_err(|e| {
+        ApiError::new(
+            super::error::ErrorCode::InvalidJson,
+            format!("invalid {what}: {e}"),
+        )
+        .with_field("body")
+    })
 }

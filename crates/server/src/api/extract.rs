@@ -160,3 +160,16 @@ pub(super) fn is_json_media_type(media: &str) -> bool {
     let ends_json = m.len() >= 5 && m[m.len() - 5..].eq_ignore_ascii_case(b"+json");
     m.eq_ignore_ascii_case(b"application/json") || (ends_json && m.contains(&b'/'))
 }
+
+/// The `limit` of a listing: 1 to 1000, default 100; a 400 naming it otherwise.
+pub(super) fn page_limit(limit: Option<u32>) -> Result<u32, ApiError> {
+    let limit = limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(
+            ApiError::new(ErrorCode::InvalidQuery, "limit must be between 1 and 1000")
+                .with_field("limit")
+                .with_limit(1000),
+        );
+    }
+    Ok(limit)
+}

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::body::read_body;
 use super::error::{ApiError, ErrorCode};
-use super::extract::{ApiPath, ApiQuery};
+use super::extract::{ApiPath, ApiQuery, page_limit};
 use super::{AppState, paths};
 use crate::auth::{Action, Caller};
 use crate::groups::OffsetEntry;
@@ -218,14 +218,7 @@ pub(super) async fn list(
     ApiQuery(q): ApiQuery<GroupListQuery>,
     caller: Caller,
 ) -> Result<Json<GroupList>, ApiError> {
-    let limit = q.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(
-            ApiError::new(ErrorCode::InvalidQuery, "limit must be between 1 and 1000")
-                .with_field("limit")
-                .with_limit(1000),
-        );
-    }
+    let limit = page_limit(q.limit)?;
     if q.after.as_ref().is_some_and(|a| a.len() > MAX_GROUP_NAME) {
         return Err(ApiError::new(
             ErrorCode::InvalidQuery,

@@ -8,7 +8,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 
-use super::body::read_body;
+use super::body::small_json;
 use super::error::{ApiError, ErrorCode};
 use super::{AppState, paths};
 use crate::auth::Caller;
@@ -49,10 +49,7 @@ pub(super) async fn revoke(
             "revoking tokens needs the scope admin:*",
         ));
     }
-    let (body, _permit) = read_body(body, 64 * 1024, &state.bodies).await?;
-    let req: RevokeRequest = super::json::from_object(&body).map_err(|e| {
-        ApiError::new(ErrorCode::InvalidJson, format!("invalid revocation: {e}")).with_field("body")
-    })?;
+    let req: RevokeRequest = small_json(body, &state.bodies, "revocation").await?;
     if req.jti.is_empty() || req.jti.len() > MAX_JTI {
         return Err(
             ApiError::field("jti", format!("jti must be 1 to {MAX_JTI} bytes"))

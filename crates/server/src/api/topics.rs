@@ -9,9 +9,9 @@ use serde::{Deserialize, Serialize};
 
 use super::AppState;
 use super::auth::require;
-use super::body::read_body;
+use super::body::small_json;
 use super::error::{ApiError, ErrorCode};
-use super::extract::{ApiQuery, TopicPath};
+use super::extract::{ApiQuery, TopicPath, page_limit};
 use super::paths;
 use crate::auth::{Action, Caller};
 use crate::config::DEFAULT_COMPRESSION;
@@ -94,10 +94,7 @@ pub(super) async fn create(
     body: Body,
 ) -> Result<Response, ApiError> {
     let tenant = &caller.tenant;
-    let (body, _permit) = read_body(body, 64 * 1024, &state.bodies).await?;
-    let req: CreateTopic = super::json::from_object(&body).map_err(|e| {
-        ApiError::new(ErrorCode::InvalidJson, format!("invalid topic: {e}")).with_field("body")
-    })?;
+    let req: CreateTopic = small_json(body, &state.bodies, "topic").await?;
     validate_topic_name(&req.name)?;
     require(&caller, Action::Admin, &req.name)?;
     let max = state.limits.max_partitions_per_topic;
@@ -177,14 +174,7 @@ pub(super) async fn list(
     caller: Caller,
 ) -> Result<Json<TopicList>, ApiError> {
     let tenant = &caller.tenant;
-    let limit = q.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(
-            ApiError::new(ErrorCode::InvalidQuery, "limit must be between 1 and 1000")
-                .with_field("limit")
-                .with_limit(1000),
-        );
-    }
+    let limit = page_limit(q.limit)?;
     let topics = state
         .metadata
         .topics
@@ -327,10 +317,7 @@ pub(super) async fn configure(
     body: Body,
 ) -> Result<Json<TopicInfo>, ApiError> {
     require(&caller, Action::Admin, &topic.name)?;
-    let (body, _permit) = read_body(body, 64 * 1024, &state.bodies).await?;
-    let change: ConfigureTopic = super::json::from_object(&body).map_err(|e| {
-        ApiError::new(ErrorCode::InvalidJson, format!("invalid settings: {e}")).with_field("body")
-    })?;
+    let change: ConfigureTopic = small_json(body, &state.bodies, "settings").await?;
     if let Some(Some(r)) = change.retention_ms
         && r <= 0
     {
