@@ -23,7 +23,7 @@ PROJECT = os.environ.get("PROJECT", "streamhouse")
 TOPIC = "smoke"
 
 
-def call(method, path, body=None, headers=None, timeout=30):
+def call(method, path, body=None, headers=None, timeout=60):
     data = json.dumps(body).encode() if body is not None else None
     h = {"Authorization": f"Bearer {TOKEN}"}
     if data is not None:

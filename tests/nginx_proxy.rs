@@ -57,6 +57,9 @@ async fn nginx_in_front_of(agent: &str) -> Nginx {
             }
             continue;
         }
+        if t.starts_with("access_log ") {
+            continue;
+        }
         if t == "listen 8080;" {
             conf.push_str(&format!("        listen 127.0.0.1:{port};\n"));
             continue;
