@@ -109,6 +109,8 @@ pub struct Auth {
     /// Token digest → the caller it verified as, until it expires.
     verified: moka::sync::Cache<TokenDigest, Caller>,
     pub revoked: Arc<Revoked>,
+    /// Every caller without authentication (cloned, not rebuilt, per request).
+    anonymous: Caller,
     clock: SharedClock,
 }
 
@@ -134,6 +136,7 @@ impl Auth {
                 .time_to_idle(Duration::from_secs(300))
                 .build(),
             revoked: Arc::new(Revoked::default()),
+            anonymous: Caller::anonymous(),
             clock,
         })
     }
@@ -154,7 +157,7 @@ impl Auth {
     /// The caller a request's bearer token (if any) speaks for.
     pub fn authenticate(&self, token: Option<&str>) -> Result<Caller, AuthError> {
         let Some(keys) = &self.keys else {
-            return Ok(Caller::anonymous());
+            return Ok(self.anonymous.clone());
         };
         let token = token.ok_or_else(|| {
             AuthError::invalid("a bearer token is required (Authorization: Bearer …)")

@@ -188,6 +188,10 @@ impl Quotas {
     fn with_usage<T>(&self, tenant: &str, f: impl FnOnce(&mut Usage, &Quota) -> T) -> T {
         let quota = self.quota(tenant);
         let mut usage = self.usage.lock().unwrap_or_else(|e| e.into_inner());
+        // Known tenants are found without allocating their name again.
+        if let Some(u) = usage.get_mut(tenant) {
+            return f(u, quota);
+        }
         let entry = usage.entry(tenant.to_string()).or_insert_with(|| {
             let (produced, requests_seen, open) = match &self.metrics {
                 Some(m) => m.tenant(tenant),

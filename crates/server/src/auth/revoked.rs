@@ -3,7 +3,7 @@
 //! once), and the end of a long-lived session whose token expires or is
 //! revoked while its stream is open.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -21,17 +21,20 @@ pub enum SessionEnd {
     Revoked,
 }
 
+/// Revoked `jti`s by tenant, not yet expired.
+type RevokedSet = HashMap<String, HashSet<String>>;
+
 /// The revoked `(tenant, jti)` pairs not yet expired.
 #[derive(Debug)]
 pub struct Revoked {
-    set: RwLock<HashSet<(String, String)>>,
+    set: RwLock<RevokedSet>,
     changed: watch::Sender<u64>,
 }
 
 impl Default for Revoked {
     fn default() -> Self {
         Revoked {
-            set: RwLock::new(HashSet::new()),
+            set: RwLock::new(HashMap::new()),
             changed: watch::Sender::new(0),
         }
     }
@@ -42,16 +45,19 @@ impl Revoked {
         let Some(jti) = &caller.jti else {
             return false;
         };
-        let key = (caller.tenant.as_str().to_string(), jti.to_string());
-        self.set.read().is_ok_and(|s| s.contains(&key))
+        self.set.read().is_ok_and(|s| {
+            s.get(caller.tenant.as_str())
+                .is_some_and(|jtis| jtis.contains(jti.as_ref()))
+        })
     }
 
     /// Adds one revocation (the agent that recorded it knows at once).
     pub fn add(&self, tenant: &str, jti: &str) {
-        let added = self
-            .set
-            .write()
-            .is_ok_and(|mut s| s.insert((tenant.to_string(), jti.to_string())));
+        let added = self.set.write().is_ok_and(|mut s| {
+            s.entry(tenant.to_string())
+                .or_default()
+                .insert(jti.to_string())
+        });
         if added {
             self.changed.send_modify(|g| *g += 1);
         }
@@ -59,11 +65,16 @@ impl Revoked {
 
     /// Replaces the set with the store's; wakes sessions if it grew.
     pub fn replace(&self, rows: Vec<RevokedToken>) {
-        let fresh: HashSet<(String, String)> =
-            rows.into_iter().map(|r| (r.tenant, r.jti)).collect();
+        let mut fresh = RevokedSet::new();
+        for r in rows {
+            fresh.entry(r.tenant).or_default().insert(r.jti);
+        }
         let grew = match self.set.write() {
             Ok(mut s) => {
-                let grew = fresh.iter().any(|k| !s.contains(k));
+                let grew = fresh.iter().any(|(tenant, jtis)| {
+                    s.get(tenant)
+                        .is_none_or(|known| jtis.iter().any(|j| !known.contains(j)))
+                });
                 *s = fresh;
                 grew
             }
@@ -75,7 +86,10 @@ impl Revoked {
     }
 
     pub fn len(&self) -> usize {
-        self.set.read().map(|s| s.len()).unwrap_or(0)
+        self.set
+            .read()
+            .map(|s| s.values().map(HashSet::len).sum())
+            .unwrap_or(0)
     }
 
     pub fn is_empty(&self) -> bool {
