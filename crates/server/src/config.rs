@@ -320,6 +320,11 @@ pub struct ServeArgs {
     #[arg(long, env = "STREAMHOUSE_SHUTDOWN_TIMEOUT", default_value = "30s")]
     pub shutdown_timeout: HumanDuration,
 
+    /// Serve the web console from this directory instead of the copy built
+    /// into the binary (for working on the console).
+    #[arg(long, env = "STREAMHOUSE_CONSOLE_DIR")]
+    pub console_dir: Option<PathBuf>,
+
     #[command(flatten)]
     pub access: crate::auth::AuthArgs,
     /// Log filter (tracing `EnvFilter` syntax).

@@ -238,6 +238,9 @@ pub async fn build_with(args: &ServeArgs, layers: Layers) -> Result<Agent, BootE
         watermarks,
         metrics,
         clock,
+        console: api::ConsoleFiles {
+            dir: args.console_dir.clone(),
+        },
         draining: CancellationToken::new(),
     });
     Ok(Agent {

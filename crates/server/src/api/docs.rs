@@ -22,7 +22,7 @@ use super::{groups, ops, produce, read, records_out, tokens, topics, ws};
         produce::produce, produce::publish,
         read::read, read::offsets, read::topic_stream, read::multi_stream, ws::upgrade,
         groups::list, groups::commit, groups::fetch, groups::lag,
-        tokens::revoke,
+        tokens::revoke, tokens::whoami,
         ops::healthz, ops::readyz, ops::metrics,
     ),
     components(schemas(
@@ -35,7 +35,7 @@ use super::{groups, ops, produce, read, records_out, tokens, topics, ws};
         (name = "records", description = "Produce and read records"),
         (name = "live", description = "Follow topics live: Server-Sent Events and WebSocket"),
         (name = "groups", description = "Consumer groups: list, offsets and lag"),
-        (name = "admin", description = "Token revocation"),
+        (name = "admin", description = "The caller's token, and token revocation"),
         (name = "operations", description = "Health, readiness and metrics"),
     )
 )]

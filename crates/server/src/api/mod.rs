@@ -7,6 +7,7 @@ mod auth;
 mod body;
 mod browser;
 mod conn;
+mod console;
 mod docs;
 mod error;
 mod extract;
@@ -47,6 +48,7 @@ use crate::tail::Watermarks;
 
 pub use body::BodyBudget;
 pub use browser::Access;
+pub use console::ConsoleFiles;
 pub use docs::openapi_json;
 pub use error::{ApiError, ErrorCode, Problem};
 pub use records_out::{OutHeader, OutRecord, ReadResponse, ValueEncoding};
@@ -68,6 +70,7 @@ pub mod paths {
     pub const GROUP_OFFSETS: &str = "/v1/groups/{group}/offsets";
     pub const GROUP_LAG: &str = "/v1/groups/{group}/lag";
     pub const REVOKE_TOKEN: &str = "/v1/admin/tokens/revoke";
+    pub const WHOAMI: &str = "/v1/whoami";
     pub const HEALTHZ: &str = "/healthz";
     pub const READYZ: &str = "/readyz";
     pub const METRICS: &str = "/metrics";
@@ -92,6 +95,8 @@ pub struct Services {
     pub watermarks: Arc<Watermarks>,
     pub metrics: Arc<Metrics>,
     pub clock: SharedClock,
+    /// The web console's files.
+    pub console: ConsoleFiles,
     /// Cancelled when shutdown begins: readiness fails, requests are refused.
     pub draining: CancellationToken,
 }
@@ -156,6 +161,7 @@ pub fn app(state: AppState) -> Router {
         )
         .route(paths::GROUP_LAG, get(groups::lag))
         .route(paths::REVOKE_TOKEN, post(tokens::revoke))
+        .route(paths::WHOAMI, get(tokens::whoami))
         .route(paths::HEALTHZ, get(ops::healthz))
         .route(paths::READYZ, get(ops::readyz))
         .route(paths::METRICS, get(ops::metrics))
@@ -167,8 +173,12 @@ pub fn app(state: AppState) -> Router {
             refuse_when_draining,
         ))
         .with_state(state.clone());
-    let docs = docs::router().layer(middleware::from_fn(browser::page_headers));
-    let mut app = api.merge(docs).layer(middleware::from_fn(browser::nosniff));
+    let pages = docs::router()
+        .merge(console::router(state.console.clone()))
+        .layer(middleware::from_fn(browser::page_headers));
+    let mut app = api
+        .merge(pages)
+        .layer(middleware::from_fn(browser::nosniff));
     if let Some(cors) = state.access.cors() {
         app = app.layer(cors);
     }

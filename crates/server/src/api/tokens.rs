@@ -1,8 +1,10 @@
-//! Token revocation: `POST /v1/admin/tokens/revoke`, for holders of
-//! `admin:*`. The revocation is recorded in metadata (so every agent
+//! Tokens: `GET /v1/whoami` (what the caller's token allows, so a console
+//! can explain a disabled button) and `POST /v1/admin/tokens/revoke`, for
+//! holders of `admin:*`. The revocation is recorded in metadata (so every agent
 //! refuses the token within a watermark poll) and takes effect here at
 //! once; open streams of the token end.
 
+use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -16,6 +18,46 @@ use crate::metadata::RevokedToken;
 
 /// Longest `jti`.
 const MAX_JTI: usize = 255;
+
+/// Who the caller is and what its token allows.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(super) struct WhoAmI {
+    /// `none` (no authentication: every right) or `jwt`.
+    #[schema(pattern = "^(none|jwt)$")]
+    pub auth: &'static str,
+    pub tenant: String,
+    /// The token's `sub`; `anonymous` without authentication.
+    pub subject: String,
+    /// The token's scopes (`"<action>:<glob>"`); absent without authentication (everything is allowed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scopes: Option<Vec<String>>,
+    /// The token's `exp` (seconds since the epoch).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<i64>,
+}
+
+/// The caller's tenant, subject and scopes.
+#[utoipa::path(get, path = paths::WHOAMI, tag = "admin",
+    security(("bearer" = [])),
+    responses((status = 200, description = "The caller", body = WhoAmI),
+              (status = 401, description = "No valid token", body = super::Problem, content_type = "application/problem+json")))]
+pub(super) async fn whoami(caller: Caller) -> Json<WhoAmI> {
+    Json(WhoAmI {
+        auth: if caller.is_authenticated() {
+            "jwt"
+        } else {
+            "none"
+        },
+        tenant: caller.tenant.as_str().to_string(),
+        subject: caller.subject.to_string(),
+        scopes: caller.scopes.as_ref().map(|s| {
+            s.iter()
+                .map(|s| format!("{}:{}", s.action, s.glob))
+                .collect()
+        }),
+        expires_at: caller.expires_at,
+    })
+}
 
 /// A token to revoke.
 #[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
