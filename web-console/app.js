@@ -54,7 +54,8 @@ async function route() {
     view.cleanup = await render({ main, params, signal: abort.signal });
   } catch (err) {
     if (abort.signal.aborted || err?.name === 'AbortError') return;
-    fill(main, explain(err, session.scopes));
+    const back = nav === 'groups' ? ['#/groups', 'Back to groups'] : ['#/topics', 'Back to topics'];
+    fill(main, explain(err, session.scopes), h('p', {}, h('a', { href: back[0] }, back[1])));
   }
 }
 

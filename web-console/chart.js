@@ -16,7 +16,7 @@ function svg(tag, attrs) {
 
 /**
  * `series`: [{label, className}], `format(v)`: value to text, `points`: how
- * many samples are kept. Returns {el, push(values)}.
+ * many samples are kept, one every `secondsPerPoint`. Returns {el, push(values)}.
  */
 /** The smallest of 1, 2, 2.5, 5 times a power of ten at or above `v`. */
 export function niceCeil(v) {
@@ -26,7 +26,7 @@ export function niceCeil(v) {
   return 10 * p;
 }
 
-export function lineChart({ id, title, series, format, points = 120, floor = 0, minTop = 1, fixedTop = null, seconds = 120 }) {
+export function lineChart({ id, title, series, format, points = 120, minPoints = 30, secondsPerPoint = 1, floor = 0, minTop = 1, fixedTop = null }) {
   const data = series.map(() => []);
   const plot = svg('svg', { viewBox: `0 0 ${W} ${H}`, preserveAspectRatio: 'none', class: 'plot', 'aria-hidden': 'true', focusable: 'false' });
   const grid = [0.25, 0.5, 0.75].map((f) => svg('line', { x1: 0, x2: W, y1: H * f, y2: H * f, class: 'grid' }));
@@ -37,18 +37,22 @@ export function lineChart({ id, title, series, format, points = 120, floor = 0, 
     return p;
   });
   const top = h('span', { class: 'scale' });
+  const since = h('span', {});
   const legend = series.map((s) => h('span', { class: `legend ${s.className}` }, `${s.label} `, h('b', {}, '–')));
   const el = h('figure', { class: 'chart', id, role: 'group', 'aria-label': title },
     h('figcaption', {}, h('span', { class: 'title' }, title), top),
     plot,
-    h('div', { class: 'axis', 'aria-hidden': 'true' }, h('span', {}, `${seconds} s ago`), h('span', {}, 'now')),
+    h('div', { class: 'axis', 'aria-hidden': 'true' }, since, h('span', {}, 'now')),
     h('div', { class: 'legends' }, legend));
+
+  // The window grows with the data up to `points`, so a new chart is not a sliver.
+  const span = () => Math.min(points, Math.max(minPoints, data[0].length));
 
   function path(values, max) {
     let d = '';
     let pen = false;
-    const step = W / (points - 1);
-    const offset = points - values.length;
+    const step = W / (span() - 1);
+    const offset = span() - values.length;
     values.forEach((v, i) => {
       if (v == null || Number.isNaN(v)) { pen = false; return; }
       const x = (offset + i) * step;
@@ -73,6 +77,7 @@ export function lineChart({ id, title, series, format, points = 120, floor = 0, 
       legend[i].querySelector('b').textContent = lastVal == null ? '–' : format(lastVal);
     });
     top.textContent = `top ${format(max)}`;
+    since.textContent = `${Math.round((span() - 1) * secondsPerPoint)} s ago`;
     el.dataset.samples = String(data[0].length);
   }
 

@@ -220,7 +220,8 @@ export function renderTail(box, topic) {
   const received = h('output', { id: 'tail-received', dataset: { count: '0' } }, '0');
   const shown = h('output', { id: 'tail-shown' }, '0');
   const note = h('div', { 'aria-live': 'polite' });
-  const list = h('ol', { id: 'tail-rows', class: 'tail', 'aria-label': 'Records, newest first', reversed: true });
+  // Focusable so the keyboard can scroll it.
+  const list = h('ol', { id: 'tail-rows', class: 'tail', 'aria-label': 'Records, newest first', tabindex: 0 });
 
   const syncFrom = () => {
     offset.hidden = from.value !== 'offset';
@@ -253,7 +254,9 @@ export function renderTail(box, topic) {
     received.textContent = fmtNum(count);
     received.dataset.count = String(count);
     if (pending.length) {
-      const batch = pending.length > MAX_ROWS ? pending.slice(-MAX_ROWS) : pending;
+      // A burst (a catch-up from earliest) arrives partition by partition: draw it in time order.
+      const batch = (pending.length > MAX_ROWS ? pending.slice(-MAX_ROWS) : pending)
+        .sort((a, b) => a.r.timestamp - b.r.timestamp || a.p - b.p || a.r.offset - b.r.offset);
       pending = [];
       const frag = document.createDocumentFragment();
       for (let i = batch.length - 1; i >= 0; i -= 1) frag.append(recordRow(batch[i].p, batch[i].r));

@@ -84,6 +84,12 @@ export function fmtTime(ms) {
 
 export const fmtDate = (ms) => new Date(ms).toLocaleString();
 
+/** The agent's detail as a sentence: capitalised, with a full stop. */
+const sentence = (text) => {
+  const t = String(text || '').trim();
+  return t ? `${t[0].toUpperCase()}${t.slice(1)}${/[.!?]$/.test(t) ? '' : '.'}` : '';
+};
+
 /** An element explaining an error; 401 and 403 say what the token lacks. */
 export function explain(err, scopes) {
   if (!(err instanceof ApiError)) {
@@ -92,7 +98,7 @@ export function explain(err, scopes) {
   if (err.status === 403) {
     return h('div', { class: 'notice error forbidden', role: 'alert', dataset: { status: '403' } },
       h('strong', {}, 'Forbidden (403). '),
-      err.detail, ' ',
+      sentence(err.detail), ' ',
       scopes
         ? h('span', {}, 'This token\u2019s scopes are: ', scopes.length ? scopes.map((s) => h('code', {}, s)).flatMap((c, i) => (i ? [', ', c] : [c])) : 'none',
           '. Ask for a token whose scopes include the one named above.')
@@ -100,10 +106,10 @@ export function explain(err, scopes) {
   }
   if (err.status === 401) {
     return h('div', { class: 'notice error', role: 'alert', dataset: { status: '401' } },
-      h('strong', {}, 'Not signed in (401). '), err.detail);
+      h('strong', {}, 'Not signed in (401). '), sentence(err.detail));
   }
   return h('div', { class: 'notice error', role: 'alert', dataset: { status: String(err.status) } },
-    h('strong', {}, `${err.title || 'Error'} (${err.status}). `), err.detail);
+    h('strong', {}, `${err.title || 'Error'} (${err.status}). `), sentence(err.detail));
 }
 
 /** A short message in the corner that goes away by itself. */

@@ -46,7 +46,9 @@ export async function startAgent({ jwtSecret } = {}) {
       if (child.exitCode == null) {
         const done = new Promise((r) => child.once('exit', r));
         child.kill('SIGTERM');
-        await Promise.race([done, sleep(10000).then(() => child.kill('SIGKILL'))]);
+        const force = setTimeout(() => child.kill('SIGKILL'), 10000);
+        await done;
+        clearTimeout(force);
       }
       rmSync(dir, { recursive: true, force: true });
     },
