@@ -85,7 +85,7 @@ async fn migrations_are_safe_when_agents_start_together() {
 #[tokio::test]
 async fn a_commit_that_waits_past_its_age_limit_for_locks_is_refused() {
     use streamhouse_server::metadata::{ChunkCommit, FlushCommit, MetadataError};
-    use streamhouse_server::model::{Compression, NewTopic};
+    use streamhouse_server::model::{Compression, NewTopic, TopicSettings};
     let pg = Postgres::shared();
     let url = pg.database(false);
     let store = connect_postgres(&url, true, Arc::new(Metrics::default()))
@@ -98,8 +98,10 @@ async fn a_commit_that_waits_past_its_age_limit_for_locks_is_refused() {
                 tenant: "t".into(),
                 name: "locked".into(),
                 partition_count: 1,
-                retention_ms: None,
-                compression: Compression::None,
+                settings: TopicSettings {
+                    compression: Compression::None,
+                    ..TopicSettings::default()
+                },
             },
             0,
         )

@@ -182,8 +182,17 @@ impl Api {
     /// Every record of a partition from its log start to its high
     /// watermark, page by page.
     pub async fn read_all(&self, topic: &str, partition: i64) -> Vec<Value> {
+        let first = self.read(topic, partition, "limit=1").await.expect(200);
+        let start = first["log_start_offset"]
+            .as_i64()
+            .expect("log_start_offset");
+        self.read_all_from(topic, partition, start).await
+    }
+
+    /// Every record of a partition from `offset` to its high watermark.
+    pub async fn read_all_from(&self, topic: &str, partition: i64, offset: i64) -> Vec<Value> {
         let mut out = Vec::new();
-        let mut offset = 0;
+        let mut offset = offset;
         loop {
             let page = self
                 .read(topic, partition, &format!("offset={offset}&limit=10000"))

@@ -254,6 +254,28 @@ pub struct ServeArgs {
     #[arg(long, env = "STREAMHOUSE_MAINTENANCE_INTERVAL", default_value = "5m")]
     pub maintenance_interval: HumanDuration,
 
+    /// How often an agent plans and runs lifecycle jobs (compaction,
+    /// retention, releasing deleted topics) and collects released objects.
+    #[arg(long, env = "STREAMHOUSE_COMPACTION_INTERVAL", default_value = "30s")]
+    pub compaction_interval: HumanDuration,
+
+    /// Flush objects younger than this are not compacted yet.
+    #[arg(long, env = "STREAMHOUSE_COMPACTION_MIN_AGE", default_value = "1m")]
+    pub compaction_min_age: HumanDuration,
+
+    /// Size of the per-partition objects compaction writes.
+    #[arg(
+        long,
+        env = "STREAMHOUSE_COMPACTION_TARGET_BYTES",
+        default_value = "64MiB"
+    )]
+    pub compaction_target_bytes: ByteSize,
+
+    /// How long an object replaced by compaction or released by retention
+    /// stays before it is deleted; must exceed twice the index cache TTL.
+    #[arg(long, env = "STREAMHOUSE_GC_GRACE", default_value = "15m")]
+    pub gc_grace: HumanDuration,
+
     /// A connection whose writes make no progress this long (a client that
     /// stopped reading a stream) is closed; it can reconnect and resume.
     #[arg(long, env = "STREAMHOUSE_STALL_TIMEOUT", default_value = "30s")]
@@ -502,6 +524,18 @@ impl ServeArgs {
                 "max-value-bytes ({}) must not exceed max-flush-bytes ({})",
                 self.max_value_bytes, self.max_flush_bytes
             ));
+        }
+        if self.gc_grace.0 <= self.index_cache_ttl.0 * 2 {
+            return Err(format!(
+                "gc-grace ({}) must exceed twice index-cache-ttl ({}), so no cached pointer outlives its object",
+                self.gc_grace, self.index_cache_ttl
+            ));
+        }
+        if self.compaction_target_bytes.0 < 1 << 20 {
+            return Err("compaction-target-bytes must be at least 1MiB".into());
+        }
+        if self.compaction_interval.0.is_zero() {
+            return Err("compaction-interval must be positive".into());
         }
         if self.max_inflight_flushes == 0 {
             return Err("max-inflight-flushes must be at least 1".into());

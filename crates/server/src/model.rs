@@ -40,6 +40,11 @@ pub struct TopicMeta {
     pub partition_count: i32,
     /// Records older than this may be deleted; `None` keeps them forever.
     pub retention_ms: Option<i64>,
+    /// Bytes each partition keeps at most; `None` keeps any amount.
+    pub retention_bytes: Option<i64>,
+    pub cleanup_policy: CleanupPolicy,
+    /// How long a tombstone (a null value) survives key compaction.
+    pub delete_retention_ms: i64,
     pub compression: Compression,
     pub created_at_ms: i64,
 }
@@ -50,15 +55,92 @@ pub struct NewTopic {
     pub tenant: String,
     pub name: String,
     pub partition_count: i32,
-    pub retention_ms: Option<i64>,
-    pub compression: Compression,
+    pub settings: TopicSettings,
 }
 
 /// The settings of a topic that can change after creation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TopicSettings {
     pub retention_ms: Option<i64>,
+    pub retention_bytes: Option<i64>,
+    pub cleanup_policy: CleanupPolicy,
+    pub delete_retention_ms: i64,
     pub compression: Compression,
+}
+
+/// Tombstones survive key compaction a day unless a topic says otherwise.
+pub const DEFAULT_DELETE_RETENTION_MS: i64 = 86_400_000;
+
+impl Default for TopicSettings {
+    fn default() -> Self {
+        TopicSettings {
+            retention_ms: None,
+            retention_bytes: None,
+            cleanup_policy: CleanupPolicy::Delete,
+            delete_retention_ms: DEFAULT_DELETE_RETENTION_MS,
+            compression: Compression::None,
+        }
+    }
+}
+
+impl TopicMeta {
+    /// The topic's changeable settings.
+    pub fn settings(&self) -> TopicSettings {
+        TopicSettings {
+            retention_ms: self.retention_ms,
+            retention_bytes: self.retention_bytes,
+            cleanup_policy: self.cleanup_policy,
+            delete_retention_ms: self.delete_retention_ms,
+            compression: self.compression,
+        }
+    }
+}
+
+/// What happens to a topic's old records.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, utoipa::ToSchema,
+)]
+pub enum CleanupPolicy {
+    /// Records older than `retention_ms` (or beyond `retention_bytes`) go.
+    #[default]
+    #[serde(rename = "delete")]
+    Delete,
+    /// Only the latest record of each key stays (tombstones until `delete_retention_ms`).
+    #[serde(rename = "compact")]
+    Compact,
+    /// Both.
+    #[serde(rename = "compact,delete")]
+    CompactDelete,
+}
+
+impl CleanupPolicy {
+    /// Name as used in the API and the metadata store.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CleanupPolicy::Delete => "delete",
+            CleanupPolicy::Compact => "compact",
+            CleanupPolicy::CompactDelete => "compact,delete",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<CleanupPolicy> {
+        match name {
+            "delete" => Some(CleanupPolicy::Delete),
+            "compact" => Some(CleanupPolicy::Compact),
+            "compact,delete" | "delete,compact" => Some(CleanupPolicy::CompactDelete),
+            _ => None,
+        }
+    }
+
+    /// Whether key compaction runs.
+    pub fn compacts(self) -> bool {
+        self != CleanupPolicy::Delete
+    }
+
+    /// Whether retention by time and size applies.
+    pub fn deletes(self) -> bool {
+        self != CleanupPolicy::Compact
+    }
 }
 
 /// The offsets and size of one partition.

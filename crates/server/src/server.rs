@@ -20,6 +20,7 @@ use crate::clock::{SharedClock, SystemClock};
 use crate::config::{ObjectStoreLocation, ServeArgs};
 use crate::groups::Groups;
 use crate::ingest::{self, IngestConfig, IngestDeps};
+use crate::maintenance::{LifecycleConfig, Maintainer};
 use crate::metadata::{
     CacheConfig, Metadata, MetadataCache, StoreClock, connect_postgres, open_sqlite,
     open_sqlite_url,
@@ -143,7 +144,7 @@ pub async fn build_with(args: &ServeArgs, layers: Layers) -> Result<Agent, BootE
     }
     let counted: SharedStore = Arc::new(InstrumentedStore::new(base_store, metrics.clone()));
     let store: SharedStore = Arc::new(CachedStore::new(
-        counted,
+        counted.clone(),
         args.chunk_cache_bytes.0,
         metrics.clone(),
     ));
@@ -160,17 +161,18 @@ pub async fn build_with(args: &ServeArgs, layers: Layers) -> Result<Agent, BootE
         Duration::from_secs(60),
         background.clone(),
     ));
+    let agent_id = format!(
+        "{}-{}",
+        args.listen,
+        &uuid::Uuid::now_v7().simple().to_string()[20..]
+    );
     let ingest = ingest::start(
         IngestConfig {
             linger: args.linger(),
             max_flush_bytes: args.max_flush_bytes.as_usize(),
             max_inflight_flushes: args.max_inflight_flushes,
             max_buffered_bytes: args.max_buffered_bytes.as_usize(),
-            writer_id: format!(
-                "{}-{}",
-                args.listen,
-                &uuid::Uuid::now_v7().simple().to_string()[20..]
-            ),
+            writer_id: agent_id.clone(),
             commit_resolve_timeout: Duration::from_secs(30),
             idempotency_window: args.idempotency_window.0,
             max_object_age: Some(args.orphan_grace.0 / 2),
@@ -201,6 +203,21 @@ pub async fn build_with(args: &ServeArgs, layers: Layers) -> Result<Agent, BootE
         args.maintenance_interval.0,
         background.clone(),
     ));
+    let maintainer = Arc::new(Maintainer::new(
+        metadata.clone(),
+        counted,
+        watermarks.clone(),
+        metrics.clone(),
+        LifecycleConfig {
+            interval: args.compaction_interval.0,
+            min_age: args.compaction_min_age.0,
+            target_bytes: args.compaction_target_bytes.0,
+            gc_grace: args.gc_grace.0,
+            max_object_age: args.orphan_grace.0 / 2,
+            owner: agent_id,
+        },
+    ));
+    tracker.spawn(maintainer.clone().run(background.clone()));
     let reader = Reader::new(
         metadata.log.clone(),
         store,
@@ -238,6 +255,7 @@ pub async fn build_with(args: &ServeArgs, layers: Layers) -> Result<Agent, BootE
         watermarks,
         metrics,
         clock,
+        gc_grace: args.gc_grace.0,
         console: api::ConsoleFiles {
             dir: args.console_dir.clone(),
         },

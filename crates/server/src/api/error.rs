@@ -191,6 +191,12 @@ impl ApiError {
     }
 
     /// A 400 naming `field`.
+    /// Names the partition's valid offsets (`log_start_offset`, `high_watermark`).
+    pub fn with_range(mut self, log_start_offset: i64, high_watermark: i64) -> Self {
+        self.range = Some((log_start_offset, high_watermark));
+        self
+    }
+
     pub fn field(field: impl Into<String>, detail: impl Into<String>) -> Self {
         let mut e = ApiError::new(ErrorCode::InvalidField, detail);
         e.field = Some(field.into());
@@ -351,12 +357,9 @@ impl From<ReadError> for ApiError {
                 log_start_offset,
                 high_watermark,
                 ..
-            } => {
-                let mut err =
-                    ApiError::new(ErrorCode::OffsetOutOfRange, e.to_string()).with_field("offset");
-                err.range = Some((log_start_offset, high_watermark));
-                err
-            }
+            } => ApiError::new(ErrorCode::OffsetOutOfRange, e.to_string())
+                .with_field("offset")
+                .with_range(log_start_offset, high_watermark),
             ReadError::TopicGone => ApiError::new(ErrorCode::TopicNotFound, "topic was deleted"),
             ReadError::Unavailable(cause) => {
                 ApiError::unavailable("the read could not be served", cause)

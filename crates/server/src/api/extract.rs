@@ -89,21 +89,46 @@ pub(super) struct PartitionPath {
     pub partition: i32,
 }
 
-impl FromRequestParts<AppState> for PartitionPath {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+impl PartitionPath {
+    /// Resolves the path for a caller who must be allowed `action`.
+    async fn resolve(
+        parts: &mut Parts,
+        state: &AppState,
+        action: Action,
+    ) -> Result<Self, ApiError> {
         let caller = Caller::from_request_parts(parts, state).await?;
         let ApiPath(PartitionParams { topic, partition }) =
             ApiPath::from_request_parts(parts, state).await?;
         let topic = resolve_topic(state, &caller.tenant, &topic).await?;
-        super::auth::require(&caller, Action::Consume, &topic.name)?;
+        super::auth::require(&caller, action, &topic.name)?;
         let partition = partition_of(&topic, partition)?;
         Ok(PartitionPath {
             caller,
             topic,
             partition,
         })
+    }
+}
+
+impl FromRequestParts<AppState> for PartitionPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        PartitionPath::resolve(parts, state, Action::Consume).await
+    }
+}
+
+/// A [`PartitionPath`] for changing the partition: needs `admin` on the topic.
+#[derive(Debug, Clone)]
+pub(super) struct AdminPartitionPath(pub PartitionPath);
+
+impl FromRequestParts<AppState> for AdminPartitionPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        PartitionPath::resolve(parts, state, Action::Admin)
+            .await
+            .map(AdminPartitionPath)
     }
 }
 

@@ -23,6 +23,7 @@ mod serve;
 mod sse;
 mod tokens;
 mod topics;
+mod trim;
 mod ws;
 
 use std::ops::Deref;
@@ -63,6 +64,7 @@ pub mod paths {
     pub const PUBLISH: &str = "/v1/topics/{topic}/publish";
     pub const PARTITION_RECORDS: &str = "/v1/topics/{topic}/partitions/{partition}/records";
     pub const PARTITION_OFFSETS: &str = "/v1/topics/{topic}/partitions/{partition}/offsets";
+    pub const TRIM: &str = "/v1/topics/{topic}/partitions/{partition}/trim";
     pub const TOPIC_STREAM: &str = "/v1/topics/{topic}/stream";
     pub const STREAM: &str = "/v1/stream";
     pub const WS: &str = "/v1/ws";
@@ -95,6 +97,8 @@ pub struct Services {
     pub watermarks: Arc<Watermarks>,
     pub metrics: Arc<Metrics>,
     pub clock: SharedClock,
+    /// How long released objects stay before deletion (trim releases rows).
+    pub gc_grace: std::time::Duration,
     /// The web console's files.
     pub console: ConsoleFiles,
     /// Cancelled when shutdown begins: readiness fails, requests are refused.
@@ -151,6 +155,7 @@ pub fn app(state: AppState) -> Router {
         .route(paths::PUBLISH, post(produce::publish))
         .route(paths::PARTITION_RECORDS, get(read::read))
         .route(paths::PARTITION_OFFSETS, get(read::offsets))
+        .route(paths::TRIM, post(trim::trim))
         .route(paths::TOPIC_STREAM, get(read::topic_stream))
         .route(paths::STREAM, get(read::multi_stream))
         .route(paths::WS, get(ws::upgrade))

@@ -15,7 +15,9 @@ use super::extract::{ApiQuery, TopicPath, page_limit};
 use super::paths;
 use crate::auth::{Action, Caller};
 use crate::config::DEFAULT_COMPRESSION;
-use crate::model::{Compression, NewTopic, TopicMeta, TopicSettings};
+use crate::model::{
+    CleanupPolicy, Compression, DEFAULT_DELETE_RETENTION_MS, NewTopic, TopicMeta, TopicSettings,
+};
 
 /// Longest topic name (Kafka's limit).
 pub(super) const MAX_TOPIC_NAME: usize = 249;
@@ -48,13 +50,51 @@ pub(super) struct CreateTopic {
     /// (default 10000; a larger count gets 400).
     #[schema(minimum = 1, maximum = 100000)]
     pub partitions: i64,
-    /// Keep records at least this long; absent keeps them forever.
+    /// Records older than this are deleted (with `cleanup_policy` `delete`);
+    /// absent keeps them forever.
     #[serde(default)]
     #[schema(minimum = 1)]
     pub retention_ms: Option<i64>,
+    /// Each partition keeps at most this many bytes of chunks, deleting its
+    /// oldest (with `cleanup_policy` `delete`); absent keeps any amount.
+    #[serde(default)]
+    #[schema(minimum = 1)]
+    pub retention_bytes: Option<i64>,
+    /// `delete` (default), `compact` (the latest record per key stays), or
+    /// `compact,delete`.
+    #[serde(default)]
+    pub cleanup_policy: Option<CleanupPolicy>,
+    /// How long a tombstone (a record with a key and a null value) survives
+    /// key compaction; default one day.
+    #[serde(default)]
+    #[schema(minimum = 0)]
+    pub delete_retention_ms: Option<i64>,
     /// Chunk compression; default `none`.
     #[serde(default)]
     pub compression: Option<Compression>,
+}
+
+/// Checks settings against their bounds; the error names the field.
+fn check_settings(s: &TopicSettings) -> Result<(), ApiError> {
+    if s.retention_ms.is_some_and(|r| r <= 0) {
+        return Err(ApiError::field(
+            "retention_ms",
+            "retention_ms must be positive, or absent (null) to keep records forever",
+        ));
+    }
+    if s.retention_bytes.is_some_and(|r| r <= 0) {
+        return Err(ApiError::field(
+            "retention_bytes",
+            "retention_bytes must be positive, or absent (null) to keep any amount",
+        ));
+    }
+    if s.delete_retention_ms < 0 {
+        return Err(ApiError::field(
+            "delete_retention_ms",
+            "delete_retention_ms must not be negative",
+        ));
+    }
+    Ok(())
 }
 
 /// A topic.
@@ -63,6 +103,9 @@ pub(super) struct TopicInfo {
     pub name: String,
     pub partitions: i32,
     pub retention_ms: Option<i64>,
+    pub retention_bytes: Option<i64>,
+    pub cleanup_policy: CleanupPolicy,
+    pub delete_retention_ms: i64,
     pub compression: Compression,
     /// Milliseconds since the Unix epoch.
     pub created_at: i64,
@@ -74,6 +117,9 @@ impl From<&TopicMeta> for TopicInfo {
             name: t.name.clone(),
             partitions: t.partition_count,
             retention_ms: t.retention_ms,
+            retention_bytes: t.retention_bytes,
+            cleanup_policy: t.cleanup_policy,
+            delete_retention_ms: t.delete_retention_ms,
             compression: t.compression,
             created_at: t.created_at_ms,
         }
@@ -108,20 +154,21 @@ pub(super) async fn create(
         )
         .with_limit(max as u64));
     }
-    if let Some(r) = req.retention_ms
-        && r <= 0
-    {
-        return Err(ApiError::field(
-            "retention_ms",
-            "retention_ms must be positive, or absent to keep records forever",
-        ));
-    }
+    let settings = TopicSettings {
+        retention_ms: req.retention_ms,
+        retention_bytes: req.retention_bytes,
+        cleanup_policy: req.cleanup_policy.unwrap_or_default(),
+        delete_retention_ms: req
+            .delete_retention_ms
+            .unwrap_or(DEFAULT_DELETE_RETENTION_MS),
+        compression: req.compression.unwrap_or(DEFAULT_COMPRESSION),
+    };
+    check_settings(&settings)?;
     let topic = NewTopic {
         tenant: tenant.as_str().to_string(),
         name: req.name,
         partition_count: req.partitions as i32,
-        retention_ms: req.retention_ms,
-        compression: req.compression.unwrap_or(DEFAULT_COMPRESSION),
+        settings,
     };
     let created = state
         .metadata
@@ -214,6 +261,8 @@ pub(super) struct PartitionInfo {
     pub high_watermark: i64,
     /// Bytes of stored chunks.
     pub bytes: i64,
+    /// Objects holding the partition's chunks.
+    pub objects: i64,
 }
 
 /// A topic and (a page of) its partitions.
@@ -226,7 +275,7 @@ pub(super) struct TopicDetail {
     pub next_partition: Option<i32>,
 }
 
-/// Describe a topic: per partition, log start, high watermark and bytes.
+/// Describe a topic: per partition, log start, high watermark, bytes and objects.
 #[utoipa::path(get, path = paths::TOPIC, tag = "topics", params(("topic" = String, Path), DescribeQuery),
     responses((status = 200, description = "The topic", body = TopicDetail),
               (status = 404, description = "No such topic", body = super::Problem, content_type = "application/problem+json")))]
@@ -256,6 +305,14 @@ pub(super) async fn describe(
         .with_limit(1000));
     }
     let parts = state.metadata.log.partitions(topic.id, from, limit).await?;
+    let to = parts.last().map_or(from, |p| p.partition + 1);
+    let objects: std::collections::HashMap<i32, i64> = state
+        .metadata
+        .lifecycle
+        .partition_objects(topic.id, from, to)
+        .await?
+        .into_iter()
+        .collect();
     let next = parts
         .last()
         .map(|p| p.partition + 1)
@@ -269,6 +326,7 @@ pub(super) async fn describe(
                 log_start_offset: p.log_start_offset,
                 high_watermark: p.next_offset,
                 bytes: p.bytes,
+                objects: objects.get(&p.partition).copied().unwrap_or(0),
             })
             .collect(),
         next_partition: next,
@@ -279,10 +337,21 @@ pub(super) async fn describe(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct ConfigureTopic {
-    /// Keep records at least this long; `null` keeps them forever.
+    /// Records older than this are deleted; `null` keeps them forever.
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<i64>, minimum = 1)]
     pub retention_ms: Option<Option<i64>>,
+    /// Bytes each partition keeps at most; `null` keeps any amount.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<i64>, minimum = 1)]
+    pub retention_bytes: Option<Option<i64>>,
+    /// `delete`, `compact` or `compact,delete`.
+    #[serde(default)]
+    pub cleanup_policy: Option<CleanupPolicy>,
+    /// How long tombstones survive key compaction.
+    #[serde(default)]
+    #[schema(minimum = 0)]
+    pub delete_retention_ms: Option<i64>,
     /// Compression of chunks flushed from now on (stored chunks keep theirs).
     #[serde(default)]
     pub compression: Option<Compression>,
@@ -318,18 +387,16 @@ pub(super) async fn configure(
 ) -> Result<Json<TopicInfo>, ApiError> {
     require(&caller, Action::Admin, &topic.name)?;
     let change: ConfigureTopic = small_json(body, &state.bodies, "settings").await?;
-    if let Some(Some(r)) = change.retention_ms
-        && r <= 0
-    {
-        return Err(ApiError::field(
-            "retention_ms",
-            "retention_ms must be positive, or null to keep records forever",
-        ));
-    }
     let settings = TopicSettings {
         retention_ms: change.retention_ms.unwrap_or(topic.retention_ms),
+        retention_bytes: change.retention_bytes.unwrap_or(topic.retention_bytes),
+        cleanup_policy: change.cleanup_policy.unwrap_or(topic.cleanup_policy),
+        delete_retention_ms: change
+            .delete_retention_ms
+            .unwrap_or(topic.delete_retention_ms),
         compression: change.compression.unwrap_or(topic.compression),
     };
+    check_settings(&settings)?;
     let changed = state
         .metadata
         .topics

@@ -87,7 +87,16 @@ where
     I: IntoIterator<Item = &'a Record>,
     I::IntoIter: Clone,
 {
-    let records = records.into_iter();
+    encode_batch_at(out, records.into_iter().zip(0..), compression)
+}
+
+/// Like [`encode_batch`], with each record's offset delta from the batch's
+/// base given (rising; gaps allowed): how compaction rewrites records
+/// whose neighbours it dropped, keeping their offsets.
+pub fn encode_batch_at<'a, I>(out: &mut Vec<u8>, records: I, compression: Compression) -> ChunkStats
+where
+    I: IntoIterator<Item = (&'a Record, i64)>,
+{
     let start = out.len();
     out.resize(start + BATCH_HEADER_LEN, 0);
 
@@ -95,14 +104,16 @@ where
     let mut first_ts = 0;
     let mut min_ts = i64::MAX;
     let mut max_ts = i64::MIN;
+    let mut last_delta = 0i64;
     let body_start = out.len();
-    for (i, r) in records.enumerate() {
+    for (i, (r, delta)) in records.into_iter().enumerate() {
         if i == 0 {
             first_ts = r.timestamp;
         }
         min_ts = min_ts.min(r.timestamp);
         max_ts = max_ts.max(r.timestamp);
-        put_record(out, r, i as i64, first_ts);
+        put_record(out, r, delta, first_ts);
+        last_delta = delta;
         count += 1;
     }
     assert!(count > 0, "a batch holds at least one record");
@@ -122,7 +133,7 @@ where
     h[12..16].copy_from_slice(&0i32.to_be_bytes());
     h[16] = 2;
     h[21..23].copy_from_slice(&attributes.to_be_bytes());
-    h[23..27].copy_from_slice(&(count as i32 - 1).to_be_bytes());
+    h[23..27].copy_from_slice(&(last_delta as i32).to_be_bytes());
     h[27..35].copy_from_slice(&first_ts.to_be_bytes());
     h[35..43].copy_from_slice(&max_ts.to_be_bytes());
     h[43..51].copy_from_slice(&(-1i64).to_be_bytes()); // producer id

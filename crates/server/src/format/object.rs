@@ -17,7 +17,7 @@ use bytes::Bytes;
 use uuid::Uuid;
 
 use super::FormatError;
-use super::batch::{ChunkStats, encode_batch};
+use super::batch::{ChunkStats, encode_batch, encode_batch_at};
 use crate::model::{Compression, Record};
 
 const HEADER_MAGIC: &[u8; 4] = b"SHOB";
@@ -77,12 +77,40 @@ impl ObjectBuilder {
         I: IntoIterator<Item = &'a Record>,
         I::IntoIter: Clone,
     {
+        self.push(topic_id, partition, |buf| {
+            encode_batch(buf, records, compression)
+        })
+    }
+
+    /// Appends a chunk whose records carry their offset deltas from the
+    /// chunk's base (see [`encode_batch_at`]). `records` must not be empty.
+    pub fn add_chunk_at<'a, I>(
+        &mut self,
+        topic_id: Uuid,
+        partition: i32,
+        records: I,
+        compression: Compression,
+    ) -> ChunkEntry
+    where
+        I: IntoIterator<Item = (&'a Record, i64)>,
+    {
+        self.push(topic_id, partition, |buf| {
+            encode_batch_at(buf, records, compression)
+        })
+    }
+
+    fn push(
+        &mut self,
+        topic_id: Uuid,
+        partition: i32,
+        encode: impl FnOnce(&mut Vec<u8>) -> ChunkStats,
+    ) -> ChunkEntry {
         let start = self.buf.len();
         let ChunkStats {
             record_count,
             min_timestamp,
             max_timestamp,
-        } = encode_batch(&mut self.buf, records, compression);
+        } = encode(&mut self.buf);
         let entry = ChunkEntry {
             topic_id,
             partition,

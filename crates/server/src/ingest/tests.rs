@@ -11,7 +11,7 @@ use super::*;
 use crate::clock::SystemClock;
 use crate::metadata::{Metadata, open_sqlite};
 use crate::model::Record;
-use crate::model::{Compression, NewTopic, Tenant, TopicMeta};
+use crate::model::{Compression, NewTopic, Tenant, TopicMeta, TopicSettings};
 use crate::store::{MemoryStore, SharedStore};
 use crate::testing::faults::{Fault, FaultPlan, FaultyMetadata, FaultyStore, Op};
 
@@ -39,8 +39,10 @@ async fn rig() -> Rig {
                 tenant: "t".into(),
                 name: "x".into(),
                 partition_count: 2,
-                retention_ms: None,
-                compression: Compression::None,
+                settings: TopicSettings {
+                    compression: Compression::None,
+                    ..TopicSettings::default()
+                },
             },
             0,
         )

@@ -5,7 +5,7 @@
 //!
 //! The store is small traits by concern — [`Topics`], the [`Log`]
 //! (flush commit, index, watermarks, objects), [`GroupOffsets`],
-//! [`IdempotencyKeys`] and [`Revocations`] — bundled as [`Metadata`], so a layer wraps only the
+//! [`IdempotencyKeys`], [`Revocations`] and the data [`Lifecycle`] — bundled as [`Metadata`], so a layer wraps only the
 //! concerns it changes and a new capability adds its own trait. Calls are
 //! batch-shaped so a flush costs a constant number of statements whatever
 //! the number of partitions it touches.
@@ -18,6 +18,7 @@
 mod cache;
 mod clock;
 mod keys;
+pub mod lifecycle;
 mod postgres;
 pub(crate) mod sql;
 mod sqlite;
@@ -33,6 +34,7 @@ use crate::model::{NewTopic, PartitionKey, PartitionState, TopicMeta, TopicSetti
 pub use cache::{CacheConfig, MetadataCache};
 pub use clock::StoreClock;
 pub use keys::{KeyCommit, RecordedKey, key_response, parse_response};
+pub use lifecycle::Lifecycle;
 pub use postgres::connect as connect_postgres;
 pub use sqlite::{open as open_sqlite, open_url as open_sqlite_url};
 
@@ -312,20 +314,22 @@ pub struct Metadata {
     pub groups: Arc<dyn GroupOffsets>,
     pub keys: Arc<dyn IdempotencyKeys>,
     pub revocations: Arc<dyn Revocations>,
+    pub lifecycle: Arc<dyn Lifecycle>,
 }
 
 impl Metadata {
     /// One store serving every concern.
     pub fn of<S>(store: Arc<S>) -> Metadata
     where
-        S: Topics + Log + GroupOffsets + IdempotencyKeys + Revocations + 'static,
+        S: Topics + Log + GroupOffsets + IdempotencyKeys + Revocations + Lifecycle + 'static,
     {
         Metadata {
             topics: store.clone(),
             log: store.clone(),
             groups: store.clone(),
             keys: store.clone(),
-            revocations: store,
+            revocations: store.clone(),
+            lifecycle: store,
         }
     }
 }

@@ -28,6 +28,9 @@ use crate::tail::Watermarks;
 const FETCH_CONCURRENCY: usize = 8;
 /// Partitions asked about in one metadata query.
 const KEYS_PER_QUERY: usize = 10_000;
+/// How long a log start seen in the store is trusted (retention and trim
+/// move it, possibly on another agent).
+const START_FRESH: Duration = Duration::from_secs(1);
 
 /// One read's parameters.
 #[derive(Debug, Clone)]
@@ -134,39 +137,42 @@ impl Reader {
         let states = self.log.partition_states(&[key]).await?;
         let s = states.first().ok_or(ReadError::TopicGone)?;
         self.watermarks.advance(key, s.next_offset);
+        self.watermarks.raise_log_start(key, s.log_start_offset);
         Ok((s.log_start_offset, s.next_offset))
     }
 
-    /// The high watermark, from this agent's watch when it has one.
-    async fn bounds(&self, key: PartitionKey) -> Result<(Option<i64>, i64), ReadError> {
-        if let Some(hw) = self.watermarks.get(key) {
+    /// Log start and high watermark, from this agent's watches when it
+    /// has them (the log start only while fresh), and whether they came
+    /// from the store just now.
+    async fn bounds(&self, key: PartitionKey) -> Result<(i64, i64, bool), ReadError> {
+        if let Some(hw) = self.watermarks.get(key)
+            && let Some(start) = self.watermarks.log_start(key, START_FRESH)
+        {
             self.metrics.watermark_cache.hits.inc();
-            return Ok((None, hw));
+            return Ok((start, hw, false));
         }
         self.metrics.watermark_cache.misses.inc();
         let (start, hw) = self.refresh(key).await?;
-        Ok((Some(start), hw))
+        Ok((start, hw, true))
     }
 
     /// Reads records; see [`ReadRequest`].
     pub async fn read(&self, req: &ReadRequest) -> Result<ReadResult, ReadError> {
         let key = (req.topic.id, req.partition);
-        let (mut start, mut hw) = self.bounds(key).await?;
+        let (mut log_start, mut hw, mut fresh) = self.bounds(key).await?;
         let offset = match req.offset {
             Some(o) => o,
             None => {
-                let (s, h) = self.refresh(key).await?;
-                (start, hw) = (Some(s), h);
-                s
+                (log_start, hw) = self.refresh(key).await?;
+                fresh = true;
+                log_start
             }
         };
         // A cached watermark may be behind a commit made elsewhere: look
         // again before answering "nothing there" or "out of range".
-        if start.is_none() && offset >= hw {
-            let (s, h) = self.refresh(key).await?;
-            (start, hw) = (Some(s), h);
+        if !fresh && (offset >= hw || offset < log_start) {
+            (log_start, hw) = self.refresh(key).await?;
         }
-        let log_start = start.unwrap_or(0);
         if offset > hw || offset < log_start {
             return Err(ReadError::OutOfRange {
                 offset,
@@ -197,6 +203,9 @@ impl Reader {
                 .find_batches(req.topic.id, req.partition, result.next_offset, want as u32)
                 .await?;
             if rows.is_empty() {
+                // Every committed offset has a row unless key compaction
+                // removed its records: the rest up to the watermark is gone.
+                result.next_offset = hw;
                 break;
             }
             let before = result.next_offset;
@@ -210,15 +219,22 @@ impl Reader {
                     .buffered(FETCH_CONCURRENCY);
             while let Some(chunk) = chunks.next().await {
                 let (row, records) = chunk?;
-                if result.records.is_empty() && row.base_offset > offset {
-                    // Retention removed the offset between the checks above and here.
+                if result.records.is_empty() && row.base_offset > result.next_offset {
+                    // Retention removed the offset between the checks above
+                    // and here, or key compaction removed the records there.
                     let (s, h) = self.refresh(key).await?;
-                    return Err(ReadError::OutOfRange {
-                        offset,
-                        log_start_offset: s,
-                        high_watermark: h,
-                    });
+                    if offset < s {
+                        return Err(ReadError::OutOfRange {
+                            offset,
+                            log_start_offset: s,
+                            high_watermark: h,
+                        });
+                    }
+                    result.next_offset = row.base_offset;
                 }
+                // Fewer records than the window allows: the chunk was
+                // decoded to its end.
+                let complete = records.len() < window.max_records;
                 for r in records {
                     if r.offset < result.next_offset {
                         continue;
@@ -233,6 +249,11 @@ impl Reader {
                     bytes += size;
                     result.next_offset = r.offset + 1;
                     result.records.push(r);
+                }
+                // The whole chunk was taken: offsets it covers past its last
+                // kept record (key compaction removed them) are passed over.
+                if complete {
+                    result.next_offset = result.next_offset.max(row.last_offset + 1);
                 }
             }
             if result.next_offset == before {
@@ -296,6 +317,7 @@ impl Reader {
             for s in self.log.partition_states(chunk).await? {
                 let key = (s.topic_id, s.partition);
                 self.watermarks.advance(key, s.next_offset);
+                self.watermarks.raise_log_start(key, s.log_start_offset);
                 out.insert(key, (s.log_start_offset, s.next_offset));
             }
         }

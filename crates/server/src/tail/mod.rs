@@ -6,12 +6,16 @@
 //! per interval covering every partition someone here is waiting on. The
 //! map only grows with partitions actually produced to or read from on this
 //! agent, and entries nobody watches are dropped when it gets large.
+//!
+//! Log starts ride along: whoever reads a partition's state from the store
+//! records its log start with the time it was seen, and readers trust it
+//! only while it is fresh (retention moves it on other agents).
 
 pub mod poller;
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
@@ -24,6 +28,8 @@ const PRUNE_ABOVE: usize = 200_000;
 #[derive(Debug, Default)]
 pub struct Watermarks {
     map: Mutex<HashMap<PartitionKey, watch::Sender<i64>>>,
+    /// The highest log start seen per partition, and when it was seen.
+    starts: Mutex<HashMap<PartitionKey, (i64, Instant)>>,
 }
 
 impl Watermarks {
@@ -52,6 +58,26 @@ impl Watermarks {
                 map.insert(key, watch::Sender::new(hw));
             }
         }
+    }
+
+    /// Records a partition's log start as just seen (never lowered).
+    pub fn raise_log_start(&self, key: PartitionKey, start: i64) {
+        let mut starts = self.starts.lock().unwrap_or_else(|e| e.into_inner());
+        if starts.len() >= PRUNE_ABOVE {
+            let now = Instant::now();
+            starts.retain(|_, (_, seen)| now.duration_since(*seen) < Duration::from_secs(10));
+        }
+        let entry = starts.entry(key).or_insert((start, Instant::now()));
+        *entry = (entry.0.max(start), Instant::now());
+    }
+
+    /// A partition's log start, if it was seen within `fresh`.
+    pub fn log_start(&self, key: PartitionKey, fresh: Duration) -> Option<i64> {
+        let starts = self.starts.lock().unwrap_or_else(|e| e.into_inner());
+        starts
+            .get(&key)
+            .filter(|(_, seen)| seen.elapsed() <= fresh)
+            .map(|(start, _)| *start)
     }
 
     /// The last watermark this agent saw, if any.
@@ -88,11 +114,19 @@ impl Watermarks {
     /// Forgets one partition; its waiters wake and find it gone.
     pub fn forget(&self, key: PartitionKey) {
         self.lock().remove(&key);
+        self.starts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&key);
     }
 
     /// Forgets every partition of a topic (it was deleted).
     pub fn forget_topic(&self, topic_id: uuid::Uuid) {
         self.lock().retain(|(t, _), _| *t != topic_id);
+        self.starts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|(t, _), _| *t != topic_id);
     }
 
     /// Waits until the watermark passes `offset` or `timeout` elapses, and

@@ -3,7 +3,7 @@
 //! Every interval it asks the metadata store, in one query, for the high
 //! watermark of every partition someone on this agent is waiting on, and
 //! advances the watches (waking long-polls). The cost is one query per
-//! interval whatever the number of waiters. A partition the store no
+//! interval whatever the number of waiters. Log starts come with them. A partition the store no
 //! longer has (its topic was deleted) is forgotten, which wakes its
 //! waiters to find it gone.
 
@@ -44,6 +44,7 @@ async fn poll_watermarks(watermarks: &Watermarks, log: &dyn Log, metrics: &Metri
                 for s in &states {
                     seen.insert((s.topic_id, s.partition));
                     watermarks.advance((s.topic_id, s.partition), s.next_offset);
+                    watermarks.raise_log_start((s.topic_id, s.partition), s.log_start_offset);
                 }
                 for key in chunk.iter().filter(|k| !seen.contains(k)) {
                     watermarks.forget(*key);

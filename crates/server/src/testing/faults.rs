@@ -230,9 +230,11 @@ pub struct FaultyMetadata {
 
 impl FaultyMetadata {
     /// `inner` with every call subject to `plan`.
-    /// Revocations pass through: no test injects faults into them.
+    /// Revocations and lifecycle calls pass through: no test injects
+    /// faults into them.
     pub fn wrap(inner: Metadata, plan: Arc<FaultPlan>) -> Metadata {
         let revocations = inner.revocations.clone();
+        let lifecycle = inner.lifecycle.clone();
         let faulty = Arc::new(FaultyMetadata { inner, plan });
         Metadata {
             topics: faulty.clone(),
@@ -240,6 +242,7 @@ impl FaultyMetadata {
             groups: faulty.clone(),
             keys: faulty,
             revocations,
+            lifecycle,
         }
     }
 }

@@ -45,6 +45,13 @@ impl IndexCache {
             .invalidate_entries_if(move |(t, _, _), _| *t == topic_id);
     }
 
+    /// Forgets every row of one partition (lifecycle work replaced them).
+    pub(crate) fn forget_partition(&self, topic_id: Uuid, partition: i32) {
+        let _ = self
+            .rows
+            .invalidate_entries_if(move |(t, p, _), _| *t == topic_id && *p == partition);
+    }
+
     /// The contiguous run of cached rows starting at `offset`, at most
     /// `limit`; empty when no cached row starts exactly there.
     pub(crate) fn run_from(

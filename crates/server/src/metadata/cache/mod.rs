@@ -8,10 +8,14 @@
 //! when another agent deleted it. Only live topics are cached: a topic
 //! created elsewhere is seen on the next lookup. Offset-index rows are
 //! cached too (see `index`): local commits insert theirs, reads insert
-//! what they fetch. Group offsets, idempotency keys and partition states
-//! are never cached; those concerns pass through untouched.
+//! what they fetch; lifecycle work done here (trim, compaction swaps,
+//! releases) forgets the rows it replaced, while other agents' caches
+//! keep theirs until their TTL, well within the objects' grace. Group
+//! offsets, idempotency keys and partition states are never cached; those
+//! concerns pass through untouched.
 
 mod index;
+mod lifecycle;
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -22,7 +26,7 @@ use moka::future::Cache;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::{BatchRow, ChunkOutcome, FlushCommit, Log, Metadata, MetadataError, Topics};
+use super::{BatchRow, ChunkOutcome, FlushCommit, Lifecycle, Log, Metadata, MetadataError, Topics};
 use crate::metrics::Metrics;
 use crate::model::{NewTopic, PartitionKey, PartitionState, TopicMeta, TopicSettings};
 use index::IndexCache;
@@ -41,6 +45,7 @@ pub struct CacheConfig {
 pub struct MetadataCache {
     inner_topics: Arc<dyn Topics>,
     inner_log: Arc<dyn Log>,
+    inner_lifecycle: Arc<dyn Lifecycle>,
     topics: Cache<(String, String), Arc<TopicMeta>>,
     index: IndexCache,
     /// Coalesces concurrent index misses for the same rows: a thousand
@@ -64,6 +69,7 @@ impl MetadataCache {
         let cache = Arc::new(MetadataCache {
             inner_topics: inner.topics,
             inner_log: inner.log,
+            inner_lifecycle: inner.lifecycle,
             topics: Cache::builder()
                 .max_capacity(100_000)
                 .time_to_live(config.topic_ttl)
@@ -82,6 +88,7 @@ impl MetadataCache {
             groups: inner.groups,
             keys: inner.keys,
             revocations: inner.revocations,
+            lifecycle: cache.clone(),
         };
         (layered, cache)
     }
@@ -135,6 +142,14 @@ impl MetadataCache {
         for k in keys {
             self.topics.invalidate(&k).await;
         }
+    }
+
+    /// Forgets the cached index rows of one partition.
+    fn forget_partition_index(&self, id: Uuid, partition: i32) {
+        self.index.forget_partition(id, partition);
+        let _ = self
+            .lookups
+            .invalidate_entries_if(move |(t, p, _, _), _| *t == id && *p == partition);
     }
 
     fn forget_index(&self, id: Uuid) {

@@ -106,6 +106,8 @@ impl Dialect for Postgres {
     type Tx = Transaction<'static, sqlx::Postgres>;
 
     const NOW_MS: &'static str = sql::NOW_MS;
+    const LOCK_ROWS: &'static str = " FOR UPDATE";
+    const SKIP_LOCKED: &'static str = " FOR UPDATE SKIP LOCKED";
 
     fn rows_from(first: usize, alias: &str, cols: &[(&str, ColType)]) -> String {
         sql::rows_from(first, alias, cols)

@@ -13,6 +13,7 @@
 mod commit;
 mod groups;
 mod keys;
+mod lifecycle;
 mod log;
 mod revocations;
 mod rows;
@@ -150,6 +151,15 @@ pub(crate) trait Dialect: Send + Sync + Debug + 'static {
     /// An SQL expression for the store's clock: milliseconds since the epoch.
     const NOW_MS: &'static str;
 
+    /// What a SELECT ends with to lock the rows it returns until the
+    /// transaction ends (empty where the transaction holds the store's one
+    /// write lock already).
+    const LOCK_ROWS: &'static str;
+
+    /// What a SELECT ends with to lock its rows and pass over rows another
+    /// transaction holds (job claims).
+    const SKIP_LOCKED: &'static str;
+
     /// A FROM item named `alias` over a bound row set whose columns are
     /// `cols`, taking parameters from `$first`.
     fn rows_from(first: usize, alias: &str, cols: &[(&str, ColType)]) -> String;
@@ -242,6 +252,7 @@ tokio::task_local! {
 pub(crate) struct SqlStore<D> {
     db: D,
     sql: Statements,
+    life: lifecycle::LifecycleSql,
     metrics: Arc<Metrics>,
 }
 
@@ -249,6 +260,7 @@ impl<D: Dialect> SqlStore<D> {
     pub(crate) fn new(db: D, metrics: Arc<Metrics>) -> Self {
         SqlStore {
             sql: Statements::new::<D>(),
+            life: lifecycle::LifecycleSql::new::<D>(),
             db,
             metrics,
         }

@@ -2,7 +2,7 @@
 
 use super::SqlRow;
 use crate::metadata::{BatchRow, GroupOffsetRow};
-use crate::model::{Compression, PartitionState, TopicMeta};
+use crate::model::{CleanupPolicy, Compression, PartitionState, TopicMeta};
 
 pub(super) fn topic(r: &impl SqlRow) -> Result<TopicMeta, sqlx::Error> {
     Ok(TopicMeta {
@@ -11,6 +11,9 @@ pub(super) fn topic(r: &impl SqlRow) -> Result<TopicMeta, sqlx::Error> {
         name: r.text("name")?,
         partition_count: r.int("partition_count")?,
         retention_ms: r.opt_big("retention_ms")?,
+        retention_bytes: r.opt_big("retention_bytes")?,
+        cleanup_policy: CleanupPolicy::parse(&r.text("cleanup_policy")?).unwrap_or_default(),
+        delete_retention_ms: r.big("delete_retention_ms")?,
         compression: Compression::parse(&r.text("compression")?).unwrap_or_default(),
         created_at_ms: r.big("created_at")?,
     })

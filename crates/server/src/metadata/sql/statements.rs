@@ -19,8 +19,8 @@ pub(crate) enum ColType {
 
 use ColType::{BigInt, Int, Text, Uuid};
 
-pub(super) const TOPIC_COLS: &str =
-    "id, tenant, name, partition_count, retention_ms, compression, created_at";
+pub(super) const TOPIC_COLS: &str = "id, tenant, name, partition_count, retention_ms, \
+     retention_bytes, cleanup_policy, delete_retention_ms, compression, created_at";
 const PARTITION_COLS: &str = "topic_id, partition, log_start_offset, next_offset, bytes";
 const BATCH_COLS: &str =
     "base_offset, last_offset, object_id, byte_offset, byte_len, record_count, max_timestamp";
@@ -105,7 +105,8 @@ impl Statements {
         let now = D::NOW_MS;
         Statements {
             insert_topic: "INSERT INTO topics (id, tenant, name, partition_count, retention_ms, \
-                 compression, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+                 compression, created_at, retention_bytes, cleanup_policy, delete_retention_ms) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
                 .into(),
             insert_partitions: format!(
                 "INSERT INTO partitions (topic_id, partition) SELECT $1, k.n FROM {} WHERE true",
@@ -120,15 +121,17 @@ impl Statements {
                  WHERE tenant = $1 AND deleted_at IS NULL AND name > $2 ORDER BY name LIMIT $3"
             ),
             configure_topic: format!(
-                "UPDATE topics SET retention_ms = $3, compression = $4 \
+                "UPDATE topics SET retention_ms = $3, compression = $4, retention_bytes = $5, \
+                 cleanup_policy = $6, delete_retention_ms = $7 \
                  WHERE tenant = $1 AND name = $2 AND deleted_at IS NULL RETURNING {TOPIC_COLS}"
             ),
             delete_topic: format!(
                 "UPDATE topics SET deleted_at = $3 \
                  WHERE tenant = $1 AND name = $2 AND deleted_at IS NULL RETURNING {TOPIC_COLS}"
             ),
-            // With its partitions gone, no in-flight flush can commit into it.
-            delete_topic_rows: ["partitions", "batches", "group_offsets"]
+            // With its partitions gone, no in-flight flush can commit into
+            // it; its index rows are released in the background (a job).
+            delete_topic_rows: ["partitions", "group_offsets", "jobs"]
                 .map(|table| format!("DELETE FROM {table} WHERE topic_id = $1")),
             bump_topic_epoch: "UPDATE epochs SET value = value + 1 WHERE name = 'topics'".into(),
             topic_epoch: "SELECT value FROM epochs WHERE name = 'topics'".into(),

@@ -17,8 +17,11 @@ impl<D: Dialect> Topics for SqlStore<D> {
             tenant: t.tenant.clone(),
             name: t.name.clone(),
             partition_count: t.partition_count,
-            retention_ms: t.retention_ms,
-            compression: t.compression,
+            retention_ms: t.settings.retention_ms,
+            retention_bytes: t.settings.retention_bytes,
+            cleanup_policy: t.settings.cleanup_policy,
+            delete_retention_ms: t.settings.delete_retention_ms,
+            compression: t.settings.compression,
             created_at_ms: now_ms,
         };
         let numbers = RowSet {
@@ -34,6 +37,9 @@ impl<D: Dialect> Topics for SqlStore<D> {
                 Arg::OptBigInt(meta.retention_ms),
                 Arg::Text(meta.compression.as_str()),
                 Arg::BigInt(now_ms),
+                Arg::OptBigInt(meta.retention_bytes),
+                Arg::Text(meta.cleanup_policy.as_str()),
+                Arg::BigInt(meta.delete_retention_ms),
             ];
             self.execute(On::Tx(&mut tx), &self.sql.insert_topic, &topic)
                 .await
@@ -78,6 +84,9 @@ impl<D: Dialect> Topics for SqlStore<D> {
             Arg::Text(name),
             Arg::OptBigInt(settings.retention_ms),
             Arg::Text(settings.compression.as_str()),
+            Arg::OptBigInt(settings.retention_bytes),
+            Arg::Text(settings.cleanup_policy.as_str()),
+            Arg::BigInt(settings.delete_retention_ms),
         ];
         self.retrying(|| async {
             let row = self

@@ -104,6 +104,9 @@ impl Dialect for Sqlite {
     type Tx = Transaction<'static, sqlx::Sqlite>;
 
     const NOW_MS: &'static str = sql::NOW_MS;
+    // `BEGIN IMMEDIATE` holds the database's one write lock.
+    const LOCK_ROWS: &'static str = "";
+    const SKIP_LOCKED: &'static str = "";
 
     fn rows_from(first: usize, alias: &str, cols: &[(&str, ColType)]) -> String {
         sql::rows_from(first, alias, cols)

@@ -1,5 +1,6 @@
 //! The behaviour every store implementation must show: one suite per
 //! trait, one test per case, run against every implementation.
 
+pub mod lifecycle;
 pub mod metadata;
 pub mod store;

@@ -7,6 +7,8 @@
 //! scrape them): a counter registered as `x` is exported as `x_total`.
 //! Every layer receives the same `Arc<Metrics>`.
 
+mod lifecycle;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -74,9 +76,13 @@ pub struct TenantMetrics {
     throttled: Family<ThrottleLabel, Counter>,
 }
 
+pub use lifecycle::LifecycleMetrics;
+
 /// Every metric the process exports, and the registry that renders them.
 #[derive(Debug)]
 pub struct Metrics {
+    /// Compaction, retention, garbage collection and storage.
+    pub lifecycle: LifecycleMetrics,
     pub produce_requests: Counter,
     pub produce_records: Counter,
     pub produce_bytes: Counter,
@@ -333,6 +339,7 @@ impl Default for Metrics {
             cache("watermarks"),
         );
         registry.register_collector(Box::new(ResidentMemory));
+        let lifecycle = LifecycleMetrics::register(&mut registry);
         let tenants = TenantMetrics::default();
         registry.register(
             "streamhouse_tenant_produce_bytes",
@@ -356,6 +363,7 @@ impl Default for Metrics {
         );
 
         Metrics {
+            lifecycle,
             auth_refused,
             tenants,
             produce_requests,

@@ -1,0 +1,356 @@
+//! Compaction: rewriting a partition's chunks into per-partition objects.
+//!
+//! **Object compaction** (every topic). Flushes write one object per
+//! flush, holding a chunk of every partition it touched, so a partition's
+//! history is spread over many small objects. A run of a partition's
+//! consecutive index rows — chunks in flush objects older than
+//! `--compaction-min-age`, and chunks of small compacted objects — is read,
+//! re-encoded into batches of up to 8 MiB (a catch-up read then gets that
+//! much per ranged GET) in one object of about `--compaction-target-bytes`,
+//! uploaded, and swapped in for the old rows in one transaction that
+//! checks they all still exist. Offsets, timestamps, keys, values and
+//! headers are kept exactly; only where the bytes live changes.
+//!
+//! **Key compaction** (`cleanup_policy` `compact` or `compact,delete`). A
+//! first pass over the partition finds each key's latest offset; the
+//! rewrite then keeps a record only if it is its key's latest (records
+//! without a key always stay), and drops a latest record that is a
+//! tombstone (null value) older than the topic's `delete_retention_ms`.
+//! Kept records keep their offsets; the removed ones leave gaps that reads
+//! pass over.
+//!
+//! A rewrite that loses its swap (retention or another agent got there
+//! first) deletes the object it uploaded; one whose agent dies leaves an
+//! object no row names, which the orphan collector deletes.
+
+use std::collections::HashMap;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use uuid::Uuid;
+
+use super::jobs::{JobError, Maintainer};
+use crate::format::{ObjectBuilder, decode_batch};
+use crate::metadata::BatchRow;
+use crate::metadata::lifecycle::{IndexedChunk, Swap, SwapOutcome};
+use crate::model::{Record, StoredRecord, TopicMeta, object_key};
+
+/// Index rows read per query.
+const PAGE: u32 = 1000;
+/// Largest batch compaction writes, in record bytes.
+const BATCH_BYTES: usize = 8 << 20;
+/// Rewrites one job does at most (the rest waits for the next tick).
+const MAX_RUNS: usize = 16;
+/// Chunks fetched at once.
+const FETCHES: usize = 8;
+
+/// Runs compaction of one partition.
+pub(super) async fn compact(
+    m: &Maintainer,
+    topic_id: Uuid,
+    partition: i32,
+) -> Result<(), JobError> {
+    let Some(topic) = m.metadata.lifecycle.live_topic(topic_id).await? else {
+        return Ok(());
+    };
+    let Some(state) = m
+        .metadata
+        .log
+        .partition_states(&[(topic_id, partition)])
+        .await?
+        .into_iter()
+        .next()
+    else {
+        return Ok(());
+    };
+    let now = m.metadata.log.now_ms().await?;
+    let cutoff = now - m.config.min_age.as_millis() as i64;
+    let job = Compaction {
+        m,
+        topic: &topic,
+        partition,
+        cutoff,
+    };
+    if topic.cleanup_policy.compacts() {
+        job.by_key(state.log_start_offset, now).await
+    } else {
+        job.objects(state.log_start_offset).await
+    }
+}
+
+struct Compaction<'a> {
+    m: &'a Maintainer,
+    topic: &'a TopicMeta,
+    partition: i32,
+    /// Flush objects written after this (ms) are left alone.
+    cutoff: i64,
+}
+
+impl Compaction<'_> {
+    fn target(&self) -> i64 {
+        self.m.config.target_bytes as i64
+    }
+
+    /// Whether a chunk may join a rewrite: in a flush object old enough,
+    /// or in a compacted object small enough to merge.
+    fn eligible(&self, c: &IndexedChunk) -> bool {
+        if c.in_flush_object {
+            c.object_created_at_ms < self.cutoff
+        } else {
+            c.object_size < self.target() / 4
+        }
+    }
+
+    /// Object compaction: rewrites eligible runs from `from` on.
+    async fn objects(&self, mut from: i64) -> Result<(), JobError> {
+        for _ in 0..MAX_RUNS {
+            let Some((run, next)) = self.next_run(from).await? else {
+                return Ok(());
+            };
+            self.rewrite(&run, &|_| true).await?;
+            from = next;
+        }
+        Ok(())
+    }
+
+    /// The next run worth rewriting at or after `from`, and where to look
+    /// after it: consecutive eligible rows up to the target size, holding
+    /// a flush chunk or spanning more than one object.
+    async fn next_run(&self, mut from: i64) -> Result<Option<(Vec<IndexedChunk>, i64)>, JobError> {
+        let mut run: Vec<IndexedChunk> = Vec::new();
+        let mut bytes = 0i64;
+        loop {
+            let page = self
+                .m
+                .metadata
+                .lifecycle
+                .indexed_chunks(self.topic.id, self.partition, from, PAGE)
+                .await?;
+            let full = page.len() == PAGE as usize;
+            for c in page {
+                from = c.row.last_offset + 1;
+                if self.eligible(&c) {
+                    bytes += i64::from(c.row.byte_len);
+                    run.push(c);
+                    if bytes < self.target() {
+                        continue;
+                    }
+                }
+                if worth_rewriting(&run) {
+                    return Ok(Some((run, from)));
+                }
+                run.clear();
+                bytes = 0;
+            }
+            if !full {
+                return Ok(worth_rewriting(&run).then_some((run, from)));
+            }
+        }
+    }
+
+    /// Key compaction: finds each key's latest offset over the chunks old
+    /// enough, then rewrites them run by run keeping what must stay.
+    async fn by_key(&self, from: i64, now: i64) -> Result<(), JobError> {
+        let mut chunks = Vec::new();
+        let mut at = from;
+        'scan: loop {
+            let page = self
+                .m
+                .metadata
+                .lifecycle
+                .indexed_chunks(self.topic.id, self.partition, at, PAGE)
+                .await?;
+            let full = page.len() == PAGE as usize;
+            for c in page {
+                if c.in_flush_object && c.object_created_at_ms >= self.cutoff {
+                    break 'scan;
+                }
+                at = c.row.last_offset + 1;
+                chunks.push(c);
+            }
+            if !full {
+                break;
+            }
+        }
+        let mut latest: HashMap<Bytes, i64> = HashMap::new();
+        let mut fetched = self.fetch(&chunks);
+        while let Some(done) = fetched.next().await {
+            for r in done? {
+                if let Some(k) = r.key {
+                    // A copy, so the map does not keep whole chunks alive.
+                    latest.insert(Bytes::copy_from_slice(&k), r.offset);
+                }
+            }
+        }
+        drop(fetched);
+        let tombstones_before = now.saturating_sub(self.topic.delete_retention_ms);
+        let keep = |r: &StoredRecord| match &r.key {
+            None => true,
+            Some(k) => {
+                latest.get(k) == Some(&r.offset)
+                    && !(r.value.is_none() && r.timestamp < tombstones_before)
+            }
+        };
+        let mut run = Vec::new();
+        let mut bytes = 0i64;
+        let mut runs = 0;
+        for c in chunks {
+            bytes += i64::from(c.row.byte_len);
+            run.push(c);
+            if bytes >= self.target() {
+                self.rewrite(&run, &keep).await?;
+                (run, bytes) = (Vec::new(), 0);
+                runs += 1;
+                if runs >= MAX_RUNS {
+                    return Ok(());
+                }
+            }
+        }
+        if !run.is_empty() {
+            self.rewrite(&run, &keep).await?;
+        }
+        Ok(())
+    }
+
+    /// Fetches and decodes chunks, in order, a few at a time.
+    fn fetch<'s>(
+        &'s self,
+        chunks: &'s [IndexedChunk],
+    ) -> impl futures_util::Stream<Item = Result<Vec<StoredRecord>, JobError>> + 's {
+        let store = &self.m.store;
+        futures_util::stream::iter(chunks.iter().map(move |c| async move {
+            let row = c.row;
+            let bytes = store
+                .get_range(
+                    &object_key(row.object_id),
+                    row.byte_offset..row.byte_offset + u64::from(row.byte_len),
+                )
+                .await?;
+            Ok(decode_batch(&bytes, row.base_offset)?)
+        }))
+        .buffered(FETCHES)
+    }
+
+    /// Rewrites `run` keeping the records `keep` says, and swaps it in.
+    /// Does nothing when the result would be what is there.
+    async fn rewrite(
+        &self,
+        run: &[IndexedChunk],
+        keep: &(dyn Fn(&StoredRecord) -> bool + Sync),
+    ) -> Result<(), JobError> {
+        let object_id = Uuid::now_v7();
+        let mut builder = ObjectBuilder::with_capacity(
+            run.iter().map(|c| c.row.byte_len as usize).sum::<usize>(),
+        );
+        let mut rows = Vec::new();
+        let mut batch: Vec<(Record, i64)> = Vec::new();
+        let (mut batch_bytes, mut base, mut dropped) = (0usize, run[0].row.base_offset, 0u64);
+        let mut fetched = self.fetch(run);
+        let mut i = 0;
+        while let Some(done) = fetched.next().await {
+            let row = run[i].row;
+            i += 1;
+            for r in done? {
+                if !keep(&r) {
+                    dropped += 1;
+                    continue;
+                }
+                batch_bytes += r.value.as_ref().map_or(0, Bytes::len)
+                    + r.key.as_ref().map_or(0, Bytes::len)
+                    + 24;
+                let offset = r.offset;
+                batch.push((
+                    Record {
+                        timestamp: r.timestamp,
+                        key: r.key,
+                        value: r.value,
+                        headers: r.headers,
+                    },
+                    offset,
+                ));
+            }
+            // A batch ends on a row's end, so its last offset and running
+            // maximum timestamp are that row's.
+            if batch_bytes >= BATCH_BYTES || i == run.len() {
+                if !batch.is_empty() {
+                    let entry = builder.add_chunk_at(
+                        self.topic.id,
+                        self.partition,
+                        batch.iter().map(|(r, o)| (r, o - base)),
+                        self.topic.compression,
+                    );
+                    rows.push(BatchRow {
+                        base_offset: base,
+                        last_offset: row.last_offset,
+                        object_id,
+                        byte_offset: entry.byte_offset,
+                        byte_len: entry.byte_len,
+                        record_count: entry.record_count,
+                        max_timestamp: row.max_timestamp,
+                    });
+                }
+                batch.clear();
+                batch_bytes = 0;
+                base = row.last_offset + 1;
+            }
+        }
+        drop(fetched);
+        let objects = run
+            .iter()
+            .map(|c| c.row.object_id)
+            .collect::<std::collections::HashSet<_>>();
+        if dropped == 0 && objects.len() == 1 && !run.iter().any(|c| c.in_flush_object) {
+            // Already one compacted object with nothing to remove.
+            return Ok(());
+        }
+        let bytes_in: u64 = run.iter().map(|c| u64::from(c.row.byte_len)).sum();
+        let (object, _) = builder.finish();
+        let key = object_key(object_id);
+        let uploaded = !rows.is_empty();
+        if uploaded {
+            self.m.store.put(&key, object.clone()).await?;
+        }
+        let swap = Swap {
+            topic_id: self.topic.id,
+            partition: self.partition,
+            object_id,
+            object_size: object.len() as u64,
+            writer: self.m.config.owner.clone(),
+            created_at_ms: crate::model::uuid_v7_ms(object_id).unwrap_or(0),
+            max_object_age_ms: self.m.config.max_object_age.as_millis() as i64,
+            replaced: run
+                .iter()
+                .map(|c| (c.row.last_offset, c.row.object_id))
+                .collect(),
+            rows,
+            grace_ms: self.m.grace_ms(),
+        };
+        let bytes_out: u64 = swap.rows.iter().map(|r| u64::from(r.byte_len)).sum();
+        match self.m.metadata.lifecycle.swap_chunks(&swap).await {
+            Ok(SwapOutcome::Swapped { .. }) => {
+                let life = &self.m.metrics.lifecycle;
+                life.compaction_bytes_in.inc_by(bytes_in);
+                life.compaction_bytes_out.inc_by(bytes_out);
+                life.compaction_records_dropped.inc_by(dropped);
+                Ok(())
+            }
+            Ok(SwapOutcome::Changed) => {
+                if uploaded {
+                    // Nothing names it: delete it now rather than leave an orphan.
+                    let _ = self.m.store.delete_many(&[key]).await;
+                }
+                Ok(())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// A run is worth rewriting when it holds a flush chunk or its chunks are
+/// in more than one object.
+fn worth_rewriting(run: &[IndexedChunk]) -> bool {
+    run.iter().any(|c| c.in_flush_object)
+        || run
+            .windows(2)
+            .any(|w| w[0].row.object_id != w[1].row.object_id)
+}

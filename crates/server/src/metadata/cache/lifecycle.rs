@@ -1,0 +1,125 @@
+//! Lifecycle calls through the cache: each passes to the store, and a
+//! change to a partition's index rows forgets the rows cached for it.
+
+use async_trait::async_trait;
+use uuid::Uuid;
+
+use super::MetadataCache;
+use crate::metadata::MetadataError;
+use crate::metadata::lifecycle::{
+    ExpiredObject, IndexedChunk, Job, Lifecycle, Released, StorageReport, Swap, SwapOutcome,
+    TrimOutcome,
+};
+use crate::model::TopicMeta;
+
+#[async_trait]
+impl Lifecycle for MetadataCache {
+    async fn live_topic(&self, id: Uuid) -> Result<Option<TopicMeta>, MetadataError> {
+        self.inner_lifecycle.live_topic(id).await
+    }
+
+    async fn plan_jobs(&self, uncompacted_before_ms: i64) -> Result<(), MetadataError> {
+        self.inner_lifecycle.plan_jobs(uncompacted_before_ms).await
+    }
+
+    async fn claim_jobs(
+        &self,
+        owner: &str,
+        lease_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<Job>, MetadataError> {
+        self.inner_lifecycle
+            .claim_jobs(owner, lease_ms, limit)
+            .await
+    }
+
+    async fn finish_job(
+        &self,
+        job: &Job,
+        owner: &str,
+        retry_in_ms: Option<i64>,
+    ) -> Result<(), MetadataError> {
+        self.inner_lifecycle
+            .finish_job(job, owner, retry_in_ms)
+            .await
+    }
+
+    async fn retention_point(
+        &self,
+        topic_id: Uuid,
+        partition: i32,
+        older_than_ms: Option<i64>,
+        keep_bytes: Option<i64>,
+    ) -> Result<Option<i64>, MetadataError> {
+        self.inner_lifecycle
+            .retention_point(topic_id, partition, older_than_ms, keep_bytes)
+            .await
+    }
+
+    async fn advance_log_start(
+        &self,
+        topic_id: Uuid,
+        partition: i32,
+        to: i64,
+        grace_ms: i64,
+    ) -> Result<TrimOutcome, MetadataError> {
+        let out = self
+            .inner_lifecycle
+            .advance_log_start(topic_id, partition, to, grace_ms)
+            .await;
+        self.forget_partition_index(topic_id, partition);
+        out
+    }
+
+    async fn indexed_chunks(
+        &self,
+        topic_id: Uuid,
+        partition: i32,
+        offset: i64,
+        limit: u32,
+    ) -> Result<Vec<IndexedChunk>, MetadataError> {
+        self.inner_lifecycle
+            .indexed_chunks(topic_id, partition, offset, limit)
+            .await
+    }
+
+    async fn swap_chunks(&self, swap: &Swap) -> Result<SwapOutcome, MetadataError> {
+        let out = self.inner_lifecycle.swap_chunks(swap).await;
+        self.forget_partition_index(swap.topic_id, swap.partition);
+        out
+    }
+
+    async fn release_topic_rows(
+        &self,
+        topic_id: Uuid,
+        limit: u32,
+        grace_ms: i64,
+    ) -> Result<Released, MetadataError> {
+        self.inner_lifecycle
+            .release_topic_rows(topic_id, limit, grace_ms)
+            .await
+    }
+
+    async fn expired_objects(&self, limit: u32) -> Result<Vec<ExpiredObject>, MetadataError> {
+        self.inner_lifecycle.expired_objects(limit).await
+    }
+
+    async fn forget_objects(&self, ids: &[Uuid]) -> Result<u64, MetadataError> {
+        self.inner_lifecycle.forget_objects(ids).await
+    }
+
+    async fn partition_objects(
+        &self,
+        topic_id: Uuid,
+        from: i32,
+        to: i32,
+    ) -> Result<Vec<(i32, i64)>, MetadataError> {
+        self.inner_lifecycle
+            .partition_objects(topic_id, from, to)
+            .await
+    }
+
+    async fn storage_report(&self) -> Result<StorageReport, MetadataError> {
+        self.inner_lifecycle.storage_report().await
+    }
+}

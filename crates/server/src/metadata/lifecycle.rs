@@ -1,0 +1,247 @@
+//! The data lifecycle's view of the metadata store: leased jobs, moving a
+//! partition's log start, swapping index rows for compacted chunks,
+//! releasing a deleted topic's rows, and the objects waiting for the
+//! garbage collector.
+//!
+//! Rows are never deleted without accounting for their objects: every call
+//! that removes index rows marks each object no row names any more with
+//! `delete_after = now + grace` (by the store's clock) in the same
+//! transaction, and the collector deletes it from the object store only
+//! after that, then forgets its row.
+
+use std::fmt::Debug;
+
+use async_trait::async_trait;
+use uuid::Uuid;
+
+use super::{BatchRow, MetadataError};
+use crate::model::TopicMeta;
+
+/// What a job does to its target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum JobKind {
+    /// Rewrite one partition's flush chunks into per-partition objects
+    /// (and, for compacted topics, keep only the latest record per key).
+    Compact,
+    /// Apply one partition's retention by time and size.
+    Retain,
+    /// Release the rows and objects of a deleted topic (partition -1).
+    Release,
+}
+
+impl JobKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobKind::Compact => "compact",
+            JobKind::Retain => "retain",
+            JobKind::Release => "release",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<JobKind> {
+        match s {
+            "compact" => Some(JobKind::Compact),
+            "retain" => Some(JobKind::Retain),
+            "release" => Some(JobKind::Release),
+            _ => None,
+        }
+    }
+}
+
+/// A job this agent holds the lease of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Job {
+    pub kind: JobKind,
+    pub topic_id: Uuid,
+    pub partition: i32,
+    /// Claims so far, this one included.
+    pub attempts: i32,
+}
+
+/// One index row with what compaction needs to know of its object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IndexedChunk {
+    pub row: BatchRow,
+    /// The object is a flush object (many partitions), not yet compacted.
+    pub in_flush_object: bool,
+    /// When the object was written (ms, by its writer's clock).
+    pub object_created_at_ms: i64,
+    /// The object's size in bytes.
+    pub object_size: i64,
+}
+
+/// Replaces a run of a partition's index rows with rows of one new object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Swap {
+    pub topic_id: Uuid,
+    pub partition: i32,
+    /// A UUIDv7 minted before upload.
+    pub object_id: Uuid,
+    pub object_size: u64,
+    pub writer: String,
+    pub created_at_ms: i64,
+    /// Refuse (as unavailable) when the object is older than this by the
+    /// store's clock, as a flush commit does, so the orphan collector never
+    /// deletes an object that then commits.
+    pub max_object_age_ms: i64,
+    /// The rows replaced, as `(last_offset, object_id)`: all must still
+    /// exist or nothing is swapped.
+    pub replaced: Vec<(i64, Uuid)>,
+    /// The new rows; their `object_id` is the new object's.
+    pub rows: Vec<BatchRow>,
+    /// Grace before released objects may be deleted.
+    pub grace_ms: i64,
+}
+
+/// What became of a swap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SwapOutcome {
+    /// Swapped; this many objects now wait for the collector.
+    Swapped { objects_released: u64 },
+    /// Some replaced row is gone (retention or another compaction got
+    /// there first): nothing changed, and the new object is an orphan.
+    Changed,
+}
+
+/// What moving a log start did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrimOutcome {
+    /// The log start is now `log_start_offset` (never lowered).
+    Trimmed {
+        log_start_offset: i64,
+        high_watermark: i64,
+        rows_released: u64,
+        objects_released: u64,
+    },
+    /// The offset is beyond the high watermark: nothing changed.
+    BeyondEnd { high_watermark: i64 },
+    /// The partition does not exist (its topic was deleted).
+    Gone,
+}
+
+/// What releasing a deleted topic's rows did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Released {
+    pub rows: u64,
+    pub objects: u64,
+}
+
+/// An object the collector may delete.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExpiredObject {
+    pub id: Uuid,
+    pub key: String,
+    pub size: i64,
+}
+
+/// Live data of one topic, for metrics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicStorage {
+    pub tenant: String,
+    pub topic: String,
+    pub bytes: i64,
+    pub objects: i64,
+}
+
+/// What the store holds, for metrics.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct StorageReport {
+    /// Objects waiting for the collector, and their bytes.
+    pub gc_objects: i64,
+    pub gc_bytes: i64,
+    /// Age (ms, by the store's clock) of the oldest flush object not yet
+    /// compacted; 0 when there is none.
+    pub compaction_lag_ms: i64,
+    pub topics: Vec<TopicStorage>,
+}
+
+/// See the module header.
+#[async_trait]
+pub trait Lifecycle: Send + Sync + Debug {
+    /// The live topic with this id, if any (jobs name topics by id).
+    async fn live_topic(&self, id: Uuid) -> Result<Option<TopicMeta>, MetadataError>;
+
+    /// Records the jobs there are (idempotent): compaction of partitions
+    /// with flush chunks written before `uncompacted_before_ms` and of
+    /// every partition of a compacted topic, retention of partitions of
+    /// topics that have it, release of deleted topics that still have rows.
+    async fn plan_jobs(&self, uncompacted_before_ms: i64) -> Result<(), MetadataError>;
+
+    /// Leases up to `limit` jobs nobody holds to `owner` for `lease_ms`.
+    async fn claim_jobs(
+        &self,
+        owner: &str,
+        lease_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<Job>, MetadataError>;
+
+    /// Ends a job `owner` holds: `None` deletes it (done), `Some(ms)`
+    /// keeps it leased that long more (failed; retry later).
+    async fn finish_job(
+        &self,
+        job: &Job,
+        owner: &str,
+        retry_in_ms: Option<i64>,
+    ) -> Result<(), MetadataError>;
+
+    /// The log start retention asks for: just past the last row whose
+    /// records are all older than `older_than_ms`, or past the oldest rows
+    /// beyond the newest `keep_bytes`, whichever is later. `None` when
+    /// neither asks for anything.
+    async fn retention_point(
+        &self,
+        topic_id: Uuid,
+        partition: i32,
+        older_than_ms: Option<i64>,
+        keep_bytes: Option<i64>,
+    ) -> Result<Option<i64>, MetadataError>;
+
+    /// Raises a partition's log start to `to` and releases the rows wholly
+    /// below it.
+    async fn advance_log_start(
+        &self,
+        topic_id: Uuid,
+        partition: i32,
+        to: i64,
+        grace_ms: i64,
+    ) -> Result<TrimOutcome, MetadataError>;
+
+    /// Index rows of a partition from `offset` on, in offset order, with
+    /// their objects' state, at most `limit`.
+    async fn indexed_chunks(
+        &self,
+        topic_id: Uuid,
+        partition: i32,
+        offset: i64,
+        limit: u32,
+    ) -> Result<Vec<IndexedChunk>, MetadataError>;
+
+    /// Swaps index rows in one transaction; see [`Swap`].
+    async fn swap_chunks(&self, swap: &Swap) -> Result<SwapOutcome, MetadataError>;
+
+    /// Deletes up to `limit` index rows of a deleted topic and releases
+    /// their objects.
+    async fn release_topic_rows(
+        &self,
+        topic_id: Uuid,
+        limit: u32,
+        grace_ms: i64,
+    ) -> Result<Released, MetadataError>;
+
+    /// Objects whose grace has passed, at most `limit`.
+    async fn expired_objects(&self, limit: u32) -> Result<Vec<ExpiredObject>, MetadataError>;
+
+    /// Forgets the rows of objects the object store confirmed deleted.
+    async fn forget_objects(&self, ids: &[Uuid]) -> Result<u64, MetadataError>;
+
+    /// How many distinct objects hold each partition `from..to` of a topic.
+    async fn partition_objects(
+        &self,
+        topic_id: Uuid,
+        from: i32,
+        to: i32,
+    ) -> Result<Vec<(i32, i64)>, MetadataError>;
+
+    /// Figures for metrics.
+    async fn storage_report(&self) -> Result<StorageReport, MetadataError>;
+}

@@ -1,0 +1,471 @@
+//! The data lifecycle through the API, on an embedded agent (SQLite and a
+//! local directory): retention by time and by bytes, explicit trim,
+//! object compaction under a paging reader and a live subscriber, key
+//! compaction with expiring tombstones, and a deleted topic's objects
+//! collected after the grace while a topic of the same name lives on.
+//! The same runs over PostgreSQL and SeaweedFS with three agents are in
+//! `data_lifecycle_cluster.rs`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::{Api, TestAgent};
+use eventsource_stream::Eventsource;
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+
+/// Lifecycle work every 200 ms on anything flushed; released objects go
+/// after 3 s (index rows are cached for at most 1 s).
+pub const FAST: &[&str] = &[
+    "--linger",
+    "1ms",
+    "--compaction-interval",
+    "200ms",
+    "--compaction-min-age",
+    "0s",
+    "--gc-grace",
+    "3s",
+    "--index-cache-ttl",
+    "1s",
+    "--compaction-target-bytes",
+    "1MiB",
+];
+
+/// Polls `check` until it returns `Some` or `within` passes.
+async fn wait_for<T, F, Fut>(what: &str, within: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(start.elapsed() < within, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn partition(api: &Api, topic: &str, p: usize) -> Value {
+    api.describe(topic).await.expect(200)["partition_details"][p].clone()
+}
+
+async fn patch(api: &Api, topic: &str, body: Value) -> Value {
+    api.send(
+        |c, u| c.patch(u).json(&body),
+        &format!("/v1/topics/{topic}"),
+    )
+    .await
+    .expect(200)
+}
+
+async fn trim(api: &Api, topic: &str, p: i32, before: i64) -> common::api::Reply {
+    api.post(
+        &format!("/v1/topics/{topic}/partitions/{p}/trim"),
+        &json!({ "before": before }),
+    )
+    .await
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+/// Files under `dir` (recursively), the object store's objects.
+fn files(dir: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| {
+            let p = e.path();
+            if p.is_dir() { files(&p) } else { 1 }
+        })
+        .sum()
+}
+
+#[tokio::test]
+async fn retention_by_time_and_by_bytes_moves_the_log_start_and_collects_objects() {
+    // No compaction here: merged chunks would blur the time boundary.
+    let a = TestAgent::start(&[
+        "--linger",
+        "1ms",
+        "--compaction-interval",
+        "200ms",
+        "--compaction-min-age",
+        "1h",
+        "--gc-grace",
+        "3s",
+        "--index-cache-ttl",
+        "1s",
+    ])
+    .await;
+    let objects = a.dir.as_ref().unwrap().path().join("objects");
+    a.create_topic("aged", 1).await;
+    let old = now_ms() - 2 * 3_600_000;
+    for i in 0..3 {
+        a.produce(
+            "aged",
+            json!({"records": [{"value": i, "timestamp": old}, {"value": i, "timestamp": old}]}),
+        )
+        .await;
+    }
+    for i in 3..5 {
+        a.produce("aged", json!({"records": [{"value": i}, {"value": i}]}))
+            .await;
+    }
+    let before = files(&objects);
+    let changed = patch(&a.api, "aged", json!({"retention_ms": 3_600_000})).await;
+    assert_eq!(changed["retention_ms"], 3_600_000);
+    let start = wait_for("time retention", Duration::from_secs(10), || async {
+        let p = partition(&a.api, "aged", 0).await;
+        (p["log_start_offset"] == 6).then_some(p)
+    })
+    .await;
+    assert_eq!(start["high_watermark"], 10);
+    assert_eq!(start["objects"], 2);
+    let below = a.api.read("aged", 0, "offset=0").await.expect(416);
+    assert_eq!(
+        (
+            below["log_start_offset"].as_i64(),
+            below["high_watermark"].as_i64()
+        ),
+        (Some(6), Some(10))
+    );
+    let left: Vec<Value> = a.api.read_all_from("aged", 0, 6).await;
+    assert_eq!(left.len(), 4);
+    assert!(left.iter().all(|r| r["offset"].as_i64().unwrap() >= 6));
+
+    // By bytes: ten rows of one record; keep about three of them.
+    a.create_topic("sized", 1).await;
+    for i in 0..10 {
+        a.produce(
+            "sized",
+            json!({"records": [{"value": format!("{i:0>200}")}]}),
+        )
+        .await;
+    }
+    let total = partition(&a.api, "sized", 0).await["bytes"]
+        .as_i64()
+        .unwrap();
+    let limit = total * 3 / 10 + 1;
+    patch(&a.api, "sized", json!({"retention_bytes": limit})).await;
+    let p = wait_for("size retention", Duration::from_secs(10), || async {
+        let p = partition(&a.api, "sized", 0).await;
+        (p["log_start_offset"] == 7).then_some(p)
+    })
+    .await;
+    assert!(p["bytes"].as_i64().unwrap() <= limit, "{p}");
+    assert_eq!(a.api.read_all_from("sized", 0, 7).await.len(), 3);
+
+    // The released objects are deleted once their grace is over.
+    wait_for(
+        "released objects deleted",
+        Duration::from_secs(15),
+        || async { (a.metrics.lifecycle.gc_objects_deleted.get() >= 10).then_some(()) },
+    )
+    .await;
+    assert_eq!(
+        files(&objects),
+        before + 10 - 10,
+        "3 + 7 objects went, 10 came"
+    );
+    // Settings are validated and named.
+    let bad = a
+        .api
+        .send(
+            |c, u| c.patch(u).json(&json!({"retention_bytes": 0})),
+            "/v1/topics/sized",
+        )
+        .await
+        .expect(400);
+    assert_eq!(bad["field"], "retention_bytes");
+}
+
+#[tokio::test]
+async fn trim_moves_the_log_start_to_exactly_the_offset() {
+    let a = TestAgent::start(FAST).await;
+    a.create_topic("cut", 2).await;
+    let many: Vec<Value> = (0..10)
+        .map(|i| json!({"value": i, "partition": 0}))
+        .collect();
+    a.produce("cut", json!({ "records": many })).await;
+    let more: Vec<Value> = (10..15)
+        .map(|i| json!({"value": i, "partition": 0}))
+        .collect();
+    a.produce("cut", json!({ "records": more })).await;
+    let done = trim(&a.api, "cut", 0, 3).await.expect(200);
+    assert_eq!(
+        done,
+        json!({"partition": 0, "log_start_offset": 3, "high_watermark": 15})
+    );
+    let below = a.api.read("cut", 0, "offset=2").await.expect(416);
+    assert_eq!(below["log_start_offset"], 3);
+    let page = a.api.read("cut", 0, "offset=3&limit=2").await.expect(200);
+    assert_eq!(page["records"][0]["offset"], 3);
+    assert_eq!(page["records"][0]["value"], 3);
+    assert_eq!(page["log_start_offset"], 3);
+    // Earliest means the log start; lower trims change nothing.
+    let first = a.api.read("cut", 0, "limit=1").await.expect(200);
+    assert_eq!(first["records"][0]["offset"], 3);
+    let same = trim(&a.api, "cut", 0, 1).await.expect(200);
+    assert_eq!(same["log_start_offset"], 3);
+    // Past the end, a negative offset, a partition that does not exist.
+    let past = trim(&a.api, "cut", 0, 16).await.expect(416);
+    assert_eq!(
+        (past["field"].as_str(), past["high_watermark"].as_i64()),
+        (Some("before"), Some(15))
+    );
+    assert_eq!(
+        trim(&a.api, "cut", 0, -1).await.expect(400)["field"],
+        "before"
+    );
+    trim(&a.api, "cut", 7, 1).await.expect(404);
+    // Trimming to the end leaves an empty partition that still takes records.
+    trim(&a.api, "cut", 0, 15).await.expect(200);
+    let after = a
+        .produce(
+            "cut",
+            json!({"records": [{"value": "next", "partition": 0}]}),
+        )
+        .await;
+    assert_eq!(after["offsets"][0]["offset"], 15);
+    assert_eq!(a.api.read_all_from("cut", 0, 15).await.len(), 1);
+    // The SSE subscriber that starts below the log start is told where it is.
+    let r = a
+        .client
+        .get(a.u("/v1/topics/cut/partitions/0/records?from=2"))
+        .header("accept", "text/event-stream")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 416);
+    let problem: Value = r.json().await.unwrap();
+    assert_eq!(problem["log_start_offset"], 15);
+}
+
+/// Records `{"n": i}` of partition 0, from SSE, until `want` are in hand.
+async fn follow(url: String, want: usize) -> Vec<(i64, Value)> {
+    let r = common::client()
+        .get(url)
+        .header("accept", "text/event-stream")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let mut events = Box::pin(r.bytes_stream().eventsource());
+    let mut got = Vec::new();
+    while got.len() < want {
+        let e = tokio::time::timeout(Duration::from_secs(30), events.next())
+            .await
+            .expect("an event in time")
+            .expect("stream open")
+            .expect("well-formed event");
+        if e.event != "records" {
+            panic!("unexpected event {}: {}", e.event, e.data);
+        }
+        let data: Value = serde_json::from_str(&e.data).unwrap();
+        for r in data["records"].as_array().unwrap() {
+            got.push((r["offset"].as_i64().unwrap(), r["value"].clone()));
+        }
+    }
+    got
+}
+
+#[tokio::test]
+async fn compaction_under_a_paging_reader_and_a_subscriber_keeps_every_record() {
+    let a = TestAgent::start(FAST).await;
+    a.create_topic("c", 2).await;
+    const REQUESTS: usize = 120;
+    const PER: usize = 5;
+    let total = REQUESTS / 2 * PER;
+    let follower = tokio::spawn(follow(
+        a.u("/v1/topics/c/partitions/0/records?from=earliest"),
+        total,
+    ));
+    let api = a.api.clone();
+    let producer = tokio::spawn(async move {
+        let mut n = [0usize; 2];
+        for i in 0..REQUESTS {
+            let p = i % 2;
+            let records: Vec<Value> = (0..PER)
+                .map(|j| json!({"partition": p, "value": {"n": n[p] + j}, "key": format!("k{j}")}))
+                .collect();
+            n[p] += PER;
+            api.produce("c", Value::Array(records)).await.expect(200);
+        }
+    });
+    // A reader paging through partition 0 again and again meanwhile.
+    let api = a.api.clone();
+    let pager = tokio::spawn(async move {
+        let mut rounds = 0;
+        let mut errors = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(8);
+        while Instant::now() < deadline {
+            let mut offset = 0;
+            loop {
+                let r = api.read("c", 0, &format!("offset={offset}&limit=7")).await;
+                if r.status != 200 {
+                    errors.push(r.text.clone());
+                    break;
+                }
+                for rec in r.body["records"].as_array().unwrap() {
+                    assert_eq!(rec["offset"], offset, "no gap, no repeat");
+                    assert_eq!(rec["value"], json!({"n": offset}), "identical");
+                    offset += 1;
+                }
+                if offset >= r.body["high_watermark"].as_i64().unwrap() {
+                    break;
+                }
+            }
+            rounds += 1;
+        }
+        (rounds, errors)
+    });
+    producer.await.unwrap();
+    let got = follower.await.unwrap();
+    assert_eq!(got.len(), total);
+    for (i, (offset, value)) in got.iter().enumerate() {
+        assert_eq!((*offset, value), (i as i64, &json!({"n": i})));
+    }
+    // Compaction leaves each partition in one object.
+    wait_for("compaction", Duration::from_secs(20), || async {
+        let d = a.api.describe("c").await.expect(200);
+        let parts = d["partition_details"].as_array().unwrap().clone();
+        parts.iter().all(|p| p["objects"] == 1).then_some(())
+    })
+    .await;
+    let (rounds, errors) = pager.await.unwrap();
+    assert!(errors.is_empty(), "{errors:?}");
+    assert!(rounds > 1);
+    for p in 0..2 {
+        let all = a.api.read_all("c", p).await;
+        assert_eq!(all.len(), total);
+        for (i, r) in all.iter().enumerate() {
+            assert_eq!(
+                (r["offset"].as_i64(), &r["value"]),
+                (Some(i as i64), &json!({"n": i}))
+            );
+            assert_eq!(r["key"], format!("k{}", i % PER));
+        }
+    }
+    assert!(a.metrics.lifecycle.compaction_bytes_in.get() > 0);
+    // The flush objects go after the grace; the compacted ones stay.
+    let objects = a.dir.as_ref().unwrap().path().join("objects");
+    wait_for("flush objects deleted", Duration::from_secs(15), || async {
+        (files(&objects) == 2).then_some(())
+    })
+    .await;
+    assert_eq!(a.api.read_all("c", 1).await.len(), total);
+}
+
+#[tokio::test]
+async fn key_compaction_keeps_the_latest_per_key_and_tombstones_expire() {
+    let a = TestAgent::start(FAST).await;
+    a.api
+        .post(
+            "/v1/topics",
+            &json!({"name": "kv", "partitions": 1, "cleanup_policy": "compact", "delete_retention_ms": 1500}),
+        )
+        .await
+        .expect(201);
+    for round in 0..5 {
+        let records: Vec<Value> = (0..10)
+            .map(|k| json!({"key": format!("k{k}"), "value": {"k": k, "round": round}}))
+            .collect();
+        a.produce("kv", json!({ "records": records })).await;
+    }
+    // A tombstone: a key with no value.
+    a.produce("kv", json!({"records": [{"key": "k3"}]})).await;
+    let kept = wait_for("key compaction", Duration::from_secs(10), || async {
+        let all = a.api.read_all("kv", 0).await;
+        (all.len() == 10).then_some(all)
+    })
+    .await;
+    let offsets: Vec<i64> = kept.iter().map(|r| r["offset"].as_i64().unwrap()).collect();
+    assert_eq!(
+        offsets,
+        [40, 41, 42, 44, 45, 46, 47, 48, 49, 50],
+        "offsets never change"
+    );
+    for r in &kept[..9] {
+        assert_eq!(r["value"]["round"], 4, "{r}");
+        assert_eq!(format!("k{}", r["value"]["k"]), r["key"].as_str().unwrap());
+    }
+    assert_eq!(
+        (kept[9]["key"].as_str(), kept[9]["value_encoding"].as_str()),
+        (Some("k3"), Some("tombstone"))
+    );
+    // A read at a removed offset starts at the next kept one.
+    let page = a.api.read("kv", 0, "offset=5&limit=2").await.expect(200);
+    assert_eq!(page["records"][0]["offset"], 40);
+    assert_eq!(page["next_offset"], 42);
+    // The tombstone goes once delete_retention_ms has passed.
+    let settled = wait_for("tombstone expiry", Duration::from_secs(10), || async {
+        let all = a.api.read_all("kv", 0).await;
+        (all.len() == 9).then_some(all)
+    })
+    .await;
+    assert!(settled.iter().all(|r| r["key"] != "k3"));
+    let end = a.api.read("kv", 0, "offset=49").await.expect(200);
+    assert_eq!(
+        (
+            end["records"].as_array().unwrap().len(),
+            end["next_offset"].as_i64()
+        ),
+        (1, Some(51))
+    );
+    // New records are compacted against the old ones.
+    a.produce("kv", json!({"records": [{"key": "k0", "value": "new"}]}))
+        .await;
+    let again = wait_for("recompaction", Duration::from_secs(10), || async {
+        let all = a.api.read_all("kv", 0).await;
+        (all.len() == 9 && all[8]["offset"] == 51).then_some(all)
+    })
+    .await;
+    assert_eq!(again[0]["offset"], 41, "k0's old record went");
+    assert!(a.metrics.lifecycle.compaction_records_dropped.get() >= 42);
+}
+
+#[tokio::test]
+async fn a_deleted_topic_leaves_no_objects_and_its_name_is_reusable_meanwhile() {
+    let a = TestAgent::start(FAST).await;
+    let objects = a.dir.as_ref().unwrap().path().join("objects");
+    a.create_topic("gone", 3).await;
+    for i in 0..30 {
+        a.produce(
+            "gone",
+            json!({"records": [{"value": i, "partition": i % 3}]}),
+        )
+        .await;
+    }
+    a.api.delete("/v1/topics/gone").await.expect(204);
+    // Recreated at once, while the old one's rows are still being released.
+    a.create_topic("gone", 1).await;
+    for i in 0..3 {
+        a.produce("gone", json!({"records": [{"value": format!("new-{i}")}]}))
+            .await;
+    }
+    wait_for(
+        "the old topic's objects deleted",
+        Duration::from_secs(20),
+        || async {
+            (files(&objects) == 1
+                && a.api.describe("gone").await.body["partition_details"][0]["objects"] == 1)
+                .then_some(())
+        },
+    )
+    .await;
+    let all = a.api.read_all("gone", 0).await;
+    let values: Vec<&Value> = all.iter().map(|r| &r["value"]).collect();
+    assert_eq!(values, [&json!("new-0"), &json!("new-1"), &json!("new-2")]);
+}
