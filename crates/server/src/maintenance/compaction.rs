@@ -92,12 +92,13 @@ impl Compaction<'_> {
     }
 
     /// Whether a chunk may join a rewrite: in a flush object old enough,
-    /// or in a compacted object small enough to merge.
+    /// or in a compacted object under half the target (merging those
+    /// brings a partition's objects towards the target size).
     fn eligible(&self, c: &IndexedChunk) -> bool {
         if c.in_flush_object {
             c.object_created_at_ms < self.cutoff
         } else {
-            c.object_size < self.target() / 4
+            c.object_size < self.target() / 2
         }
     }
 
