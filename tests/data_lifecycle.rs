@@ -469,3 +469,209 @@ async fn a_deleted_topic_leaves_no_objects_and_its_name_is_reusable_meanwhile() 
     let values: Vec<&Value> = all.iter().map(|r| &r["value"]).collect();
     assert_eq!(values, [&json!("new-0"), &json!("new-1"), &json!("new-2")]);
 }
+
+/// SSE events (`event`, `id`, JSON data) from `url`.
+async fn events(
+    url: String,
+    last_id: Option<&str>,
+) -> std::pin::Pin<Box<dyn futures_util::Stream<Item = (String, String, Value)> + Send>> {
+    let mut req = common::client()
+        .get(url)
+        .header("accept", "text/event-stream");
+    if let Some(id) = last_id {
+        req = req.header("last-event-id", id);
+    }
+    let r = req.send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    Box::pin(r.bytes_stream().eventsource().map(|e| {
+        let e = e.expect("well-formed event");
+        let data = serde_json::from_str(&e.data).unwrap_or(Value::Null);
+        (e.event, e.id, data)
+    }))
+}
+
+async fn next_event(
+    s: &mut std::pin::Pin<Box<dyn futures_util::Stream<Item = (String, String, Value)> + Send>>,
+) -> (String, String, Value) {
+    tokio::time::timeout(Duration::from_secs(20), s.next())
+        .await
+        .expect("an event in time")
+        .expect("stream open")
+}
+
+#[tokio::test]
+async fn snapshot_then_tail_gives_every_key_once_then_every_later_record() {
+    let a = TestAgent::start(FAST).await;
+    a.api
+        .post(
+            "/v1/topics",
+            &json!({"name": "state", "partitions": 2, "cleanup_policy": "compact"}),
+        )
+        .await
+        .expect(201);
+    for round in 0..3 {
+        let records: Vec<Value> = (0..20)
+            .map(|k| json!({"key": format!("k{k}"), "value": {"k": k, "round": round}}))
+            .collect();
+        a.produce("state", json!({ "records": records })).await;
+    }
+    a.produce(
+        "state",
+        json!({"records": [{"key": "k5"}, {"value": "no key"}]}),
+    )
+    .await;
+
+    // JSON: the latest of each live key; tombstoned and keyless records left out.
+    let snap = a.api.get("/v1/topics/state/snapshot").await.expect(200);
+    let mut keys = Vec::new();
+    for p in snap["partitions"].as_array().unwrap() {
+        let hw = partition(&a.api, "state", p["partition"].as_u64().unwrap() as usize).await
+            ["high_watermark"]
+            .clone();
+        assert_eq!(p["resume_offset"], hw);
+        for r in p["records"].as_array().unwrap() {
+            assert_eq!(r["value"]["round"], 2, "{r}");
+            keys.push(r["key"].as_str().unwrap().to_string());
+        }
+    }
+    keys.sort();
+    let mut want: Vec<String> = (0..20)
+        .filter(|k| *k != 5)
+        .map(|k| format!("k{k}"))
+        .collect();
+    want.sort();
+    assert_eq!(keys, want);
+    // NDJSON: a record per line, then where to resume.
+    let nd = a
+        .api
+        .send(
+            |c, u| c.get(u).header("accept", "application/x-ndjson"),
+            "/v1/topics/state/snapshot",
+        )
+        .await;
+    assert_eq!(nd.status, 200);
+    let lines: Vec<Value> = nd
+        .text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 20);
+    assert!(
+        lines[..19]
+            .iter()
+            .all(|l| l["partition"].is_i64() && l["key"].is_string())
+    );
+    assert_eq!(lines[19]["resume"].as_array().unwrap().len(), 2);
+    // Over SSE the snapshot is followed live from exactly its cut, while
+    // records keep arriving.
+    let url = a.u("/v1/topics/state/snapshot?then=stream");
+    let mut s = events(url.clone(), None).await;
+    let api = a.api.clone();
+    let producer = tokio::spawn(async move {
+        for i in 0..40 {
+            api.produce(
+                "state",
+                json!([{"key": format!("k{}", i % 20), "value": {"live": i}}]),
+            )
+            .await
+            .expect(200);
+        }
+    });
+    let mut seen = std::collections::BTreeSet::new();
+    let (resume, token) = loop {
+        let (event, id, data) = next_event(&mut s).await;
+        match event.as_str() {
+            "snapshot" => {
+                for r in data["records"].as_array().unwrap() {
+                    assert!(
+                        seen.insert(r["key"].as_str().unwrap().to_string()),
+                        "a key once"
+                    );
+                }
+            }
+            "snapshot-end" => break (data["resume"].clone(), id),
+            other => panic!("unexpected {other} before snapshot-end"),
+        }
+    };
+    assert!(seen.len() >= 19);
+    producer.await.unwrap();
+    let mut next: Vec<i64> = resume
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["offset"].as_i64().unwrap())
+        .collect();
+    let mut highs = Vec::new();
+    for p in 0..2 {
+        highs.push(
+            partition(&a.api, "state", p).await["high_watermark"]
+                .as_i64()
+                .unwrap(),
+        );
+    }
+    let mut first_live: Option<Value> = None;
+    while next.iter().zip(&highs).any(|(n, h)| n < h) {
+        let (event, _, data) = next_event(&mut s).await;
+        assert_eq!(event, "records", "{data}");
+        let p = data["partition"].as_u64().unwrap() as usize;
+        for r in data["records"].as_array().unwrap() {
+            assert_eq!(r["offset"].as_i64().unwrap(), next[p], "no gap, no repeat");
+            next[p] += 1;
+        }
+        first_live.get_or_insert(data);
+    }
+    // Reconnecting with the snapshot's id resumes live at the cut.
+    let mut again = events(url, Some(&token)).await;
+    let (event, _, data) = next_event(&mut again).await;
+    assert_eq!(event, "records");
+    let first = first_live.unwrap();
+    let p = first["partition"].as_u64().unwrap() as usize;
+    let want_first = resume[p]["offset"].clone();
+    if data["partition"] == first["partition"] {
+        assert_eq!(data["records"][0]["offset"], want_first);
+    } else {
+        let q = data["partition"].as_u64().unwrap() as usize;
+        assert_eq!(data["records"][0]["offset"], resume[q]["offset"]);
+    }
+    // then=stream needs the event stream, and the other way round.
+    let bad = a
+        .api
+        .get("/v1/topics/state/snapshot?then=stream")
+        .await
+        .expect(400);
+    assert_eq!(bad["field"], "then");
+}
+
+#[tokio::test]
+async fn a_subscriber_that_falls_below_the_log_start_is_told_where_it_is() {
+    let a = TestAgent::start(FAST).await;
+    a.create_topic("slow", 1).await;
+    let big = "x".repeat(10_000);
+    for _ in 0..3 {
+        let records: Vec<Value> = (0..100).map(|_| json!({ "value": big })).collect();
+        a.produce("slow", json!({ "records": records })).await;
+    }
+    let mut s = events(
+        a.u("/v1/topics/slow/partitions/0/records?from=earliest&limit=1"),
+        None,
+    )
+    .await;
+    let (event, id, _) = next_event(&mut s).await;
+    assert_eq!((event.as_str(), id.as_str()), ("records", "1"));
+    trim(&a.api, "slow", 0, 250).await.expect(200);
+    loop {
+        let (event, _, data) = next_event(&mut s).await;
+        if event == "error" {
+            assert_eq!(data["type"], "urn:streamhouse:problem:offset-out-of-range");
+            assert_eq!(
+                (
+                    data["log_start_offset"].as_i64(),
+                    data["high_watermark"].as_i64()
+                ),
+                (Some(250), Some(300))
+            );
+            break;
+        }
+        assert_eq!(event, "records");
+    }
+}

@@ -7,7 +7,7 @@ use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
-use super::{groups, ops, produce, read, records_out, tokens, topics, trim, ws};
+use super::{groups, ops, produce, read, records_out, snapshot, tokens, topics, trim, ws};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -19,7 +19,7 @@ use super::{groups, ops, produce, read, records_out, tokens, topics, trim, ws};
     ),
     paths(
         topics::create, topics::list, topics::describe, topics::configure, topics::delete,
-        trim::trim,
+        trim::trim, snapshot::snapshot,
         produce::produce, produce::publish,
         read::read, read::offsets, read::topic_stream, read::multi_stream, ws::upgrade,
         groups::list, groups::commit, groups::fetch, groups::lag,

@@ -20,6 +20,7 @@ mod read;
 mod records_in;
 mod records_out;
 mod serve;
+mod snapshot;
 mod sse;
 mod tokens;
 mod topics;
@@ -66,6 +67,7 @@ pub mod paths {
     pub const PARTITION_OFFSETS: &str = "/v1/topics/{topic}/partitions/{partition}/offsets";
     pub const TRIM: &str = "/v1/topics/{topic}/partitions/{partition}/trim";
     pub const TOPIC_STREAM: &str = "/v1/topics/{topic}/stream";
+    pub const SNAPSHOT: &str = "/v1/topics/{topic}/snapshot";
     pub const STREAM: &str = "/v1/stream";
     pub const WS: &str = "/v1/ws";
     pub const GROUPS: &str = "/v1/groups";
@@ -156,6 +158,7 @@ pub fn app(state: AppState) -> Router {
         .route(paths::PARTITION_RECORDS, get(read::read))
         .route(paths::PARTITION_OFFSETS, get(read::offsets))
         .route(paths::TRIM, post(trim::trim))
+        .route(paths::SNAPSHOT, get(snapshot::snapshot))
         .route(paths::TOPIC_STREAM, get(read::topic_stream))
         .route(paths::STREAM, get(read::multi_stream))
         .route(paths::WS, get(ws::upgrade))

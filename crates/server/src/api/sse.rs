@@ -144,7 +144,7 @@ fn parse_from(from: Option<&str>) -> Result<StartAt, ApiError> {
     }
 }
 
-fn last_event_id(headers: &HeaderMap) -> Option<String> {
+pub(super) fn last_event_id(headers: &HeaderMap) -> Option<String> {
     headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
@@ -252,7 +252,7 @@ pub(super) async fn partition(
         max_bytes,
     )
     .await?;
-    Ok(respond(state, caller, slot, follower, true))
+    Ok(respond(state, caller, slot, follower, true, Vec::new()))
 }
 
 /// SSE on every partition of several topics.
@@ -296,7 +296,36 @@ pub(super) async fn topics(
         max_bytes,
     )
     .await?;
-    Ok(respond(state, caller, slot, follower, false))
+    Ok(respond(state, caller, slot, follower, false, Vec::new()))
+}
+
+/// Sends `prelude` (a snapshot's events), then follows every partition of
+/// `topic` from `offsets` (one per partition), with multi-partition
+/// resume tokens.
+pub(super) async fn prelude_then_follow(
+    state: AppState,
+    caller: Caller,
+    topic: Arc<TopicMeta>,
+    offsets: &[i64],
+    q: &StreamQuery,
+    prelude: Vec<Event>,
+) -> Result<Response, ApiError> {
+    let (limit, max_bytes) = limits(q)?;
+    let slot = open_slot(&state, &caller)?;
+    let starts = offsets
+        .iter()
+        .enumerate()
+        .map(|(p, o)| (topic.clone(), p as i32, StartAt::Offset(*o)))
+        .collect();
+    let follower = Follower::new(
+        state.reader.clone(),
+        &state.watermarks,
+        starts,
+        limit,
+        max_bytes,
+    )
+    .await?;
+    Ok(respond(state, caller, slot, follower, false, prelude))
 }
 
 fn event_of(batch: &Batch, token: String) -> Event {
@@ -327,11 +356,17 @@ pub(super) fn session_error(end: SessionEnd) -> ApiError {
 }
 
 fn error_event(e: ApiError) -> Event {
-    let problem = serde_json::json!({
+    let mut problem = serde_json::json!({
         "type": format!("urn:streamhouse:problem:{}", e.code.code()),
         "status": e.code.status().as_u16(),
         "detail": e.detail,
     });
+    // A stream that fell below the log start (retention, trim) names it,
+    // so the client can resume there.
+    if let Some((start, hw)) = e.range {
+        problem["log_start_offset"] = start.into();
+        problem["high_watermark"] = hw.into();
+    }
     Event::default().event("error").data(problem.to_string())
 }
 
@@ -361,6 +396,7 @@ fn respond(
     slot: StreamSlot,
     follower: Follower,
     single: bool,
+    prelude: Vec<Event>,
 ) -> Response {
     let heartbeat = state.limits.sse_heartbeat;
     let auth = state.auth.clone();
@@ -397,7 +433,8 @@ fn respond(
         };
         Some((Ok::<_, Infallible>(event), s))
     });
-    sse_response(stream, heartbeat)
+    let prelude = futures_util::stream::iter(prelude.into_iter().map(Ok::<_, Infallible>));
+    sse_response(futures_util::StreamExt::chain(prelude, stream), heartbeat)
 }
 
 fn sse_response<S>(stream: S, heartbeat: Duration) -> Response

@@ -313,6 +313,11 @@ impl Outbox {
         if let Some(l) = e.limit {
             v["limit"] = json!(l);
         }
+        // A subscription that fell below the log start learns where to resume.
+        if let Some((start, hw)) = e.range {
+            v["log_start_offset"] = json!(start);
+            v["high_watermark"] = json!(hw);
+        }
         self.json(v).await
     }
 }

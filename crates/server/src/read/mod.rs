@@ -9,6 +9,7 @@
 //! decompresses it once.
 
 pub mod follow;
+pub mod snapshot;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
