@@ -7,6 +7,7 @@
 //! shares no code with the server.
 
 mod abuse;
+mod compaction;
 mod connections;
 mod consume;
 mod e2e;
@@ -79,6 +80,9 @@ pub enum BenchKind {
     Connections(connections::ConnectionsArgs),
     /// Hostile-client shapes: huge bodies of empty records, slowloris, paging a big chunk.
     Abuse(abuse::AbuseArgs),
+    /// One partition as many small flushes: catch-up reads, objects and
+    /// GETs before and after compaction, and what compaction costs.
+    Compaction(compaction::CompactionArgs),
 }
 
 /// Runs a bench and prints one JSON line.
@@ -91,6 +95,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         BenchKind::E2e(e) => e2e::run(&e).await?,
         BenchKind::Connections(c) => connections::run(&c).await?,
         BenchKind::Abuse(a) => abuse::run(&a).await?,
+        BenchKind::Compaction(c) => compaction::run(&c).await?,
     };
     println!("{line}");
     Ok(())

@@ -263,6 +263,8 @@ pub(super) struct PartitionInfo {
     pub bytes: i64,
     /// Objects holding the partition's chunks.
     pub objects: i64,
+    /// Offset-index rows (one per stored chunk) in the metadata store.
+    pub index_rows: i64,
 }
 
 /// A topic and (a page of) its partitions.
@@ -306,12 +308,13 @@ pub(super) async fn describe(
     }
     let parts = state.metadata.log.partitions(topic.id, from, limit).await?;
     let to = parts.last().map_or(from, |p| p.partition + 1);
-    let objects: std::collections::HashMap<i32, i64> = state
+    let objects: std::collections::HashMap<i32, (i64, i64)> = state
         .metadata
         .lifecycle
         .partition_objects(topic.id, from, to)
         .await?
         .into_iter()
+        .map(|p| (p.partition, (p.objects, p.rows)))
         .collect();
     let next = parts
         .last()
@@ -326,7 +329,8 @@ pub(super) async fn describe(
                 log_start_offset: p.log_start_offset,
                 high_watermark: p.next_offset,
                 bytes: p.bytes,
-                objects: objects.get(&p.partition).copied().unwrap_or(0),
+                objects: objects.get(&p.partition).map_or(0, |o| o.0),
+                index_rows: objects.get(&p.partition).map_or(0, |o| o.1),
             })
             .collect(),
         next_partition: next,

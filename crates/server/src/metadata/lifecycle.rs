@@ -143,6 +143,16 @@ pub struct TopicStorage {
     pub objects: i64,
 }
 
+/// Where one partition's chunks are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartitionObjects {
+    pub partition: i32,
+    /// Distinct objects holding its chunks.
+    pub objects: i64,
+    /// Its offset-index rows (one per chunk).
+    pub rows: i64,
+}
+
 /// What the store holds, for metrics.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct StorageReport {
@@ -234,13 +244,14 @@ pub trait Lifecycle: Send + Sync + Debug {
     /// Forgets the rows of objects the object store confirmed deleted.
     async fn forget_objects(&self, ids: &[Uuid]) -> Result<u64, MetadataError>;
 
-    /// How many distinct objects hold each partition `from..to` of a topic.
+    /// For each partition `from..to` of a topic: how many distinct
+    /// objects hold it, and its index rows.
     async fn partition_objects(
         &self,
         topic_id: Uuid,
         from: i32,
         to: i32,
-    ) -> Result<Vec<(i32, i64)>, MetadataError>;
+    ) -> Result<Vec<PartitionObjects>, MetadataError>;
 
     /// Figures for metrics.
     async fn storage_report(&self) -> Result<StorageReport, MetadataError>;

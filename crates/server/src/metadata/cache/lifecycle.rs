@@ -7,8 +7,8 @@ use uuid::Uuid;
 use super::MetadataCache;
 use crate::metadata::MetadataError;
 use crate::metadata::lifecycle::{
-    ExpiredObject, IndexedChunk, Job, Lifecycle, Released, StorageReport, Swap, SwapOutcome,
-    TrimOutcome,
+    ExpiredObject, IndexedChunk, Job, Lifecycle, PartitionObjects, Released, StorageReport, Swap,
+    SwapOutcome, TrimOutcome,
 };
 use crate::model::TopicMeta;
 
@@ -113,7 +113,7 @@ impl Lifecycle for MetadataCache {
         topic_id: Uuid,
         from: i32,
         to: i32,
-    ) -> Result<Vec<(i32, i64)>, MetadataError> {
+    ) -> Result<Vec<PartitionObjects>, MetadataError> {
         self.inner_lifecycle
             .partition_objects(topic_id, from, to)
             .await

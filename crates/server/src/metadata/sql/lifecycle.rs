@@ -15,8 +15,8 @@ use super::statements::ColType::{BigInt, Uuid as UuidCol};
 use super::statements::TOPIC_COLS;
 use super::{Arg, Column, Dialect, Failure, On, RowSet, SqlRow, SqlStore, rows};
 use crate::metadata::lifecycle::{
-    ExpiredObject, IndexedChunk, Job, JobKind, Lifecycle, Released, StorageReport, Swap,
-    SwapOutcome, TopicStorage, TrimOutcome,
+    ExpiredObject, IndexedChunk, Job, JobKind, Lifecycle, PartitionObjects, Released,
+    StorageReport, Swap, SwapOutcome, TopicStorage, TrimOutcome,
 };
 use crate::metadata::{BatchRow, MetadataError};
 use crate::model::{TopicMeta, object_key, uuid_v7_ms};
@@ -197,7 +197,8 @@ impl LifecycleSql {
                 "DELETE FROM objects WHERE id IN (SELECT k.id FROM {}) AND delete_after IS NOT NULL",
                 rows(1, "k", ID_COLS)
             ),
-            partition_objects: "SELECT partition, COUNT(DISTINCT object_id) AS objects \
+            partition_objects: "SELECT partition, COUNT(DISTINCT object_id) AS objects, \
+                 COUNT(*) AS index_rows \
                  FROM batches WHERE topic_id = $1 AND partition >= $2 AND partition < $3 \
                  GROUP BY partition"
                 .into(),
@@ -656,14 +657,18 @@ impl<D: Dialect> Lifecycle for SqlStore<D> {
         topic_id: Uuid,
         from: i32,
         to: i32,
-    ) -> Result<Vec<(i32, i64)>, MetadataError> {
+    ) -> Result<Vec<PartitionObjects>, MetadataError> {
         self.read(async {
             let args = [Arg::Uuid(topic_id), Arg::Int(from), Arg::Int(to)];
             let found = self
                 .fetch(On::Read, &self.life.partition_objects, &args)
                 .await?;
             Ok(rows::all(&found, |r| {
-                Ok((r.int("partition")?, r.big("objects")?))
+                Ok(PartitionObjects {
+                    partition: r.int("partition")?,
+                    objects: r.big("objects")?,
+                    rows: r.big("index_rows")?,
+                })
             })?)
         })
         .await

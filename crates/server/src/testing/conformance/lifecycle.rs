@@ -378,5 +378,12 @@ pub async fn the_storage_report_counts_topics_and_the_backlog(m: &Metadata) {
         .partition_objects(t, 0, 2)
         .await
         .expect("objects");
-    assert_eq!(counts, [(0, 3)]);
+    assert_eq!(
+        counts,
+        [crate::metadata::lifecycle::PartitionObjects {
+            partition: 0,
+            objects: 3,
+            rows: 3
+        }]
+    );
 }
