@@ -55,9 +55,10 @@ async function failure(resp, method, path) {
 
 /**
  * Sends one request. `body` is an object (sent as JSON) or a string that is
- * already JSON (sent as is, so values stay byte-exact).
+ * already JSON (sent as is, so values stay byte-exact). `reviver` goes to
+ * JSON.parse (see exactNumbers).
  */
-export async function api(method, path, body, { signal } = {}) {
+export async function api(method, path, body, { signal, reviver } = {}) {
   const init = { method, headers: headers(), signal, cache: 'no-store' };
   if (body !== undefined) {
     init.headers['Content-Type'] = 'application/json';
@@ -67,8 +68,16 @@ export async function api(method, path, body, { signal } = {}) {
   if (!resp.ok) throw await failure(resp, method, path);
   if (resp.status === 204) return null;
   const text = await resp.text();
-  return text ? JSON.parse(text) : null;
+  return text ? JSON.parse(text, reviver) : null;
 }
+
+/**
+ * A JSON.parse reviver that keeps the digits of numbers a double would
+ * change (where the browser has JSON.rawJSON), so record values show as sent.
+ */
+export const exactNumbers = typeof JSON.rawJSON === 'function'
+  ? (k, v, ctx) => (typeof v === 'number' && ctx?.source && String(v) !== ctx.source ? JSON.rawJSON(ctx.source) : v)
+  : undefined;
 
 export const get = (path, opts) => api('GET', path, undefined, opts);
 export const post = (path, body, opts) => api('POST', path, body, opts);

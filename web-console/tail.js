@@ -1,185 +1,21 @@
-// tail.js — the topic page's live tail over the WebSocket (/v1/ws): start
-// from latest, earliest, an offset or a time; pause (unsubscribe) and resume
-// from each partition's next offset; reconnect after a drop; key and header
-// filters; JSON values pretty-printed, binary values as base64. At most
-// MAX_ROWS records stay in the page; the received count covers them all.
+// tail.js — the topic page's live tail panel (its socket is tail-socket.js):
+// start from latest, earliest, an offset or a time; pause and resume; key and
+// header filters; rows drawn by records.js (JSON pretty-printed, binary as
+// base64). At most MAX_ROWS records stay in the page; the received count
+// covers them all. A subscription that fell below its log start (a trim or
+// retention) says where the log starts now and offers to resume there.
 
-import { openSocket } from './api.js';
+import { describeTopic } from './api.js';
 import { can, gate } from './auth.js';
-import { h, fill, fmtNum, fmtTime, fmtBytes } from './ui.js';
+import { h, fill, fmtNum } from './ui.js';
+import { recordRow, headerText, keyText } from './records.js';
+import { TailSocket } from './tail-socket.js';
 
 export const MAX_ROWS = 500;
-const MAX_VALUE_CHARS = 8000;
-
-// Numbers too large for a double keep their digits (where the browser can).
-const exact = typeof JSON.rawJSON === 'function'
-  ? (k, v, ctx) => (typeof v === 'number' && ctx?.source && String(v) !== ctx.source ? JSON.rawJSON(ctx.source) : v)
-  : undefined;
-
-/** One WebSocket subscription to a topic that can pause, resume and reconnect. */
-export class TailSocket {
-  constructor(topic, { onRecords, onState, onError }) {
-    Object.assign(this, { topic, onRecords, onState, onError });
-    this.ws = null;
-    this.subs = new Set();
-    this.next = new Map(); // partition -> next offset
-    this.paused = false;
-    this.closed = false;
-    this.want = { from: 'latest', partitions: 'all' };
-    this.seq = 0;
-    this.retry = 0;
-  }
-
-  start(want) {
-    this.want = want;
-    this.next.clear();
-    this.unsubscribeAll();
-    this.paused = false;
-    if (this.isOpen()) this.subscribeFresh();
-    else if (!this.ws) this.connect();
-  }
-
-  pause() {
-    this.paused = true;
-    this.unsubscribeAll();
-    this.onState('paused');
-  }
-
-  resume() {
-    this.paused = false;
-    if (this.isOpen()) this.subscribeFromNext();
-    else if (!this.ws) this.connect();
-  }
-
-  close() {
-    this.closed = true;
-    clearTimeout(this.timer);
-    if (this.ws) this.ws.close(1000, 'leaving');
-    this.ws = null;
-  }
-
-  isOpen() { return this.ws && this.ws.readyState === WebSocket.OPEN; }
-
-  send(msg) { if (this.isOpen()) this.ws.send(JSON.stringify(msg)); }
-
-  connect() {
-    this.onState('connecting');
-    const ws = openSocket();
-    this.ws = ws;
-    ws.addEventListener('open', () => {
-      this.retry = 0;
-      if (this.paused) this.onState('paused');
-      else if (this.next.size) this.subscribeFromNext();
-      else this.subscribeFresh();
-    });
-    ws.addEventListener('message', (e) => this.handle(e.data));
-    ws.addEventListener('close', (e) => {
-      if (this.ws !== ws) return;
-      this.ws = null;
-      this.subs.clear();
-      if (this.closed) return;
-      if (e.code === 4001) {
-        this.onState('closed', `the agent closed the tail: ${e.reason || 'token expired'}`);
-        window.dispatchEvent(new CustomEvent('console:unauthorized', { detail: { detail: e.reason } }));
-        return;
-      }
-      this.retry = Math.min(this.retry + 1, 5);
-      this.onState('reconnecting', e.reason || `connection closed (${e.code})`);
-      this.timer = setTimeout(() => { if (!this.closed && !this.ws) this.connect(); }, 500 * this.retry);
-    });
-  }
-
-  subscribe(partitions, from) {
-    const id = `tail-${++this.seq}`;
-    this.subs.add(id);
-    this.send({ type: 'subscribe', id, topic: this.topic, partitions, from: String(from) });
-  }
-
-  subscribeFresh() {
-    this.subscribe(this.want.partitions, this.want.from);
-  }
-
-  subscribeFromNext() {
-    const byOffset = new Map();
-    for (const [p, o] of this.next) {
-      if (!byOffset.has(o)) byOffset.set(o, []);
-      byOffset.get(o).push(p);
-    }
-    if (!byOffset.size) { this.subscribeFresh(); return; }
-    for (const [offset, parts] of byOffset) this.subscribe(parts.sort((a, b) => a - b), offset);
-  }
-
-  unsubscribeAll() {
-    for (const id of this.subs) this.send({ type: 'unsubscribe', subscription: id });
-    this.subs.clear();
-  }
-
-  handle(text) {
-    let msg;
-    try { msg = JSON.parse(text, exact); } catch { return; }
-    switch (msg.type) {
-      case 'subscribed':
-        if (!this.subs.has(msg.subscription)) return;
-        for (const p of msg.partitions) if (!this.next.has(p.partition)) this.next.set(p.partition, p.offset);
-        this.onState('live');
-        break;
-      case 'records':
-        if (!this.subs.has(msg.subscription)) return; // paused or restarted since
-        this.next.set(msg.partition, msg.next_offset);
-        this.onRecords(msg);
-        break;
-      case 'error':
-        if (msg.subscription) this.subs.delete(msg.subscription);
-        this.onError(msg);
-        break;
-      default:
-        break;
-    }
-  }
-}
-
-function headerText(hd) {
-  if (hd.value != null) return hd.value;
-  if (hd.value_b64 != null) return `base64:${hd.value_b64}`;
-  return 'null';
-}
-
-function clip(text) {
-  return text.length > MAX_VALUE_CHARS ? `${text.slice(0, MAX_VALUE_CHARS)}\n… (${fmtNum(text.length)} characters; shown in part)` : text;
-}
-
-/** The element for one record. */
-export function recordRow(partition, r) {
-  let value;
-  if (r.value_encoding === 'json') {
-    value = h('pre', { class: 'value json' }, clip(JSON.stringify(r.value, null, 2)));
-  } else if (r.value_encoding === 'base64') {
-    const bytes = Math.floor((r.value.length * 3) / 4) - (r.value.endsWith('==') ? 2 : r.value.endsWith('=') ? 1 : 0);
-    value = h('div', { class: 'value binary' },
-      h('span', { class: 'badge' }, `binary · ${fmtBytes(bytes)} · base64`),
-      h('pre', {}, clip(r.value)));
-  } else {
-    value = h('div', { class: 'value' }, h('span', { class: 'badge' }, 'tombstone (no value)'));
-  }
-  let key;
-  if (r.key != null) key = h('code', { class: 'key' }, r.key);
-  else if (r.key_b64 != null) key = h('code', { class: 'key' }, `base64:${r.key_b64}`);
-  else key = h('span', { class: 'muted' }, 'no key');
-  return h('li', { class: 'rec', dataset: { partition: partition, offset: r.offset, key: r.key ?? '' } },
-    h('div', { class: 'meta' },
-      h('span', { class: 'pill' }, `p${partition}`),
-      h('span', { class: 'off' }, `#${r.offset}`),
-      h('time', { datetime: new Date(r.timestamp).toISOString() }, fmtTime(r.timestamp)),
-      key),
-    r.headers.length
-      ? h('div', { class: 'headers' }, r.headers.map((hd) => h('span', { class: 'chip' }, `${hd.key}: ${headerText(hd)}`)))
-      : null,
-    value);
-}
 
 /** A filter from the key and header inputs ("name" or "name=value"). */
-function makeFilter(keyText, headerTextIn) {
-  const k = keyText.trim();
+function makeFilter(keyIn, headerTextIn) {
+  const k = keyIn.trim();
   const hd = headerTextIn.trim();
   if (!k && !hd) return null;
   const eq = hd.indexOf('=');
@@ -187,8 +23,7 @@ function makeFilter(keyText, headerTextIn) {
   const hValue = eq >= 0 ? hd.slice(eq + 1).trim() : null;
   return (r) => {
     if (k) {
-      const key = r.key ?? (r.key_b64 != null ? `base64:${r.key_b64}` : '');
-      if (!key.includes(k)) return false;
+      if (!keyText(r).includes(k)) return false;
     }
     if (hd) {
       const ok = r.headers.some((x) => x.key === hName && (hValue == null || headerText(x) === hValue));
@@ -220,6 +55,7 @@ export function renderTail(box, topic) {
   const received = h('output', { id: 'tail-received', dataset: { count: '0' } }, '0');
   const shown = h('output', { id: 'tail-shown' }, '0');
   const note = h('div', { 'aria-live': 'polite' });
+  const behind = h('div', { id: 'tail-behind', 'aria-live': 'polite' });
   // Focusable so the keyboard can scroll it.
   const list = h('ol', { id: 'tail-rows', class: 'tail', 'aria-label': 'Records, newest first', tabindex: 0 });
 
@@ -238,7 +74,7 @@ export function renderTail(box, topic) {
     h('div', { class: 'actions start' }, startBtn, pauseBtn, clearBtn,
       h('span', { class: 'counts' }, state, ' received ', received, ' · showing ', shown, ` (last ${MAX_ROWS} kept)`)));
 
-  fill(box, h('h2', {}, 'Live tail'), form, note, list);
+  fill(box, h('h2', {}, 'Live tail'), form, note, behind, list);
   const allowed = gate(startBtn, can('consume', name));
 
   // Records wait here for the next animation frame; only the newest
@@ -267,7 +103,57 @@ export function renderTail(box, topic) {
   };
   const schedule = () => { if (!frame) frame = requestAnimationFrame(draw); };
 
+  // Subscriptions that fell below their partition's log start: [{msg, sub}].
+  let failed = [];
+  const showBehind = () => {
+    if (!failed.length) { fill(behind); return; }
+    const resume = h('button', { type: 'button', class: 'primary', id: 'tail-resume-start' }, 'Resume from log start');
+    resume.addEventListener('click', resumeFromLogStart);
+    fill(behind, h('div', { class: 'notice error', role: 'alert', dataset: { status: '416' } },
+      h('strong', {}, 'The tail fell behind the log start. '),
+      failed.map(({ msg, sub }) => {
+        const low = sub.partitions.filter((p) => tail.wanted(sub, p) < msg.log_start_offset);
+        const one = low.length === 1 ? low[0] : null;
+        return h('span', { class: 'behind', dataset: { logStart: String(msg.log_start_offset) } },
+          one != null ? `Partition ${one}` : `One of partitions ${(low.length ? low : sub.partitions).join(', ')}`,
+          ` now starts at offset ${fmtNum(msg.log_start_offset)} (high watermark ${fmtNum(msg.high_watermark)}): `,
+          'a trim or retention removed the records below it',
+          one != null ? `, so the tail cannot read from offset ${fmtNum(tail.wanted(sub, one))}. ` : '. ');
+      }),
+      h('div', { class: 'actions start' }, resume)));
+  };
+
+  async function resumeFromLogStart(e) {
+    const hadFocus = document.activeElement === e.currentTarget;
+    e.currentTarget.disabled = true;
+    const todo = failed;
+    failed = [];
+    // The error names the log start of the partition that failed; with
+    // several partitions in one subscription, ask for every log start.
+    let starts = null;
+    if (todo.some(({ sub }) => sub.partitions.length > 1)) {
+      try {
+        const d = await describeTopic(name);
+        starts = new Map(d.partition_details.map((p) => [p.partition, p.log_start_offset]));
+      } catch { /* fall back to the errors' log starts */ }
+      if (tail.closed) return;
+    }
+    fill(behind);
+    const positions = new Map();
+    for (const { msg, sub } of todo) {
+      for (const p of sub.partitions) {
+        const was = tail.wanted(sub, p);
+        const start = starts?.get(p) ?? (was < msg.log_start_offset ? msg.log_start_offset : 0);
+        positions.set(p, Math.max(was, start));
+      }
+    }
+    tail.resumeAt(positions);
+    setPaused(false);
+    if (hadFocus) pauseBtn.focus();
+  }
+
   const tail = new TailSocket(name, {
+    partitions: topic.partitions,
     onRecords(msg) {
       for (const r of msg.records) {
         count += 1;
@@ -284,7 +170,14 @@ export function renderTail(box, topic) {
       state.dataset.state = s;
       fill(note, why ? h('div', { class: 'notice' }, why) : null);
     },
-    onError(msg) {
+    onError(msg, sub) {
+      if (msg.log_start_offset != null && sub) {
+        const overlaps = (a) => a.sub.partitions.some((p) => sub.partitions.includes(p));
+        failed = [...failed.filter((f) => !overlaps(f)), { msg, sub }];
+        showBehind();
+        if (!tail.subs.size) { state.textContent = 'stopped'; state.dataset.state = 'stopped'; }
+        return;
+      }
       const forbidden = msg.status === 403;
       fill(note, h('div', { class: `notice error${forbidden ? ' forbidden' : ''}`, role: 'alert', dataset: { status: String(msg.status) } },
         h('strong', {}, `${forbidden ? 'Forbidden' : 'Tail error'} (${msg.status}). `), msg.message));
@@ -315,24 +208,24 @@ export function renderTail(box, topic) {
     count = 0; kept = []; pending = [];
     list.replaceChildren();
     fill(note);
+    failed = [];
+    fill(behind);
     schedule();
     tail.start({ from: start, partitions: part.value === 'all' ? 'all' : [Number(part.value)] });
     startBtn.textContent = 'Restart';
     pauseBtn.disabled = false;
-    pauseBtn.textContent = 'Pause';
-    pauseBtn.setAttribute('aria-pressed', 'false');
+    setPaused(false);
   });
 
+  function setPaused(paused) {
+    pauseBtn.textContent = paused ? 'Resume' : 'Pause';
+    pauseBtn.setAttribute('aria-pressed', String(paused));
+  }
+
   pauseBtn.addEventListener('click', () => {
-    if (tail.paused) {
-      tail.resume();
-      pauseBtn.textContent = 'Pause';
-      pauseBtn.setAttribute('aria-pressed', 'false');
-    } else {
-      tail.pause();
-      pauseBtn.textContent = 'Resume';
-      pauseBtn.setAttribute('aria-pressed', 'true');
-    }
+    if (tail.paused) tail.resume();
+    else tail.pause();
+    setPaused(tail.paused);
   });
 
   clearBtn.addEventListener('click', () => {

@@ -1,10 +1,12 @@
 // topics.js — the Topics page: the list (partitions, records, bytes, produce
-// rate, retention) refreshed every 2 s, the create form, and the configure
-// and delete dialogs (also used by the topic page).
+// rate, cleanup policy, retention) refreshed every 2 s, the create form, and
+// the configure and delete dialogs (also used by the topic page); the
+// lifecycle fields come from settings.js.
 
 import { get, post, patch, del, seg, describeTopic } from './api.js';
 import { can, canAny, gate, explainError } from './auth.js';
 import { h, fill, fmtNum, fmtBytes, fmtRate, fmtDuration, parseDuration, toast, confirmDialog } from './ui.js';
+import { lifecycleFields, retentionText } from './settings.js';
 
 const REFRESH_MS = 2000;
 const PAGE = 100;
@@ -37,13 +39,18 @@ export function configureTopic(topic) {
   return new Promise((resolve) => {
     const retention = h('input', { name: 'retention', type: 'text', value: topic.retention_ms == null ? 'forever' : fmtDuration(topic.retention_ms), autocomplete: 'off' });
     const compression = compressionSelect(topic.compression);
+    const life = lifecycleFields({ topic });
     const status = h('div', { 'aria-live': 'polite' });
     const save = h('button', { type: 'submit', class: 'primary' }, 'Save');
     const cancel = h('button', { type: 'button' }, 'Cancel');
     const form = h('form', {},
       h('h2', {}, `Configure ${topic.name}`),
+      life.policyField,
       h('label', { class: 'field' }, h('span', {}, 'Retention'), retention,
         h('small', { class: 'muted' }, 'forever, or e.g. 7d, 12h, 30m')),
+      life.bytesField,
+      h('small', { class: 'muted block' }, 'Retention applies with the delete and compact,delete policies. Bytes: e.g. 1 GiB or 500 MB; empty for unlimited.'),
+      life.tombField,
       h('label', { class: 'field' }, h('span', {}, 'Compression of new chunks'), compression),
       status,
       h('div', { class: 'actions' }, cancel, save));
@@ -52,15 +59,17 @@ export function configureTopic(topic) {
     cancel.addEventListener('click', () => dlg.close());
     form.addEventListener('submit', async (e) => {
       e.preventDefault();
-      let retention_ms;
-      try { retention_ms = parseDuration(retention.value); } catch (err) {
+      let body;
+      try {
+        body = { retention_ms: parseDuration(retention.value), ...life.read(), compression: compression.value };
+      } catch (err) {
         fill(status, h('div', { class: 'notice error', role: 'alert' }, err.message));
-        retention.focus();
+        (err.input || retention).focus();
         return;
       }
       save.disabled = true;
       try {
-        result = await patch(`/v1/topics/${seg(topic.name)}`, { retention_ms, compression: compression.value });
+        result = await patch(`/v1/topics/${seg(topic.name)}`, body);
         toast(`Topic ${topic.name} configured`);
         dlg.close();
       } catch (err) {
@@ -101,6 +110,7 @@ function createForm(onCreated) {
   const retention = h('input', { id: 'new-topic-retention', name: 'retention', placeholder: 'forever', autocomplete: 'off' });
   const compression = compressionSelect();
   compression.id = 'new-topic-compression';
+  const life = lifecycleFields({ idPrefix: 'new-topic' });
   const button = h('button', { type: 'submit', class: 'primary', id: 'create-topic' }, 'Create topic');
   const status = h('div', { 'aria-live': 'polite' });
   const regate = () => gate(button, name.value ? can('admin', name.value) : canAny('admin'));
@@ -110,19 +120,28 @@ function createForm(onCreated) {
     h('div', { class: 'row' },
       h('label', { class: 'field grow' }, h('span', {}, 'Name'), name),
       h('label', { class: 'field' }, h('span', {}, 'Partitions'), partitions),
-      h('label', { class: 'field' }, h('span', {}, 'Retention'), retention),
       h('label', { class: 'field' }, h('span', {}, 'Compression'), compression)),
+    h('div', { class: 'row' },
+      life.policyField,
+      h('label', { class: 'field' }, h('span', {}, 'Retention'), retention),
+      life.bytesField,
+      life.tombField),
     h('div', { class: 'actions start' }, button),
     status);
   form.addEventListener('submit', async (e) => {
     e.preventDefault();
     fill(status);
     let retention_ms;
-    try { retention_ms = parseDuration(retention.value); } catch (err) {
+    let lifecycle;
+    try {
+      retention_ms = parseDuration(retention.value);
+      lifecycle = life.read();
+    } catch (err) {
       fill(status, h('div', { class: 'notice error', role: 'alert' }, err.message));
+      (err.input || retention).focus();
       return;
     }
-    const body = { name: name.value.trim(), partitions: Number(partitions.value), compression: compression.value };
+    const body = { name: name.value.trim(), partitions: Number(partitions.value), compression: compression.value, ...lifecycle };
     if (retention_ms != null) body.retention_ms = retention_ms;
     button.disabled = true;
     try {
@@ -164,6 +183,7 @@ export async function renderTopics({ main, signal }) {
           h('th', { scope: 'col', class: 'num' }, 'Records'),
           h('th', { scope: 'col', class: 'num' }, 'Bytes'),
           h('th', { scope: 'col', class: 'num' }, 'Produce rate'),
+          h('th', { scope: 'col' }, 'Cleanup'),
           h('th', { scope: 'col' }, 'Retention'),
           h('th', { scope: 'col' }, 'Compression'),
           h('th', { scope: 'col' }, h('span', { class: 'sr-only' }, 'Actions')))),
@@ -179,7 +199,8 @@ export async function renderTopics({ main, signal }) {
       records: h('td', { class: 'num', dataset: { col: 'records' } }, '…'),
       bytes: h('td', { class: 'num' }, '…'),
       rate: h('td', { class: 'num', dataset: { col: 'rate' } }, '…'),
-      retention: h('td', {}),
+      policy: h('td', { dataset: { col: 'policy' } }),
+      retention: h('td', { dataset: { col: 'retention' } }),
       compression: h('td', {}),
     };
     const configure = h('button', { type: 'button', class: 'small' }, 'Configure');
@@ -190,7 +211,7 @@ export async function renderTopics({ main, signal }) {
     const actions = h('td', { class: 'row-actions' }, configure, remove);
     r.tr = h('tr', { dataset: { topic: topic.name } },
       h('th', { scope: 'row' }, h('a', { href: `#/topics/${seg(topic.name)}` }, topic.name)),
-      cells.partitions, cells.records, cells.bytes, cells.rate, cells.retention, cells.compression, actions);
+      cells.partitions, cells.records, cells.bytes, cells.rate, cells.policy, cells.retention, cells.compression, actions);
     gate(configure, can('admin', topic.name));
     gate(remove, can('admin', topic.name));
     rows.set(topic.name, r);
@@ -225,11 +246,13 @@ export async function renderTopics({ main, signal }) {
       for (const t of list.topics) {
         const { cells } = rows.get(t.name);
         cells.partitions.textContent = fmtNum(t.partitions);
-        cells.retention.textContent = fmtDuration(t.retention_ms);
+        cells.policy.textContent = t.cleanup_policy ?? 'delete';
+        cells.retention.textContent = retentionText(t);
+        cells.retention.title = retentionText(t) === 'not applied' ? 'Retention applies with the delete and compact,delete policies' : '';
         cells.compression.textContent = t.compression;
       }
       if (!list.topics.length) {
-        tbody.replaceChildren(h('tr', { class: 'empty' }, h('td', { colspan: 8 }, page ? 'No more topics.' : 'No topics yet: create one above.')));
+        tbody.replaceChildren(h('tr', { class: 'empty' }, h('td', { colspan: 9 }, page ? 'No more topics.' : 'No topics yet: create one above.')));
       }
       if (!listedOnce) { listedOnce = true; performance.mark('console:topics-listed'); }
       summary.textContent = `${list.topics.length} topic${list.topics.length === 1 ? '' : 's'} on this page; figures refresh every ${REFRESH_MS / 1000} s.`;

@@ -59,20 +59,24 @@ export function fmtRate(perSecond, unit = 'rec/s') {
 /** Milliseconds as the largest whole unit: 7d, 12h, 30m, 45s, 500ms. */
 export function fmtDuration(ms) {
   if (ms == null) return 'forever';
+  if (ms === 0) return '0';
   const units = [['d', 86400000], ['h', 3600000], ['m', 60000], ['s', 1000]];
   for (const [u, size] of units) if (ms % size === 0) return `${ms / size}${u}`;
   return `${ms}ms`;
 }
 
-/** Parses "forever", "7d", "12h", "30m", "45s", "500ms" or a bare number of ms. */
-export function parseDuration(text) {
+/**
+ * Parses "forever" (null), "7d", "12h", "30m", "45s", "500ms" or a bare
+ * number of ms; less than `min` ms is refused.
+ */
+export function parseDuration(text, min = 1) {
   const t = String(text || '').trim().toLowerCase();
   if (t === '' || t === 'forever' || t === 'none') return null;
   const m = /^(\d+(?:\.\d+)?)\s*(ms|s|m|min|h|d|w)?$/.exec(t);
   if (!m) throw new Error(`"${text}" is not a duration (use e.g. 7d, 12h, 30m, or forever)`);
   const size = { ms: 1, s: 1000, m: 60000, min: 60000, h: 3600000, d: 86400000, w: 604800000 }[m[2] || 'ms'];
   const ms = Math.round(Number(m[1]) * size);
-  if (ms < 1) throw new Error('retention must be at least 1 ms');
+  if (ms < min) throw new Error(`"${text}" is too short: at least ${min} ms`);
   return ms;
 }
 

@@ -1,8 +1,9 @@
 // console.test.mjs — the web console in a real browser (headless chromium
 // via playwright-core) against real agents: topics, the topic page's
 // produce form and live tail (including 1,000 records/s), groups and lag,
-// agent charts, phone width, keyboard use, and --auth jwt (sign-in, scope
-// gating, a 403 explained). Fails on any page error or console error.
+// agent charts, the data-lifecycle features (lifecycle.mjs), phone width,
+// keyboard use, and --auth jwt (sign-in, scope gating, a 403 explained).
+// Fails on any page error or console error.
 // Prints the measured figures as one JSON line at the end.
 
 import { test, before, after } from 'node:test';
@@ -11,6 +12,7 @@ import { mkdirSync, writeFileSync, copyFileSync } from 'node:fs';
 import path from 'node:path';
 import { startAgent, call, mintToken, produceAtRate, percentile, sleep, ROOT } from './agent.mjs';
 import { launch, openPage, shot, ARTIFACTS } from './browser.mjs';
+import { lifecycleTests } from './lifecycle.mjs';
 
 const figures = {};
 let browser;
@@ -74,7 +76,7 @@ test('topics: first load, create, configure and delete from the console', async 
   await page.fill('dialog input[name="retention"]', '7d');
   await page.selectOption('dialog select[name="compression"]', 'zstd');
   await page.click('dialog button:text("Save")');
-  await until(page, () => document.querySelector('tr[data-topic="orders"] td:nth-child(6)')?.textContent === '7d');
+  await until(page, () => document.querySelector('tr[data-topic="orders"] td[data-col="retention"]')?.textContent === '7d');
   const configured = await call(agent.base, 'GET', '/v1/topics/orders');
   assert.equal(configured.retention_ms, 7 * 86400000);
   assert.equal(configured.compression, 'zstd');
@@ -302,6 +304,8 @@ test('agent: live charts from /metrics', async () => {
   await context.close();
 });
 
+lifecycleTests(() => ({ browser, agent }));
+
 test('phone width, dark theme and the keyboard', async () => {
   const { page, problems, context } = await openPage(browser, { viewport: { width: 390, height: 844 }, colorScheme: 'dark' });
   await page.goto(`${agent.base}/console/`);
@@ -330,6 +334,13 @@ test('phone width, dark theme and the keyboard', async () => {
   await page.waitForSelector('#tail-rows li');
   assert.ok(await fits(), 'topic page fits a phone-width screen');
   await shot(page, 'topic-phone-dark');
+  await page.goto(`${agent.base}/console/#/topics/prices`);
+  await page.waitForSelector('#state-table');
+  assert.ok(await fits(), 'a compacted topic\u2019s page, with its State panel, fits a phone-width screen');
+  await page.click('#partitions-table tr[data-partition="0"] button[data-action="trim"]');
+  assert.ok(await fits(), 'the trim dialog fits a phone-width screen');
+  await shot(page, 'trim-phone-dark');
+  await page.keyboard.press('Escape');
   noProblems(problems);
   await context.close();
 });
