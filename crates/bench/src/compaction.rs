@@ -52,6 +52,13 @@ pub struct CompactionArgs {
     /// Longest wait for compaction to finish.
     #[arg(long, default_value = "15m")]
     pub settle: HumanDuration,
+    /// Readers of the catch-up read, each over its own range of offsets.
+    #[arg(long, default_value_t = 1)]
+    pub readers: usize,
+    /// Every agent's base URL, comma-separated, whose `/metrics` are added
+    /// up (any agent may run compaction); default `--url`.
+    #[arg(long, value_delimiter = ',')]
+    pub agents: Vec<String>,
 }
 
 #[derive(Deserialize, Clone, Copy)]
@@ -87,31 +94,65 @@ async fn partition(c: &reqwest::Client, a: &CompactionArgs) -> anyhow::Result<Pa
         .ok_or_else(|| anyhow::anyhow!("topic {} has no partition", a.topic))
 }
 
-/// Reads the partition from its log start to its end: (MiB/s, response
-/// bytes, seconds).
+/// Reads the partition from its log start to its end, `--readers` ranges
+/// at once: (MiB/s, response bytes, seconds).
 async fn catch_up(
     c: &reqwest::Client,
     a: &CompactionArgs,
     p: Partition,
 ) -> anyhow::Result<(f64, u64, f64)> {
     let started = Instant::now();
-    let (mut offset, mut bytes) = (p.log_start_offset, 0u64);
-    while offset < p.high_watermark {
-        let body = c
-            .get(format!(
-                "{}/v1/topics/{}/partitions/0/records?offset={offset}&limit=10000&max_bytes=67108864",
-                a.url, a.topic
-            ))
-            .send()
-            .await?
-            .error_for_status()?
-            .bytes()
-            .await?;
-        bytes += body.len() as u64;
-        offset = serde_json::from_slice::<ReadPage>(&body)?.next_offset;
+    let n = a.readers.max(1) as i64;
+    let span = ((p.high_watermark - p.log_start_offset + n - 1) / n).max(1);
+    let readers = (0..n).map(|i| {
+        let from = p.log_start_offset + i * span;
+        let to = (from + span).min(p.high_watermark);
+        let (c, url) = (
+            c.clone(),
+            format!("{}/v1/topics/{}/partitions/0/records", a.url, a.topic),
+        );
+        async move {
+            let (mut offset, mut bytes) = (from, 0u64);
+            while offset < to {
+                let limit = (to - offset).min(10_000);
+                let body = c
+                    .get(format!(
+                        "{url}?offset={offset}&limit={limit}&max_bytes=67108864"
+                    ))
+                    .send()
+                    .await?
+                    .error_for_status()?
+                    .bytes()
+                    .await?;
+                bytes += body.len() as u64;
+                offset = serde_json::from_slice::<ReadPage>(&body)?.next_offset;
+            }
+            anyhow::Ok(bytes)
+        }
+    });
+    let mut bytes = 0;
+    for r in futures_util::future::join_all(readers).await {
+        bytes += r?;
     }
     let secs = started.elapsed().as_secs_f64();
     Ok((bytes as f64 / secs / (1 << 20) as f64, bytes, secs))
+}
+
+/// Every agent's metrics.
+async fn scrape_all(c: &reqwest::Client, a: &CompactionArgs) -> anyhow::Result<Vec<Scrape>> {
+    let mut out = Vec::new();
+    for url in agents(a) {
+        out.push(scrape(c, &url).await?);
+    }
+    Ok(out)
+}
+
+fn agents(a: &CompactionArgs) -> Vec<String> {
+    if a.agents.is_empty() {
+        vec![a.url.clone()]
+    } else {
+        a.agents.clone()
+    }
 }
 
 /// Single-record produce at `rate` per second until `stop` is set; ack
@@ -156,17 +197,9 @@ fn start_probe(
     (tx, tokio::spawn(probe(c.clone(), url, a.probe_rate, rx)))
 }
 
-/// How much `key` grew from one scrape to the next.
-fn grew(before: &Scrape, after: &Scrape, key: &str) -> f64 {
-    delta(
-        std::slice::from_ref(before),
-        std::slice::from_ref(after),
-        key,
-    )
-}
-
-fn get(s: &Scrape, key: &str) -> f64 {
-    s.get(key).copied().unwrap_or(0.0)
+/// How much `key` grew over every agent from one scrape to the next.
+fn grew(before: &[Scrape], after: &[Scrape], key: &str) -> f64 {
+    delta(before, after, key)
 }
 
 /// Dollars per GiB written and kept a day: its PUTs, its GETs (one
@@ -181,7 +214,7 @@ pub(crate) async fn run(a: &CompactionArgs) -> anyhow::Result<String> {
     let c = client(4)?;
     ensure_topic(&c, &a.url, &a.topic, 1).await?;
     ensure_topic(&c, &a.url, &format!("{}-probe", a.topic), 1).await?;
-    let s0 = scrape(&c, &a.url).await?;
+    let s0 = scrape_all(&c, a).await?;
     let fill_started = Instant::now();
     if partition(&c, a).await?.high_watermark == 0 {
         let per = (a.flush_bytes / a.record_size.max(1)).max(1);
@@ -197,7 +230,7 @@ pub(crate) async fn run(a: &CompactionArgs) -> anyhow::Result<String> {
         }
     }
     let fill_secs = fill_started.elapsed().as_secs_f64();
-    let s1 = scrape(&c, &a.url).await?;
+    let s1 = scrape_all(&c, a).await?;
     let before = partition(&c, a).await?;
     let gib = before.bytes as f64 / (1u64 << 30) as f64;
 
@@ -207,7 +240,7 @@ pub(crate) async fn run(a: &CompactionArgs) -> anyhow::Result<String> {
     stop.send(true)?;
     let idle = percentiles(idle.await?);
     let (mibps_before, read_bytes, read_before_s) = catch_up(&c, a, before).await?;
-    let s2 = scrape(&c, &a.url).await?;
+    let s2 = scrape_all(&c, a).await?;
     let gets_before = grew(&s1, &s2, "streamhouse_object_gets_total");
     let got_before = grew(&s1, &s2, "streamhouse_object_get_bytes_total");
 
@@ -219,10 +252,9 @@ pub(crate) async fn run(a: &CompactionArgs) -> anyhow::Result<String> {
     let mut last_rows = before.index_rows;
     let compacted = loop {
         tokio::time::sleep(Duration::from_millis(500)).await;
-        let now = scrape(&c, &a.url).await?;
+        let now = scrape_all(&c, a).await?;
         if first_progress.is_none()
-            && get(&now, "streamhouse_compaction_bytes_in_total")
-                > get(&s2, "streamhouse_compaction_bytes_in_total")
+            && grew(&s2, &now, "streamhouse_compaction_bytes_in_total") > 0.0
         {
             first_progress = Some(Instant::now());
         }
@@ -245,11 +277,11 @@ pub(crate) async fn run(a: &CompactionArgs) -> anyhow::Result<String> {
         .map(|t| done_at.duration_since(t).as_secs_f64())
         .unwrap_or(0.0)
         .max(0.001);
-    let compaction_puts = grew(&s2, &s3, "streamhouse_object_puts_total");
+    let compaction_puts = grew(&s2, &s3, "streamhouse_compaction_objects_total");
     let compaction_gets = grew(&s2, &s3, "streamhouse_object_gets_total");
 
     let (mibps_after, _, read_after_s) = catch_up(&c, a, after).await?;
-    let s4 = scrape(&c, &a.url).await?;
+    let s4 = scrape_all(&c, a).await?;
     let gets_after = grew(&s3, &s4, "streamhouse_object_gets_total");
     let got_after = grew(&s3, &s4, "streamhouse_object_get_bytes_total");
     let fill_puts = grew(&s0, &s1, "streamhouse_object_puts_total");
@@ -270,6 +302,7 @@ pub(crate) async fn run(a: &CompactionArgs) -> anyhow::Result<String> {
         "topic": a.topic,
         "written_mib": r2(before.bytes as f64 / (1 << 20) as f64),
         "fill_s": r2(fill_secs),
+        "readers": a.readers,
         "before": {
             "objects": before.objects,
             "index_rows": before.index_rows,

@@ -34,8 +34,10 @@ pub enum TopicsCommand {
         /// none, lz4 or zstd.
         #[arg(long)]
         compression: Option<String>,
+        #[command(flatten)]
+        lifecycle: LifecycleFlags,
     },
-    /// A topic and every partition's log start, high watermark and bytes (JSON).
+    /// A topic and every partition's log start, high watermark, bytes, objects and index rows (JSON).
     Describe { name: String },
     /// Change a topic's settings (retention, compression of new chunks).
     Configure {
@@ -49,9 +51,49 @@ pub enum TopicsCommand {
         /// none, lz4 or zstd, for chunks flushed from now on.
         #[arg(long)]
         compression: Option<String>,
+        #[command(flatten)]
+        lifecycle: LifecycleFlags,
+    },
+    /// Move a partition's log start to an offset: records below it go.
+    Trim {
+        name: String,
+        #[arg(long, default_value_t = 0)]
+        partition: u32,
+        /// The new log start.
+        #[arg(long)]
+        before: i64,
     },
     /// Delete a topic.
     Delete { name: String },
+}
+
+/// Retention by size and the cleanup policy.
+#[derive(Debug, Args)]
+pub struct LifecycleFlags {
+    /// Each partition keeps at most this many bytes.
+    #[arg(long)]
+    retention_bytes: Option<i64>,
+    /// delete, compact, or compact,delete.
+    #[arg(long)]
+    cleanup_policy: Option<String>,
+    /// How long tombstones survive key compaction (ms).
+    #[arg(long)]
+    delete_retention_ms: Option<i64>,
+}
+
+impl LifecycleFlags {
+    /// Adds the flags given to a request body.
+    fn add_to(&self, body: &mut Value) {
+        if let Some(b) = self.retention_bytes {
+            body["retention_bytes"] = json!(b);
+        }
+        if let Some(p) = &self.cleanup_policy {
+            body["cleanup_policy"] = json!(p);
+        }
+        if let Some(d) = self.delete_retention_ms {
+            body["delete_retention_ms"] = json!(d);
+        }
+    }
 }
 
 pub(crate) async fn run(a: &TopicsArgs) -> Result<(), CliError> {
@@ -90,6 +132,7 @@ pub(crate) async fn run(a: &TopicsArgs) -> Result<(), CliError> {
             partitions,
             retention_ms,
             compression,
+            lifecycle,
         } => {
             let mut body = json!({"name": name, "partitions": partitions});
             if let Some(r) = retention_ms {
@@ -98,6 +141,7 @@ pub(crate) async fn run(a: &TopicsArgs) -> Result<(), CliError> {
             if let Some(z) = compression {
                 body["compression"] = json!(z);
             }
+            lifecycle.add_to(&mut body);
             c.post("/v1/topics", &body).await?;
             eprintln!("created {name} ({partitions} partitions)");
         }
@@ -130,6 +174,7 @@ pub(crate) async fn run(a: &TopicsArgs) -> Result<(), CliError> {
             retention_ms,
             no_retention,
             compression,
+            lifecycle,
         } => {
             let mut body = json!({});
             if let Some(r) = retention_ms {
@@ -141,15 +186,26 @@ pub(crate) async fn run(a: &TopicsArgs) -> Result<(), CliError> {
             if let Some(z) = compression {
                 body["compression"] = json!(z);
             }
+            lifecycle.add_to(&mut body);
             if body.as_object().is_some_and(|o| o.is_empty()) {
                 return Err(CliError::Usage(
-                    "name a setting: --retention-ms, --no-retention or --compression".into(),
+                    "name a setting: --retention-ms, --no-retention, --retention-bytes, \
+                     --cleanup-policy, --delete-retention-ms or --compression"
+                        .into(),
                 ));
             }
             let req = c
                 .request(Method::PATCH, &format!("/v1/topics/{}", escape(name)))
                 .json(&body);
             println!("{}", c.json(req).await?);
+        }
+        TopicsCommand::Trim {
+            name,
+            partition,
+            before,
+        } => {
+            let path = format!("/v1/topics/{}/partitions/{partition}/trim", escape(name));
+            println!("{}", c.post(&path, &json!({ "before": before })).await?);
         }
         TopicsCommand::Delete { name } => {
             c.json(c.request(Method::DELETE, &format!("/v1/topics/{}", escape(name))))

@@ -32,7 +32,7 @@ use uuid::Uuid;
 use super::jobs::{JobError, Maintainer};
 use crate::format::{ObjectBuilder, decode_batch};
 use crate::metadata::BatchRow;
-use crate::metadata::lifecycle::{IndexedChunk, Swap, SwapOutcome};
+use crate::metadata::lifecycle::{IndexedChunk, Job, Swap, SwapOutcome};
 use crate::model::{Record, StoredRecord, TopicMeta, object_key};
 
 /// Index rows read per query.
@@ -45,11 +45,8 @@ const MAX_RUNS: usize = 16;
 const FETCHES: usize = 8;
 
 /// Runs compaction of one partition.
-pub(super) async fn compact(
-    m: &Maintainer,
-    topic_id: Uuid,
-    partition: i32,
-) -> Result<(), JobError> {
+pub(super) async fn compact(m: &Maintainer, job: &Job) -> Result<(), JobError> {
+    let (topic_id, partition) = (job.topic_id, job.partition);
     let Some(topic) = m.metadata.lifecycle.live_topic(topic_id).await? else {
         return Ok(());
     };
@@ -65,21 +62,24 @@ pub(super) async fn compact(
     };
     let now = m.metadata.log.now_ms().await?;
     let cutoff = now - m.config.min_age.as_millis() as i64;
-    let job = Compaction {
+    let work = Compaction {
         m,
+        job,
         topic: &topic,
         partition,
         cutoff,
     };
     if topic.cleanup_policy.compacts() {
-        job.by_key(state.log_start_offset, now).await
+        work.by_key(state.log_start_offset, now).await
     } else {
-        job.objects(state.log_start_offset).await
+        work.objects(state.log_start_offset).await
     }
 }
 
 struct Compaction<'a> {
     m: &'a Maintainer,
+    /// The job, whose lease each rewrite renews.
+    job: &'a Job,
     topic: &'a TopicMeta,
     partition: i32,
     /// Flush objects written after this (ms) are left alone.
@@ -137,6 +137,7 @@ impl Compaction<'_> {
                         continue;
                     }
                 }
+                tiered(&mut run);
                 if worth_rewriting(&run) {
                     return Ok(Some((run, from)));
                 }
@@ -144,6 +145,7 @@ impl Compaction<'_> {
                 bytes = 0;
             }
             if !full {
+                tiered(&mut run);
                 return Ok(worth_rewriting(&run).then_some((run, from)));
             }
         }
@@ -327,12 +329,15 @@ impl Compaction<'_> {
             grace_ms: self.m.grace_ms(),
         };
         let bytes_out: u64 = swap.rows.iter().map(|r| u64::from(r.byte_len)).sum();
-        match self.m.metadata.lifecycle.swap_chunks(&swap).await {
+        let swapped = self.m.metadata.lifecycle.swap_chunks(&swap).await;
+        self.m.renew(self.job).await;
+        match swapped {
             Ok(SwapOutcome::Swapped { .. }) => {
                 let life = &self.m.metrics.lifecycle;
                 life.compaction_bytes_in.inc_by(bytes_in);
                 life.compaction_bytes_out.inc_by(bytes_out);
                 life.compaction_records_dropped.inc_by(dropped);
+                life.compaction_objects.inc_by(u64::from(uploaded));
                 Ok(())
             }
             Ok(SwapOutcome::Changed) => {
@@ -344,6 +349,27 @@ impl Compaction<'_> {
             }
             Err(e) => Err(e.into()),
         }
+    }
+}
+
+/// Drops compacted objects from the front of a run while one is larger
+/// than everything after it, so an object merges only with about as much
+/// new data as it holds: each byte is rewritten a few times (about log2 of
+/// target / run size), not once per tick.
+fn tiered(run: &mut Vec<IndexedChunk>) {
+    loop {
+        let Some(first) = run.first() else { return };
+        if first.in_flush_object {
+            return;
+        }
+        let object = first.row.object_id;
+        let head = run.iter().take_while(|c| c.row.object_id == object).count();
+        let head_bytes: i64 = run[..head].iter().map(|c| i64::from(c.row.byte_len)).sum();
+        let rest: i64 = run[head..].iter().map(|c| i64::from(c.row.byte_len)).sum();
+        if head_bytes <= rest {
+            return;
+        }
+        run.drain(..head);
     }
 }
 

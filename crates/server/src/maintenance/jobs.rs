@@ -174,7 +174,7 @@ impl Maintainer {
 
     async fn run_job(&self, job: &Job) -> Result<(), JobError> {
         match job.kind {
-            JobKind::Compact => compaction::compact(self, job.topic_id, job.partition).await,
+            JobKind::Compact => compaction::compact(self, job).await,
             JobKind::Retain => retention::retain(self, job.topic_id, job.partition).await,
             JobKind::Release => {
                 let grace = self.grace_ms();
@@ -189,6 +189,20 @@ impl Maintainer {
                     }
                 }
             }
+        }
+    }
+
+    /// Extends the lease of a job this agent is still working on, so a
+    /// long compaction is not taken over while it runs.
+    pub(super) async fn renew(&self, job: &Job) {
+        let lease = self.config.lease().as_millis() as i64;
+        if let Err(e) = self
+            .metadata
+            .lifecycle
+            .finish_job(job, &self.config.owner, Some(lease))
+            .await
+        {
+            tracing::debug!(error = %e, "could not renew a job's lease");
         }
     }
 

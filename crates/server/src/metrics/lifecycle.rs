@@ -28,6 +28,7 @@ pub struct LifecycleMetrics {
     pub compaction_bytes_in: Counter,
     pub compaction_bytes_out: Counter,
     pub compaction_records_dropped: Counter,
+    pub compaction_objects: Counter,
     pub retention_rows_released: Counter,
     pub gc_objects_deleted: Counter,
     pub gc_bytes_deleted: Counter,
@@ -59,6 +60,11 @@ impl LifecycleMetrics {
                 "streamhouse_compaction_records_dropped",
                 "Records key compaction removed (superseded or expired tombstones).",
                 &m.compaction_records_dropped,
+            ),
+            (
+                "streamhouse_compaction_objects",
+                "Objects compaction wrote (its PUTs).",
+                &m.compaction_objects,
             ),
             (
                 "streamhouse_retention_rows_released",

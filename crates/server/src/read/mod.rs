@@ -209,6 +209,24 @@ impl Reader {
                 result.next_offset = hw;
                 break;
             }
+            // Fetch only the chunks this read can use: as many as hold the
+            // records and bytes it may still return (at least one), so a
+            // page of a big compacted partition does not pull in (and
+            // drop) chunks beyond it.
+            let (room_records, room_bytes) = (
+                req.max_records - result.records.len(),
+                req.max_bytes.saturating_sub(bytes),
+            );
+            let (mut held_records, mut held_bytes) = (0usize, 0usize);
+            let rows: Vec<BatchRow> = rows
+                .into_iter()
+                .take_while(|r| {
+                    let take = held_records < room_records && held_bytes < room_bytes.max(1);
+                    held_records += r.record_count as usize;
+                    held_bytes += r.byte_len as usize;
+                    take
+                })
+                .collect();
             let before = result.next_offset;
             // Each chunk decodes only what this read can still return.
             let window = RecordWindow {

@@ -8,7 +8,9 @@
 //! twice. Otherwise record the idempotency keys (abandoning the whole
 //! commit when one is live already), lock the touched partition rows in a
 //! fixed order where the store needs it, advance their offsets and insert
-//! the index rows, and record each key's answer.
+//! the index rows, and record each key's answer. An object none of whose
+//! chunks landed (every topic in it was deleted meanwhile) is handed to the
+//! collector at once.
 
 use std::collections::{HashMap, HashSet};
 
@@ -150,6 +152,14 @@ impl<D: Dialect> SqlStore<D> {
         }
         let indexed = self.fetch(On::Tx(&mut tx), last, &args).await?;
         let outcomes = outcomes_from(&commit.chunks, &bases_of(&indexed)?);
+        if indexed.is_empty() {
+            self.execute(
+                On::Tx(&mut tx),
+                &self.sql.abandon_object,
+                &[Arg::Uuid(commit.object_id)],
+            )
+            .await?;
+        }
         if !commit.keys.is_empty() {
             self.answer_keys(&mut tx, commit, &outcomes).await?;
         }

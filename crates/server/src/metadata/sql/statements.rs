@@ -81,6 +81,7 @@ pub(super) struct Statements {
     pub(super) insert_object: String,
     pub(super) committed_chunks: String,
     pub(super) object_exists: String,
+    pub(super) abandon_object: String,
     pub(super) insert_keys: String,
     pub(super) recorded_keys: String,
     pub(super) lock_partitions: Option<String>,
@@ -184,6 +185,9 @@ impl Statements {
                  WHERE object_id = $1"
                     .into(),
             object_exists: "SELECT id FROM objects WHERE id = $1".into(),
+            // An object none of whose chunks landed (their topics were
+            // deleted) is garbage at once: no row ever named it.
+            abandon_object: format!("UPDATE objects SET delete_after = {now} WHERE id = $1"),
             // A key is fresh, or expired and taken over; a live one is
             // left alone and missing from what comes back.
             insert_keys: format!(

@@ -387,3 +387,15 @@ pub async fn the_storage_report_counts_topics_and_the_backlog(m: &Metadata) {
         }]
     );
 }
+
+pub async fn an_object_of_deleted_topics_only_is_garbage_at_once(m: &Metadata) {
+    let t = create(m, "late", 1).await;
+    m.topics
+        .delete_topic("t1", "late", 2)
+        .await
+        .expect("delete");
+    let f = flush(vec![chunk(t.id, 0, 1, 1)]);
+    m.log.commit_flush(&f).await.expect("commit");
+    let due = m.lifecycle.expired_objects(10).await.expect("expired");
+    assert_eq!(due.iter().map(|o| o.id).collect::<Vec<_>>(), [f.object_id]);
+}

@@ -28,6 +28,7 @@ macro_rules! metadata_conformance {
             a_swap_replaces_rows_only_if_all_still_exist,
             a_deleted_topics_rows_are_released_in_batches,
             the_storage_report_counts_topics_and_the_backlog,
+            an_object_of_deleted_topics_only_is_garbage_at_once,
         );
         $crate::metadata_conformance!(@cases $open; metadata;
             topics_are_found_by_tenant_and_name,
