@@ -52,7 +52,8 @@ pub struct CompactionArgs {
     /// Longest wait for compaction to finish.
     #[arg(long, default_value = "15m")]
     pub settle: HumanDuration,
-    /// Readers of the catch-up read, each over its own range of offsets.
+    /// Readers of a second catch-up read, each over its own range of
+    /// offsets (the first read is one reader, front to back).
     #[arg(long, default_value_t = 1)]
     pub readers: usize,
     /// Every agent's base URL, comma-separated, whose `/metrics` are added
@@ -100,9 +101,10 @@ async fn catch_up(
     c: &reqwest::Client,
     a: &CompactionArgs,
     p: Partition,
+    readers: usize,
 ) -> anyhow::Result<(f64, u64, f64)> {
     let started = Instant::now();
-    let n = a.readers.max(1) as i64;
+    let n = readers.max(1) as i64;
     let span = ((p.high_watermark - p.log_start_offset + n - 1) / n).max(1);
     let readers = (0..n).map(|i| {
         let from = p.log_start_offset + i * span;
@@ -239,7 +241,8 @@ pub(crate) async fn run(a: &CompactionArgs) -> anyhow::Result<String> {
     tokio::time::sleep(Duration::from_secs(10)).await;
     stop.send(true)?;
     let idle = percentiles(idle.await?);
-    let (mibps_before, read_bytes, read_before_s) = catch_up(&c, a, before).await?;
+    let (mibps_before, read_bytes, read_before_s) = catch_up(&c, a, before, 1).await?;
+    let (mibps_before_n, _, _) = catch_up(&c, a, before, a.readers).await?;
     let s2 = scrape_all(&c, a).await?;
     let gets_before = grew(&s1, &s2, "streamhouse_object_gets_total");
     let got_before = grew(&s1, &s2, "streamhouse_object_get_bytes_total");
@@ -280,7 +283,8 @@ pub(crate) async fn run(a: &CompactionArgs) -> anyhow::Result<String> {
     let compaction_puts = grew(&s2, &s3, "streamhouse_compaction_objects_total");
     let compaction_gets = grew(&s2, &s3, "streamhouse_object_gets_total");
 
-    let (mibps_after, _, read_after_s) = catch_up(&c, a, after).await?;
+    let (mibps_after, _, read_after_s) = catch_up(&c, a, after, 1).await?;
+    let (mibps_after_n, _, _) = catch_up(&c, a, after, a.readers).await?;
     let s4 = scrape_all(&c, a).await?;
     let gets_after = grew(&s3, &s4, "streamhouse_object_gets_total");
     let got_after = grew(&s3, &s4, "streamhouse_object_get_bytes_total");
@@ -307,6 +311,7 @@ pub(crate) async fn run(a: &CompactionArgs) -> anyhow::Result<String> {
             "objects": before.objects,
             "index_rows": before.index_rows,
             "catch_up_mib_per_s": r2(mibps_before),
+            "catch_up_mib_per_s_ranges": r2(mibps_before_n),
             "catch_up_s": r2(read_before_s),
             "object_gets": gets_before,
             "mib_per_get": r2(got_before / gets_before.max(1.0) / (1 << 20) as f64),
@@ -325,6 +330,7 @@ pub(crate) async fn run(a: &CompactionArgs) -> anyhow::Result<String> {
             "objects": after.objects,
             "index_rows": after.index_rows,
             "catch_up_mib_per_s": r2(mibps_after),
+            "catch_up_mib_per_s_ranges": r2(mibps_after_n),
             "catch_up_s": r2(read_after_s),
             "object_gets": gets_after,
             "mib_per_get": r2(got_after / gets_after.max(1.0) / (1 << 20) as f64),
