@@ -29,7 +29,7 @@ const FLAGS: &[&str] = &[
     "--compaction-target-bytes",
     "1MiB",
     "--gc-grace",
-    "4s",
+    "5s",
     "--index-cache-ttl",
     "1s",
     "--orphan-grace",

@@ -525,9 +525,11 @@ impl ServeArgs {
                 self.max_value_bytes, self.max_flush_bytes
             ));
         }
-        if self.gc_grace.0 <= self.index_cache_ttl.0 * 2 {
+        // Index lookups are also coalesced for up to 2 s.
+        let cached = self.index_cache_ttl.0.max(Duration::from_secs(2));
+        if self.gc_grace.0 <= cached * 2 {
             return Err(format!(
-                "gc-grace ({}) must exceed twice index-cache-ttl ({}), so no cached pointer outlives its object",
+                "gc-grace ({}) must exceed twice index-cache-ttl ({}, at least 2s), so no cached pointer outlives its object",
                 self.gc_grace, self.index_cache_ttl
             ));
         }

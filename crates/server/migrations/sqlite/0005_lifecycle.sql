@@ -18,3 +18,9 @@ CREATE TABLE jobs (
     PRIMARY KEY (kind, topic_id, partition)
 ) WITHOUT ROWID;
 CREATE INDEX jobs_by_lease ON jobs (lease_until);
+
+-- Objects no index row names (their topics were deleted before rows were
+-- released in the background) go to the collector after a grace.
+UPDATE objects SET delete_after = CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER) + 900000
+WHERE delete_after IS NULL
+  AND NOT EXISTS (SELECT 1 FROM batches b WHERE b.object_id = objects.id);

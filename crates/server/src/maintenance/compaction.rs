@@ -43,6 +43,8 @@ const BATCH_BYTES: usize = 8 << 20;
 const MAX_RUNS: usize = 16;
 /// Chunks fetched at once.
 const FETCHES: usize = 8;
+/// Largest offset delta a batch may hold (Kafka's are 32-bit).
+const MAX_DELTA: i64 = i32::MAX as i64;
 
 /// Runs compaction of one partition.
 pub(super) async fn compact(m: &Maintainer, job: &Job) -> Result<(), JobError> {
@@ -108,7 +110,10 @@ impl Compaction<'_> {
             let Some((run, next)) = self.next_run(from).await? else {
                 return Ok(());
             };
-            self.rewrite(&run, &|_| true).await?;
+            if !self.rewrite(&run, &|_| true).await? {
+                // Someone else changed the rows: look again next tick.
+                return Ok(());
+            }
             from = next;
         }
         Ok(())
@@ -186,6 +191,7 @@ impl Compaction<'_> {
             }
         }
         drop(fetched);
+        self.m.renew(self.job).await;
         let tombstones_before = now.saturating_sub(self.topic.delete_retention_ms);
         let keep = |r: &StoredRecord| match &r.key {
             None => true,
@@ -201,7 +207,12 @@ impl Compaction<'_> {
             bytes += i64::from(c.row.byte_len);
             run.push(c);
             if bytes >= self.target() {
-                self.rewrite(&run, &keep).await?;
+                // A run that lost its swap kept records a later run's
+                // tombstone may shadow: end the pass (and keep those
+                // tombstones) until the next tick sees the rows as they are.
+                if !self.rewrite(&run, &keep).await? {
+                    return Ok(());
+                }
                 (run, bytes) = (Vec::new(), 0);
                 runs += 1;
                 if runs >= MAX_RUNS {
@@ -234,20 +245,30 @@ impl Compaction<'_> {
         .buffered(FETCHES)
     }
 
-    /// Rewrites `run` keeping the records `keep` says, and swaps it in.
-    /// Does nothing when the result would be what is there.
+    /// Rewrites `run` keeping the records `keep` says, and swaps it in;
+    /// `false` when the swap lost (the rows changed meanwhile). Does
+    /// nothing when the result would be what is there.
     async fn rewrite(
         &self,
         run: &[IndexedChunk],
         keep: &(dyn Fn(&StoredRecord) -> bool + Sync),
-    ) -> Result<(), JobError> {
+    ) -> Result<bool, JobError> {
         let object_id = Uuid::now_v7();
         let mut builder = ObjectBuilder::with_capacity(
             run.iter().map(|c| c.row.byte_len as usize).sum::<usize>(),
         );
-        let mut rows = Vec::new();
-        let mut batch: Vec<(Record, i64)> = Vec::new();
+        let mut rows: Vec<BatchRow> = Vec::new();
+        let mut out = Output {
+            builder: &mut builder,
+            rows: &mut rows,
+            batch: Vec::new(),
+            topic: self.topic,
+            partition: self.partition,
+            object_id,
+        };
         let (mut batch_bytes, mut base, mut dropped) = (0usize, run[0].row.base_offset, 0u64);
+        // The running maximum timestamp through the last row taken whole.
+        let mut row_max = i64::MIN;
         let mut fetched = self.fetch(run);
         let mut i = 0;
         while let Some(done) = fetched.next().await {
@@ -258,11 +279,25 @@ impl Compaction<'_> {
                     dropped += 1;
                     continue;
                 }
+                // Offset deltas are 32-bit: a record too far past the base
+                // starts a new batch (the offsets between are gaps).
+                if r.offset - base > MAX_DELTA {
+                    if !out.batch.is_empty() {
+                        let max_ts = out
+                            .batch
+                            .iter()
+                            .map(|(r, _)| r.timestamp)
+                            .fold(row_max, i64::max);
+                        out.close(base, r.offset - 1, max_ts);
+                        batch_bytes = 0;
+                    }
+                    base = r.offset;
+                }
                 batch_bytes += r.value.as_ref().map_or(0, Bytes::len)
                     + r.key.as_ref().map_or(0, Bytes::len)
                     + 24;
                 let offset = r.offset;
-                batch.push((
+                out.batch.push((
                     Record {
                         timestamp: r.timestamp,
                         key: r.key,
@@ -272,27 +307,11 @@ impl Compaction<'_> {
                     offset,
                 ));
             }
+            row_max = row_max.max(row.max_timestamp);
             // A batch ends on a row's end, so its last offset and running
             // maximum timestamp are that row's.
             if batch_bytes >= BATCH_BYTES || i == run.len() {
-                if !batch.is_empty() {
-                    let entry = builder.add_chunk_at(
-                        self.topic.id,
-                        self.partition,
-                        batch.iter().map(|(r, o)| (r, o - base)),
-                        self.topic.compression,
-                    );
-                    rows.push(BatchRow {
-                        base_offset: base,
-                        last_offset: row.last_offset,
-                        object_id,
-                        byte_offset: entry.byte_offset,
-                        byte_len: entry.byte_len,
-                        record_count: entry.record_count,
-                        max_timestamp: row.max_timestamp,
-                    });
-                }
-                batch.clear();
+                out.close(base, row.last_offset, row.max_timestamp);
                 batch_bytes = 0;
                 base = row.last_offset + 1;
             }
@@ -304,7 +323,7 @@ impl Compaction<'_> {
             .collect::<std::collections::HashSet<_>>();
         if dropped == 0 && objects.len() == 1 && !run.iter().any(|c| c.in_flush_object) {
             // Already one compacted object with nothing to remove.
-            return Ok(());
+            return Ok(true);
         }
         let bytes_in: u64 = run.iter().map(|c| u64::from(c.row.byte_len)).sum();
         let (object, _) = builder.finish();
@@ -338,14 +357,14 @@ impl Compaction<'_> {
                 life.compaction_bytes_out.inc_by(bytes_out);
                 life.compaction_records_dropped.inc_by(dropped);
                 life.compaction_objects.inc_by(u64::from(uploaded));
-                Ok(())
+                Ok(true)
             }
             Ok(SwapOutcome::Changed) => {
                 if uploaded {
                     // Nothing names it: delete it now rather than leave an orphan.
                     let _ = self.m.store.delete_many(&[key]).await;
                 }
-                Ok(())
+                Ok(false)
             }
             Err(e) => Err(e.into()),
         }
@@ -370,6 +389,42 @@ fn tiered(run: &mut Vec<IndexedChunk>) {
             return;
         }
         run.drain(..head);
+    }
+}
+
+/// The object a rewrite builds, batch by batch.
+struct Output<'a> {
+    builder: &'a mut ObjectBuilder,
+    rows: &'a mut Vec<BatchRow>,
+    /// Kept records of the batch being built, with their offsets.
+    batch: Vec<(Record, i64)>,
+    topic: &'a TopicMeta,
+    partition: i32,
+    object_id: Uuid,
+}
+
+impl Output<'_> {
+    /// Ends the batch as a chunk covering `base..=last_offset` (nothing
+    /// when it kept no record: those offsets become a gap).
+    fn close(&mut self, base: i64, last_offset: i64, max_timestamp: i64) {
+        if !self.batch.is_empty() {
+            let entry = self.builder.add_chunk_at(
+                self.topic.id,
+                self.partition,
+                self.batch.iter().map(|(r, o)| (r, o - base)),
+                self.topic.compression,
+            );
+            self.rows.push(BatchRow {
+                base_offset: base,
+                last_offset,
+                object_id: self.object_id,
+                byte_offset: entry.byte_offset,
+                byte_len: entry.byte_len,
+                record_count: entry.record_count,
+                max_timestamp,
+            });
+        }
+        self.batch.clear();
     }
 }
 

@@ -189,6 +189,9 @@ impl Follower {
             let r = self.reader.read(&req).await?;
             let p = &mut self.parts[idx];
             if r.records.is_empty() {
+                // Key compaction removed the offsets up to here: pass over
+                // them, or the follower would ask again and again.
+                p.next = p.next.max(r.next_offset);
                 continue;
             }
             p.next = r.next_offset;

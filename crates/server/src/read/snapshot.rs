@@ -58,7 +58,7 @@ impl Reader {
         };
         let mut offset = start;
         while offset < cut {
-            let page = self
+            let read = self
                 .read(&ReadRequest {
                     topic: topic.clone(),
                     partition,
@@ -67,7 +67,18 @@ impl Reader {
                     max_bytes: PAGE_BYTES,
                     wait: Duration::ZERO,
                 })
-                .await?;
+                .await;
+            let page = match read {
+                // Retention moved the log start past this page meanwhile:
+                // what it removed is not state any more.
+                Err(ReadError::OutOfRange {
+                    log_start_offset, ..
+                }) if log_start_offset > offset => {
+                    offset = log_start_offset;
+                    continue;
+                }
+                other => other?,
+            };
             if page.next_offset <= offset {
                 break;
             }

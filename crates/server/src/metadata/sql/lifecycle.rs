@@ -84,7 +84,9 @@ impl LifecycleSql {
                     "INSERT INTO jobs (kind, topic_id, partition) \
                      SELECT DISTINCT 'compact', b.topic_id, b.partition FROM batches b \
                      JOIN (SELECT id FROM objects WHERE state = 'live' AND delete_after IS NULL \
-                     AND created_at < $1 ORDER BY created_at LIMIT {PLAN_OBJECTS}) o \
+                     AND created_at < $1 \
+                     AND EXISTS (SELECT 1 FROM batches x WHERE x.object_id = objects.id) \
+                     ORDER BY created_at LIMIT {PLAN_OBJECTS}) o \
                      ON o.id = b.object_id WHERE true {conflict}"
                 ),
                 // Every partition of a key-compacted topic.

@@ -218,6 +218,10 @@ impl From<MetadataError> for Failure {
 /// The one place store errors get their meaning.
 fn classify(e: sqlx::Error, at_commit: bool) -> Failure {
     if let sqlx::Error::Database(db) = &e {
+        // CockroachDB: "result is ambiguous" (the commit may have applied).
+        if at_commit && db.code().as_deref() == Some("40003") {
+            return Failure::Ambiguous(db.message().to_string());
+        }
         if matches!(db.code().as_deref(), Some("40001" | "40P01")) {
             return Failure::Retry(db.message().to_string());
         }
