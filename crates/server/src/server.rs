@@ -188,11 +188,21 @@ pub async fn build_with(args: &ServeArgs, layers: Layers) -> Result<Agent, BootE
         &tracker,
     );
     tracker.spawn(cache.keep_current(args.watermark_poll_interval.0, background.clone()));
+    let listening = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    if let Some(feed) = metadata.feed.clone() {
+        tracker.spawn(crate::tail::notify::run(
+            feed,
+            watermarks.clone(),
+            listening.clone(),
+            background.clone(),
+        ));
+    }
     tracker.spawn(crate::tail::poller::run(
         watermarks.clone(),
         metadata.log.clone(),
         metrics.clone(),
         args.watermark_poll_interval.0,
+        listening,
         background.clone(),
     ));
     tracker.spawn(crate::maintenance::run(

@@ -17,6 +17,7 @@
 
 mod cache;
 mod clock;
+pub mod feed;
 mod keys;
 pub mod lifecycle;
 mod postgres;
@@ -33,6 +34,7 @@ use crate::model::{NewTopic, PartitionKey, PartitionState, TopicMeta, TopicSetti
 
 pub use cache::{CacheConfig, MetadataCache};
 pub use clock::StoreClock;
+pub use feed::WatermarkFeed;
 pub use keys::{KeyCommit, RecordedKey, key_response, parse_response};
 pub use lifecycle::Lifecycle;
 pub use postgres::connect as connect_postgres;
@@ -315,6 +317,8 @@ pub struct Metadata {
     pub keys: Arc<dyn IdempotencyKeys>,
     pub revocations: Arc<dyn Revocations>,
     pub lifecycle: Arc<dyn Lifecycle>,
+    /// Push of advanced watermarks between agents, where the store has one.
+    pub feed: Option<Arc<dyn WatermarkFeed>>,
 }
 
 impl Metadata {
@@ -330,6 +334,7 @@ impl Metadata {
             keys: store.clone(),
             revocations: store.clone(),
             lifecycle: store,
+            feed: None,
         }
     }
 }

@@ -2,8 +2,11 @@
 //!
 //! Each agent keeps a `watch` per partition it has seen: a local commit
 //! advances it at once, waking every long-poll waiting on that partition.
-//! Commits made by other agents are found by [`poller`]: one batched query
-//! per interval covering every partition someone here is waiting on. The
+//! Commits made by other agents are announced by them through the
+//! metadata store's feed where it has one ([`notify`]: PostgreSQL NOTIFY)
+//! and found by [`poller`] everywhere: one batched query per interval
+//! covering every partition someone here is waiting on (less often while
+//! the feed is up). The
 //! map only grows with partitions actually produced to or read from on this
 //! agent, and entries nobody watches are dropped when it gets large.
 //!
@@ -11,6 +14,7 @@
 //! records its log start with the time it was seen, and readers trust it
 //! only while it is fresh (retention moves it on other agents).
 
+pub mod notify;
 pub mod poller;
 
 use std::collections::HashMap;
@@ -78,6 +82,22 @@ impl Watermarks {
             .get(&key)
             .filter(|(_, seen)| seen.elapsed() <= fresh)
             .map(|(start, _)| *start)
+    }
+
+    /// Raises the watermark of a partition this agent already tracks;
+    /// others are left alone (announcements name every partition a commit
+    /// touched, most of which nobody here reads).
+    pub fn advance_known(&self, key: PartitionKey, hw: i64) {
+        if let Some(tx) = self.lock().get(&key) {
+            tx.send_if_modified(|v| {
+                if hw > *v {
+                    *v = hw;
+                    true
+                } else {
+                    false
+                }
+            });
+        }
     }
 
     /// The last watermark this agent saw, if any.

@@ -3,12 +3,15 @@
 //! Every interval it asks the metadata store, in one query, for the high
 //! watermark of every partition someone on this agent is waiting on, and
 //! advances the watches (waking long-polls). The cost is one query per
-//! interval whatever the number of waiters. Log starts come with them. A partition the store no
+//! interval whatever the number of waiters. Log starts come with them.
+//! Where other agents push their commits (`notify`), the poll is only the
+//! fallback and runs every tenth interval. A partition the store no
 //! longer has (its topic was deleted) is forgotten, which wakes its
 //! waiters to find it gone.
 
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
@@ -19,6 +22,8 @@ use crate::metrics::Metrics;
 
 /// Partitions asked for in one query.
 const KEYS_PER_QUERY: usize = 10_000;
+/// How much less often the poll runs while the watermark feed is up.
+const SLOWDOWN: u32 = 10;
 
 /// Runs the poller until `cancel` fires.
 pub async fn run(
@@ -26,10 +31,21 @@ pub async fn run(
     log: Arc<dyn Log>,
     metrics: Arc<Metrics>,
     interval: Duration,
+    listening: Arc<AtomicBool>,
     cancel: CancellationToken,
 ) {
+    let mut ticks = 0u32;
     crate::background::every(interval, 0.0, cancel, || {
-        poll_watermarks(&watermarks, log.as_ref(), &metrics)
+        ticks = ticks.wrapping_add(1);
+        // With the feed up, every tenth tick: the fallback for a lost
+        // announcement, at a tenth of the statements.
+        let due = !listening.load(Ordering::Relaxed) || ticks.is_multiple_of(SLOWDOWN);
+        let (watermarks, log, metrics) = (&watermarks, log.as_ref(), &metrics);
+        async move {
+            if due {
+                poll_watermarks(watermarks, log, metrics).await;
+            }
+        }
     })
     .await;
 }

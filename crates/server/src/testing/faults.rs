@@ -235,6 +235,7 @@ impl FaultyMetadata {
     pub fn wrap(inner: Metadata, plan: Arc<FaultPlan>) -> Metadata {
         let revocations = inner.revocations.clone();
         let lifecycle = inner.lifecycle.clone();
+        let feed = inner.feed.clone();
         let faulty = Arc::new(FaultyMetadata { inner, plan });
         Metadata {
             topics: faulty.clone(),
@@ -243,6 +244,7 @@ impl FaultyMetadata {
             keys: faulty,
             revocations,
             lifecycle,
+            feed,
         }
     }
 }

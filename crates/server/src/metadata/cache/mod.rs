@@ -89,6 +89,7 @@ impl MetadataCache {
             keys: inner.keys,
             revocations: inner.revocations,
             lifecycle: cache.clone(),
+            feed: inner.feed,
         };
         (layered, cache)
     }

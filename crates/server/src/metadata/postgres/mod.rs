@@ -3,10 +3,12 @@
 //! One pool serves every agent task; statements time out after 15 s. Ids
 //! are native UUIDs; a set of rows is bound as one array per column (see
 //! `sql`). The SQL stays within what CockroachDB also accepts: no temp
-//! tables, no PL/pgSQL, no advisory locks in the commit path, no
-//! LISTEN/NOTIFY. CockroachDB runs every transaction SERIALIZABLE; the
-//! skeleton retries its serialization failures.
+//! tables, no PL/pgSQL, no advisory locks in the commit path. On real
+//! PostgreSQL (not CockroachDB) agents also push watermarks to each other
+//! with NOTIFY after commits (`feed`). CockroachDB runs every transaction
+//! SERIALIZABLE; the skeleton retries its serialization failures.
 
+mod feed;
 mod sql;
 
 use std::str::FromStr;
@@ -52,7 +54,20 @@ pub async fn connect(
     if migrate {
         run_migrations(&pool).await?;
     }
-    Ok(SqlStore::new(Postgres { pool }, metrics).into_metadata())
+    let version: String = sqlx::query_scalar("SELECT version()")
+        .fetch_one(&pool)
+        .await
+        .map_err(unavailable)?;
+    // CockroachDB has no LISTEN/NOTIFY: there the poll is the only path.
+    let feed = (!version.contains("CockroachDB")).then(|| {
+        Arc::new(feed::PgFeed {
+            pool: pool.clone(),
+            metrics: metrics.clone(),
+        }) as Arc<dyn super::WatermarkFeed>
+    });
+    let mut metadata = SqlStore::new(Postgres { pool }, metrics).into_metadata();
+    metadata.feed = feed;
+    Ok(metadata)
 }
 
 /// Applies migrations. On PostgreSQL concurrent agents serialize on an
