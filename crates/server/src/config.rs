@@ -224,6 +224,17 @@ pub struct ServeArgs {
     )]
     pub watermark_poll_interval: HumanDuration,
 
+    /// On PostgreSQL, announce commits to the other agents with NOTIFY (and
+    /// listen for theirs), so readers wake at once and the poll runs at a
+    /// tenth of its rate; `false` leaves only the poll.
+    #[arg(
+        long,
+        env = "STREAMHOUSE_WATERMARK_PUSH",
+        default_value_t = true,
+        action = clap::ArgAction::Set
+    )]
+    pub watermark_push: bool,
+
     /// Offset-index rows kept in memory.
     #[arg(
         long,

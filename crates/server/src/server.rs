@@ -126,6 +126,9 @@ pub async fn build_with(args: &ServeArgs, layers: Layers) -> Result<Agent, BootE
     let metrics = Arc::new(Metrics::default());
     let clock: SharedClock = Arc::new(SystemClock);
     let mut raw_metadata = open_metadata(args, metrics.clone()).await?;
+    if !args.watermark_push {
+        raw_metadata.feed = None;
+    }
     if let Some(wrap) = layers.metadata {
         raw_metadata = wrap(raw_metadata);
     }
