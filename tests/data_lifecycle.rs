@@ -13,7 +13,7 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{Api, TestAgent};
+use common::{Api, TestAgent, follow_sse as follow, wait_for};
 use eventsource_stream::Eventsource;
 use futures_util::StreamExt;
 use serde_json::{Value, json};
@@ -34,22 +34,6 @@ pub const FAST: &[&str] = &[
     "--compaction-target-bytes",
     "1MiB",
 ];
-
-/// Polls `check` until it returns `Some` or `within` passes.
-async fn wait_for<T, F, Fut>(what: &str, within: Duration, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let start = Instant::now();
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(start.elapsed() < within, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
 
 async fn partition(api: &Api, topic: &str, p: usize) -> Value {
     api.describe(topic).await.expect(200)["partition_details"][p].clone()
@@ -251,34 +235,6 @@ async fn trim_moves_the_log_start_to_exactly_the_offset() {
     assert_eq!(r.status(), 416);
     let problem: Value = r.json().await.unwrap();
     assert_eq!(problem["log_start_offset"], 15);
-}
-
-/// Records `{"n": i}` of partition 0, from SSE, until `want` are in hand.
-async fn follow(url: String, want: usize) -> Vec<(i64, Value)> {
-    let r = common::client()
-        .get(url)
-        .header("accept", "text/event-stream")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let mut events = Box::pin(r.bytes_stream().eventsource());
-    let mut got = Vec::new();
-    while got.len() < want {
-        let e = tokio::time::timeout(Duration::from_secs(30), events.next())
-            .await
-            .expect("an event in time")
-            .expect("stream open")
-            .expect("well-formed event");
-        if e.event != "records" {
-            panic!("unexpected event {}: {}", e.event, e.data);
-        }
-        let data: Value = serde_json::from_str(&e.data).unwrap();
-        for r in data["records"].as_array().unwrap() {
-            got.push((r["offset"].as_i64().unwrap(), r["value"].clone()));
-        }
-    }
-    got
 }
 
 #[tokio::test]

@@ -12,8 +12,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::Api;
 use common::fleet::Fleet;
+use common::{Api, follow_sse as follow, wait_for};
 use eventsource_stream::Eventsource;
 use futures_util::StreamExt;
 use serde_json::{Value, json};
@@ -38,21 +38,6 @@ const FLAGS: &[&str] = &[
     "1s",
 ];
 
-async fn wait_for<T, F, Fut>(what: &str, within: Duration, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let start = Instant::now();
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(start.elapsed() < within, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
 /// A counter's value in an agent's `/metrics` (0 when absent).
 async fn metric(api: &Api, line_start: &str) -> f64 {
     let text = api.get("/metrics").await.text;
@@ -65,31 +50,6 @@ async fn metric(api: &Api, line_start: &str) -> f64 {
 
 fn value(n: usize) -> Value {
     json!({"n": n, "pad": "x".repeat(400)})
-}
-
-async fn follow(url: String, want: usize) -> Vec<(i64, Value)> {
-    let r = common::client()
-        .get(url)
-        .header("accept", "text/event-stream")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let mut events = Box::pin(r.bytes_stream().eventsource());
-    let mut got = Vec::new();
-    while got.len() < want {
-        let e = tokio::time::timeout(Duration::from_secs(60), events.next())
-            .await
-            .expect("an event in time")
-            .expect("stream open")
-            .expect("well-formed event");
-        assert_eq!(e.event, "records", "{}", e.data);
-        let data: Value = serde_json::from_str(&e.data).unwrap();
-        for r in data["records"].as_array().unwrap() {
-            got.push((r["offset"].as_i64().unwrap(), r["value"].clone()));
-        }
-    }
-    got
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -309,3 +309,49 @@ pub fn free_port() -> u16 {
         .map(|a| a.port())
         .expect("free port")
 }
+
+/// Polls `check` until it returns `Some`, failing the test naming `what`
+/// once `within` has passed.
+pub async fn wait_for<T, F, Fut>(what: &str, within: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(start.elapsed() < within, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Follows `url` over SSE until `want` records arrived; their offsets and
+/// values. Any event but `records` fails the test.
+pub async fn follow_sse(url: String, want: usize) -> Vec<(i64, serde_json::Value)> {
+    use eventsource_stream::Eventsource;
+    use futures_util::StreamExt;
+    let r = client()
+        .get(url)
+        .header("accept", "text/event-stream")
+        .send()
+        .await
+        .expect("connect");
+    assert_eq!(r.status(), 200);
+    let mut events = Box::pin(r.bytes_stream().eventsource());
+    let mut got = Vec::new();
+    while got.len() < want {
+        let e = tokio::time::timeout(Duration::from_secs(60), events.next())
+            .await
+            .expect("an event in time")
+            .expect("stream open")
+            .expect("well-formed event");
+        assert_eq!(e.event, "records", "{}", e.data);
+        let data: serde_json::Value = serde_json::from_str(&e.data).expect("JSON data");
+        for r in data["records"].as_array().expect("records") {
+            got.push((r["offset"].as_i64().expect("offset"), r["value"].clone()));
+        }
+    }
+    got
+}

@@ -244,15 +244,16 @@ pub(super) async fn partition(
         })?),
         None => parse_from(q.from.as_deref())?,
     };
-    let follower = Follower::new(
-        state.reader.clone(),
-        &state.watermarks,
+    follow(
+        state,
+        caller,
+        slot,
         vec![(topic, partition, start)],
-        limit,
-        max_bytes,
+        (limit, max_bytes),
+        true,
+        Vec::new(),
     )
-    .await?;
-    Ok(respond(state, caller, slot, follower, true, Vec::new()))
+    .await
 }
 
 /// SSE on every partition of several topics.
@@ -288,15 +289,16 @@ pub(super) async fn topics(
             .with_limit(MAX_STREAM_PARTITIONS as u64));
         }
     }
-    let follower = Follower::new(
-        state.reader.clone(),
-        &state.watermarks,
+    follow(
+        state,
+        caller,
+        slot,
         starts,
-        limit,
-        max_bytes,
+        (limit, max_bytes),
+        false,
+        Vec::new(),
     )
-    .await?;
-    Ok(respond(state, caller, slot, follower, false, Vec::new()))
+    .await
 }
 
 /// Sends `prelude` (a snapshot's events), then follows every partition of
@@ -317,6 +319,29 @@ pub(super) async fn prelude_then_follow(
         .enumerate()
         .map(|(p, o)| (topic.clone(), p as i32, StartAt::Offset(*o)))
         .collect();
+    follow(
+        state,
+        caller,
+        slot,
+        starts,
+        (limit, max_bytes),
+        false,
+        prelude,
+    )
+    .await
+}
+
+/// Follows `starts` and answers with the stream of their events, after
+/// `prelude`.
+async fn follow(
+    state: AppState,
+    caller: Caller,
+    slot: StreamSlot,
+    starts: Vec<(Arc<TopicMeta>, i32, StartAt)>,
+    (limit, max_bytes): (usize, usize),
+    single: bool,
+    prelude: Vec<Event>,
+) -> Result<Response, ApiError> {
     let follower = Follower::new(
         state.reader.clone(),
         &state.watermarks,
@@ -325,7 +350,7 @@ pub(super) async fn prelude_then_follow(
         max_bytes,
     )
     .await?;
-    Ok(respond(state, caller, slot, follower, false, prelude))
+    Ok(respond(state, caller, slot, follower, single, prelude))
 }
 
 fn event_of(batch: &Batch, token: String) -> Event {

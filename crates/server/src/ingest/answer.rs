@@ -72,18 +72,21 @@ pub(super) fn committed(
     outcomes: &[ChunkOutcome],
 ) {
     let metrics = &shared.deps.metrics;
-    let mut advanced = Vec::with_capacity(chunks.len());
+    let feed = &shared.deps.metadata.feed;
+    let mut advanced = Vec::with_capacity(if feed.is_some() { chunks.len() } else { 0 });
     for (chunk, outcome) in chunks.iter().zip(outcomes) {
         if let ChunkOutcome::Committed { base_offset, .. } = outcome {
             let key = (chunk.topic_id, chunk.partition);
             let hw = base_offset + i64::from(chunk.record_count);
             shared.deps.watermarks.advance(key, hw);
-            advanced.push((key, hw));
+            if feed.is_some() {
+                advanced.push((key, hw));
+            }
         }
     }
     // Other agents hear of it now rather than at their next poll; the
     // producers are not kept waiting for it.
-    if let Some(feed) = shared.deps.metadata.feed.clone()
+    if let Some(feed) = feed.clone()
         && !advanced.is_empty()
     {
         tokio::spawn(async move { feed.announce(&advanced).await });

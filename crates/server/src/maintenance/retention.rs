@@ -53,7 +53,7 @@ pub async fn trim(
                 .lifecycle
                 .retention_rows_released
                 .inc_by(rows_released);
-            watermarks.raise_log_start((topic_id, partition), log_start_offset);
+            watermarks.observe((topic_id, partition), log_start_offset, high_watermark);
             Ok((log_start_offset, high_watermark))
         }
         TrimOutcome::BeyondEnd { high_watermark } => Err(TrimError::BeyondEnd {

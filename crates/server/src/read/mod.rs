@@ -137,8 +137,8 @@ impl Reader {
     pub async fn refresh(&self, key: PartitionKey) -> Result<(i64, i64), ReadError> {
         let states = self.log.partition_states(&[key]).await?;
         let s = states.first().ok_or(ReadError::TopicGone)?;
-        self.watermarks.advance(key, s.next_offset);
-        self.watermarks.raise_log_start(key, s.log_start_offset);
+        self.watermarks
+            .observe(key, s.log_start_offset, s.next_offset);
         Ok((s.log_start_offset, s.next_offset))
     }
 
@@ -146,9 +146,7 @@ impl Reader {
     /// has them (the log start only while fresh), and whether they came
     /// from the store just now.
     async fn bounds(&self, key: PartitionKey) -> Result<(i64, i64, bool), ReadError> {
-        if let Some(hw) = self.watermarks.get(key)
-            && let Some(start) = self.watermarks.log_start(key, START_FRESH)
-        {
+        if let Some((start, hw)) = self.watermarks.bounds(key, START_FRESH) {
             self.metrics.watermark_cache.hits.inc();
             return Ok((start, hw, false));
         }
@@ -335,8 +333,8 @@ impl Reader {
         for chunk in keys.chunks(KEYS_PER_QUERY) {
             for s in self.log.partition_states(chunk).await? {
                 let key = (s.topic_id, s.partition);
-                self.watermarks.advance(key, s.next_offset);
-                self.watermarks.raise_log_start(key, s.log_start_offset);
+                self.watermarks
+                    .observe(key, s.log_start_offset, s.next_offset);
                 out.insert(key, (s.log_start_offset, s.next_offset));
             }
         }

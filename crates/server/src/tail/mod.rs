@@ -28,81 +28,88 @@ use crate::model::PartitionKey;
 /// Entries kept before idle ones are pruned.
 const PRUNE_ABOVE: usize = 200_000;
 
+/// One partition's watch, and its log start as last seen.
+#[derive(Debug)]
+struct Entry {
+    tx: watch::Sender<i64>,
+    start: Option<(i64, Instant)>,
+}
+
+impl Entry {
+    fn new(hw: i64) -> Self {
+        Entry {
+            tx: watch::Sender::new(hw),
+            start: None,
+        }
+    }
+
+    /// Raises the watermark to `hw` (never lowers it), waking waiters.
+    fn raise(&self, hw: i64) {
+        self.tx.send_if_modified(|v| {
+            let higher = hw > *v;
+            if higher {
+                *v = hw;
+            }
+            higher
+        });
+    }
+}
+
 /// Per-partition high watermarks; see the module header.
 #[derive(Debug, Default)]
 pub struct Watermarks {
-    map: Mutex<HashMap<PartitionKey, watch::Sender<i64>>>,
-    /// The highest log start seen per partition, and when it was seen.
-    starts: Mutex<HashMap<PartitionKey, (i64, Instant)>>,
+    map: Mutex<HashMap<PartitionKey, Entry>>,
 }
 
 impl Watermarks {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<PartitionKey, watch::Sender<i64>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<PartitionKey, Entry>> {
         self.map.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The entry of `key`, made with watermark `hw` if there is none.
+    fn entry(map: &mut HashMap<PartitionKey, Entry>, key: PartitionKey, hw: i64) -> &mut Entry {
+        if !map.contains_key(&key) && map.len() >= PRUNE_ABOVE {
+            map.retain(|_, e| e.tx.receiver_count() > 0);
+        }
+        map.entry(key).or_insert_with(|| Entry::new(hw))
     }
 
     /// Raises a partition's watermark to `hw` (never lowers it).
     pub fn advance(&self, key: PartitionKey, hw: i64) {
+        Self::entry(&mut self.lock(), key, hw).raise(hw);
+    }
+
+    /// Records a partition's state as just read from the store: its high
+    /// watermark (never lowered) and its log start (never lowered).
+    pub fn observe(&self, key: PartitionKey, start: i64, hw: i64) {
         let mut map = self.lock();
-        match map.get(&key) {
-            Some(tx) => {
-                tx.send_if_modified(|v| {
-                    if hw > *v {
-                        *v = hw;
-                        true
-                    } else {
-                        false
-                    }
-                });
-            }
-            None => {
-                if map.len() >= PRUNE_ABOVE {
-                    map.retain(|_, tx| tx.receiver_count() > 0);
-                }
-                map.insert(key, watch::Sender::new(hw));
-            }
-        }
+        let e = Self::entry(&mut map, key, hw);
+        e.raise(hw);
+        let start = e.start.map_or(start, |(s, _)| s.max(start));
+        e.start = Some((start, Instant::now()));
     }
 
-    /// Records a partition's log start as just seen (never lowered).
-    pub fn raise_log_start(&self, key: PartitionKey, start: i64) {
-        let mut starts = self.starts.lock().unwrap_or_else(|e| e.into_inner());
-        if starts.len() >= PRUNE_ABOVE {
-            let now = Instant::now();
-            starts.retain(|_, (_, seen)| now.duration_since(*seen) < Duration::from_secs(10));
-        }
-        let entry = starts.entry(key).or_insert((start, Instant::now()));
-        *entry = (entry.0.max(start), Instant::now());
-    }
-
-    /// A partition's log start, if it was seen within `fresh`.
-    pub fn log_start(&self, key: PartitionKey, fresh: Duration) -> Option<i64> {
-        let starts = self.starts.lock().unwrap_or_else(|e| e.into_inner());
-        starts
-            .get(&key)
-            .filter(|(_, seen)| seen.elapsed() <= fresh)
-            .map(|(start, _)| *start)
+    /// Log start and high watermark, if this agent has both and the log
+    /// start was seen within `fresh`.
+    pub fn bounds(&self, key: PartitionKey, fresh: Duration) -> Option<(i64, i64)> {
+        let map = self.lock();
+        let e = map.get(&key)?;
+        let (start, seen) = e.start?;
+        (seen.elapsed() <= fresh).then(|| (start, *e.tx.borrow()))
     }
 
     /// Raises the watermark of a partition this agent already tracks;
     /// others are left alone (announcements name every partition a commit
     /// touched, most of which nobody here reads).
     pub fn advance_known(&self, key: PartitionKey, hw: i64) {
-        if let Some(tx) = self.lock().get(&key) {
-            tx.send_if_modified(|v| {
-                if hw > *v {
-                    *v = hw;
-                    true
-                } else {
-                    false
-                }
-            });
+        if let Some(e) = self.lock().get(&key) {
+            e.raise(hw);
         }
     }
 
     /// The last watermark this agent saw, if any.
     pub fn get(&self, key: PartitionKey) -> Option<i64> {
-        self.lock().get(&key).map(|tx| *tx.borrow())
+        self.lock().get(&key).map(|e| *e.tx.borrow())
     }
 
     /// A receiver of a partition's watermark, seeding it with `known` (the
@@ -110,23 +117,16 @@ impl Watermarks {
     /// poller keeps the partition current.
     pub fn subscribe(&self, key: PartitionKey, known: i64) -> watch::Receiver<i64> {
         let mut map = self.lock();
-        let tx = map.entry(key).or_insert_with(|| watch::Sender::new(known));
-        tx.send_if_modified(|v| {
-            if known > *v {
-                *v = known;
-                true
-            } else {
-                false
-            }
-        });
-        tx.subscribe()
+        let e = Self::entry(&mut map, key, known);
+        e.raise(known);
+        e.tx.subscribe()
     }
 
     /// Partitions someone on this agent is waiting on.
     pub fn watched(&self) -> Vec<PartitionKey> {
         self.lock()
             .iter()
-            .filter(|(_, tx)| tx.receiver_count() > 0)
+            .filter(|(_, e)| e.tx.receiver_count() > 0)
             .map(|(k, _)| *k)
             .collect()
     }
@@ -134,19 +134,11 @@ impl Watermarks {
     /// Forgets one partition; its waiters wake and find it gone.
     pub fn forget(&self, key: PartitionKey) {
         self.lock().remove(&key);
-        self.starts
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&key);
     }
 
     /// Forgets every partition of a topic (it was deleted).
     pub fn forget_topic(&self, topic_id: uuid::Uuid) {
         self.lock().retain(|(t, _), _| *t != topic_id);
-        self.starts
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .retain(|(t, _), _| *t != topic_id);
     }
 
     /// Waits until the watermark passes `offset` or `timeout` elapses, and

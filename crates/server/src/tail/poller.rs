@@ -59,8 +59,11 @@ async fn poll_watermarks(watermarks: &Watermarks, log: &dyn Log, metrics: &Metri
                 let mut seen = HashSet::with_capacity(states.len());
                 for s in &states {
                     seen.insert((s.topic_id, s.partition));
-                    watermarks.advance((s.topic_id, s.partition), s.next_offset);
-                    watermarks.raise_log_start((s.topic_id, s.partition), s.log_start_offset);
+                    watermarks.observe(
+                        (s.topic_id, s.partition),
+                        s.log_start_offset,
+                        s.next_offset,
+                    );
                 }
                 for key in chunk.iter().filter(|k| !seen.contains(k)) {
                     watermarks.forget(*key);
