@@ -353,25 +353,37 @@ async fn key_compaction_keeps_the_latest_per_key_and_tombstones_expire() {
     }
     // A tombstone: a key with no value.
     a.produce("kv", json!({"records": [{"key": "k3"}]})).await;
+    // The latest of each key stays, and k3's tombstone until it is 1.5 s
+    // old (on a loaded machine compaction may first run after that).
     let kept = wait_for("key compaction", Duration::from_secs(10), || async {
         let all = a.api.read_all("kv", 0).await;
-        (all.len() == 10).then_some(all)
+        (all.len() <= 10
+            && all
+                .iter()
+                .all(|r| r["key"] == "k3" || r["value"]["round"] == 4))
+        .then_some(all)
     })
     .await;
     let offsets: Vec<i64> = kept.iter().map(|r| r["offset"].as_i64().unwrap()).collect();
     assert_eq!(
-        offsets,
-        [40, 41, 42, 44, 45, 46, 47, 48, 49, 50],
+        offsets[..9],
+        [40, 41, 42, 44, 45, 46, 47, 48, 49],
         "offsets never change"
     );
     for r in &kept[..9] {
         assert_eq!(r["value"]["round"], 4, "{r}");
         assert_eq!(format!("k{}", r["value"]["k"]), r["key"].as_str().unwrap());
     }
-    assert_eq!(
-        (kept[9]["key"].as_str(), kept[9]["value_encoding"].as_str()),
-        (Some("k3"), Some("tombstone"))
-    );
+    if let Some(t) = kept.get(9) {
+        assert_eq!(
+            (
+                t["offset"].as_i64(),
+                t["key"].as_str(),
+                t["value_encoding"].as_str()
+            ),
+            (Some(50), Some("k3"), Some("tombstone"))
+        );
+    }
     // A read at a removed offset starts at the next kept one.
     let page = a.api.read("kv", 0, "offset=5&limit=2").await.expect(200);
     assert_eq!(page["records"][0]["offset"], 40);
