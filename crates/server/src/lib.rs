@@ -7,7 +7,9 @@
 //!
 //! - [`api`]: HTTP routes, errors, OpenAPI (the top; nothing imports it)
 //! - [`auth`]: who is calling (tokens, tenants, scopes, revocations)
-//! - [`ingest`], [`read`], [`groups`]: produce, read, and group offsets
+//! - [`ingest`], [`read`], [`groups`]: produce, read, and consumer groups
+//!   (offsets, members, assignment, fencing)
+//! - [`render`]: records as JSON, for responses, streams and deliveries
 //! - [`tail`]: high watermarks readers wait on
 //! - [`maintenance`]: expired keys and orphaned objects
 //! - [`metadata`], [`store`], [`format`]: SQL, object storage, the bytes
@@ -33,6 +35,7 @@ pub mod metadata;
 pub mod metrics;
 pub mod model;
 pub mod read;
+pub mod render;
 pub mod server;
 pub mod store;
 pub mod tail;

@@ -261,7 +261,12 @@ pub async fn build_with(args: &ServeArgs, layers: Layers) -> Result<Agent, BootE
             args.body_read_timeout.0,
             metrics.clone(),
         ),
-        groups: Groups::new(metadata.clone(), clock.clone()),
+        groups: Groups::new(
+            metadata.clone(),
+            reader.clone(),
+            watermarks.clone(),
+            clock.clone(),
+        ),
         metadata,
         ingest,
         reader,

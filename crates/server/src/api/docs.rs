@@ -7,7 +7,7 @@ use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
-use super::{groups, ops, produce, read, records_out, snapshot, tokens, topics, trim, ws};
+use super::{groups, members, ops, produce, read, records_out, snapshot, tokens, topics, trim, ws};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -23,6 +23,8 @@ use super::{groups, ops, produce, read, records_out, snapshot, tokens, topics, t
         produce::produce, produce::publish,
         read::read, read::offsets, read::topic_stream, read::multi_stream, ws::upgrade,
         groups::list, groups::commit, groups::fetch, groups::lag,
+        members::describe, members::delete, members::join, members::heartbeat, members::leave,
+        members::fetch, members::reset,
         tokens::revoke, tokens::whoami,
         ops::healthz, ops::readyz, ops::metrics,
     ),
@@ -35,7 +37,7 @@ use super::{groups, ops, produce, read, records_out, snapshot, tokens, topics, t
         (name = "topics", description = "Create, list, describe and delete topics"),
         (name = "records", description = "Produce and read records"),
         (name = "live", description = "Follow topics live: Server-Sent Events and WebSocket"),
-        (name = "groups", description = "Consumer groups: list, offsets and lag"),
+        (name = "groups", description = "Consumer groups: members, assignment, fenced offsets and lag"),
         (name = "admin", description = "The caller's token, and token revocation"),
         (name = "operations", description = "Health, readiness and metrics"),
     )
@@ -152,6 +154,7 @@ fn path_schema(name: &str) -> Option<Object> {
     match name {
         "topic" => Some(text(TOPIC_PATTERN, 249)),
         "group" => Some(text(GROUP_PATTERN, 255)),
+        "member" => Some(text(MEMBER_PATTERN, 64)),
         "partition" => Some(
             ObjectBuilder::new()
                 .schema_type(Type::Integer)
@@ -167,6 +170,9 @@ fn path_schema(name: &str) -> Option<Object> {
 const TOPIC_PATTERN: &str = "^[A-Za-z0-9._-]{1,249}$";
 /// A consumer-group name: 1 to 255 of `A-Z a-z 0-9 . _ -`.
 const GROUP_PATTERN: &str = "^[A-Za-z0-9._-]{1,255}$";
+
+/// A group member's id (as join returns it).
+const MEMBER_PATTERN: &str = "^[A-Za-z0-9-]{1,64}$";
 
 fn problem(description: &str) -> RefOr<Response> {
     ResponseBuilder::new()

@@ -36,6 +36,13 @@ pub enum ErrorCode {
     TopicExists,
     OffsetOutOfRange,
     IdempotencyKeyReused,
+    MemberNotFound,
+    StaleGeneration,
+    NotPartitionOwner,
+    GroupHasMembers,
+    GroupFull,
+    SubscriptionNotFound,
+    SubscriptionExists,
     RouteNotFound,
     MethodNotAllowed,
     UpgradeRequired,
@@ -64,7 +71,13 @@ impl ErrorCode {
             ErrorCode::TopicNotFound | ErrorCode::PartitionNotFound | ErrorCode::RouteNotFound => {
                 StatusCode::NOT_FOUND
             }
-            ErrorCode::TopicExists => StatusCode::CONFLICT,
+            ErrorCode::TopicExists
+            | ErrorCode::StaleGeneration
+            | ErrorCode::NotPartitionOwner
+            | ErrorCode::GroupHasMembers
+            | ErrorCode::GroupFull
+            | ErrorCode::SubscriptionExists => StatusCode::CONFLICT,
+            ErrorCode::MemberNotFound | ErrorCode::SubscriptionNotFound => StatusCode::NOT_FOUND,
             ErrorCode::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             ErrorCode::OffsetOutOfRange => StatusCode::RANGE_NOT_SATISFIABLE,
             ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -98,6 +111,13 @@ impl ErrorCode {
             ErrorCode::TopicExists => "topic-exists",
             ErrorCode::OffsetOutOfRange => "offset-out-of-range",
             ErrorCode::IdempotencyKeyReused => "idempotency-key-reused",
+            ErrorCode::MemberNotFound => "member-not-found",
+            ErrorCode::StaleGeneration => "stale-generation",
+            ErrorCode::NotPartitionOwner => "not-partition-owner",
+            ErrorCode::GroupHasMembers => "group-has-members",
+            ErrorCode::GroupFull => "group-full",
+            ErrorCode::SubscriptionNotFound => "subscription-not-found",
+            ErrorCode::SubscriptionExists => "subscription-exists",
             ErrorCode::RouteNotFound => "route-not-found",
             ErrorCode::MethodNotAllowed => "method-not-allowed",
             ErrorCode::UpgradeRequired => "upgrade-required",
@@ -129,6 +149,13 @@ impl ErrorCode {
             ErrorCode::TopicExists => "Topic already exists",
             ErrorCode::OffsetOutOfRange => "Offset out of range",
             ErrorCode::IdempotencyKeyReused => "Idempotency key reused",
+            ErrorCode::MemberNotFound => "Group member not found",
+            ErrorCode::StaleGeneration => "Stale group generation",
+            ErrorCode::NotPartitionOwner => "Partition owned by another member",
+            ErrorCode::GroupHasMembers => "Group has live members",
+            ErrorCode::GroupFull => "Group full",
+            ErrorCode::SubscriptionNotFound => "Subscription not found",
+            ErrorCode::SubscriptionExists => "Subscription already exists",
             ErrorCode::RouteNotFound => "No such route",
             ErrorCode::MethodNotAllowed => "Method not allowed",
             ErrorCode::UpgradeRequired => "WebSocket upgrade required",
@@ -384,6 +411,27 @@ impl From<GroupError> for ApiError {
                 count,
             } => ApiError::partition_not_found(&topic, i64::from(partition), count)
                 .with_field("offsets.partition"),
+            GroupError::MemberNotFound(_) => {
+                ApiError::new(ErrorCode::MemberNotFound, e.to_string()).with_field("member_id")
+            }
+            GroupError::StaleGeneration { .. } => {
+                ApiError::new(ErrorCode::StaleGeneration, e.to_string()).with_field("generation")
+            }
+            GroupError::NotOwner { .. } => {
+                ApiError::new(ErrorCode::NotPartitionOwner, e.to_string()).with_field("offsets")
+            }
+            GroupError::HasMembers(_) => {
+                ApiError::new(ErrorCode::GroupHasMembers, e.to_string()).with_field("member_id")
+            }
+            GroupError::GroupFull(n) => ApiError::new(ErrorCode::GroupFull, e.to_string())
+                .with_field("group")
+                .with_limit(n as u64),
+            GroupError::Busy => {
+                let mut a = ApiError::new(ErrorCode::Unavailable, e.to_string());
+                a.retry_after = Some(Duration::from_secs(1));
+                a
+            }
+            GroupError::Read(r) => r.into(),
             GroupError::Metadata(m) => m.into(),
         }
     }

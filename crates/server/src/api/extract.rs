@@ -179,12 +179,7 @@ pub(super) fn media_type(headers: &HeaderMap) -> Option<String> {
     (!m.is_empty()).then_some(m)
 }
 
-/// True for `application/json` and `*/*+json` media types.
-pub(super) fn is_json_media_type(media: &str) -> bool {
-    let m = media.split(';').next().unwrap_or("").trim().as_bytes();
-    let ends_json = m.len() >= 5 && m[m.len() - 5..].eq_ignore_ascii_case(b"+json");
-    m.eq_ignore_ascii_case(b"application/json") || (ends_json && m.contains(&b'/'))
-}
+pub(super) use crate::render::is_json_media_type;
 
 /// The `limit` of a listing: 1 to 1000, default 100; a 400 naming it otherwise.
 pub(super) fn page_limit(limit: Option<u32>) -> Result<u32, ApiError> {

@@ -11,7 +11,7 @@ use super::error::{ApiError, ErrorCode};
 use super::extract::{ApiPath, ApiQuery, page_limit};
 use super::{AppState, paths};
 use crate::auth::{Action, Caller};
-use crate::groups::OffsetEntry;
+use crate::groups::{Committer, OffsetEntry};
 use crate::model::Tenant;
 
 const MAX_GROUP_NAME: usize = 255;
@@ -128,6 +128,13 @@ pub(super) struct CommitBody {
     #[serde(deserialize_with = "super::json::objects")]
     #[schema(min_items = 1, max_items = 10000)]
     pub offsets: Vec<OffsetIn>,
+    /// The committing member, for a group with members (fenced: it must
+    /// own every partition it commits).
+    #[schema(max_length = 64, pattern = "^[A-Za-z0-9-]{1,64}$")]
+    pub member_id: Option<String>,
+    /// The generation the member was told; required with `member_id`.
+    #[schema(minimum = 0)]
+    pub generation: Option<i64>,
 }
 
 /// Result of an offset commit.
@@ -143,8 +150,9 @@ pub(super) struct CommitResponse {
     request_body = CommitBody,
     responses((status = 200, description = "Committed", body = CommitResponse),
               (status = 400, description = "Invalid request", body = super::Problem, content_type = "application/problem+json"),
-              (status = 404, description = "No such topic or partition", body = super::Problem, content_type = "application/problem+json"),
+              (status = 404, description = "No such topic or partition, or the member left or expired", body = super::Problem, content_type = "application/problem+json"),
               (status = 408, description = "The body did not arrive within body-read-timeout", body = super::Problem, content_type = "application/problem+json"),
+              (status = 409, description = "Fenced: a stale generation, a partition the member does not own, or a plain commit to a group with live members", body = super::Problem, content_type = "application/problem+json"),
               (status = 413, description = "Too large", body = super::Problem, content_type = "application/problem+json"),
               (status = 429, description = "Request bodies in flight hold the agent's budget; see Retry-After", body = super::Problem, content_type = "application/problem+json")))]
 pub(super) async fn commit(
@@ -161,9 +169,25 @@ pub(super) async fn commit(
         .with_field("body")
     })?;
     let entries = offset_entries(req.offsets)?;
+    let by = match (&req.member_id, req.generation) {
+        (None, None) => Committer::Plain,
+        (Some(id), Some(generation)) => Committer::Member { id, generation },
+        (Some(_), None) => {
+            return Err(ApiError::field(
+                "generation",
+                "a commit naming member_id must name its generation",
+            ));
+        }
+        (None, Some(_)) => {
+            return Err(ApiError::field(
+                "member_id",
+                "a commit naming a generation must name member_id",
+            ));
+        }
+    };
     state
         .groups
-        .commit(tenant.as_str(), &group, &entries)
+        .commit(tenant.as_str(), &group, &entries, by)
         .await?;
     Ok(Json(CommitResponse {
         group,

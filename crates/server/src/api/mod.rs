@@ -14,11 +14,11 @@ mod extract;
 mod groups;
 mod json;
 mod linger;
+mod members;
 mod ops;
 mod produce;
 mod read;
 mod records_in;
-mod records_out;
 mod serve;
 mod snapshot;
 mod sse;
@@ -34,7 +34,7 @@ use axum::Router;
 use axum::extract::{Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use tokio_util::sync::CancellationToken;
 use tower_http::catch_panic::CatchPanicLayer;
 
@@ -46,6 +46,7 @@ use crate::ingest::Ingest;
 use crate::metadata::Metadata;
 use crate::metrics::Metrics;
 use crate::read::Reader;
+use crate::render as records_out;
 use crate::tail::Watermarks;
 
 pub use body::BodyBudget;
@@ -71,6 +72,12 @@ pub mod paths {
     pub const STREAM: &str = "/v1/stream";
     pub const WS: &str = "/v1/ws";
     pub const GROUPS: &str = "/v1/groups";
+    pub const GROUP: &str = "/v1/groups/{group}";
+    pub const GROUP_MEMBERS: &str = "/v1/groups/{group}/members";
+    pub const GROUP_MEMBER: &str = "/v1/groups/{group}/members/{member}";
+    pub const GROUP_MEMBER_HEARTBEAT: &str = "/v1/groups/{group}/members/{member}/heartbeat";
+    pub const GROUP_MEMBER_RECORDS: &str = "/v1/groups/{group}/members/{member}/records";
+    pub const GROUP_RESET: &str = "/v1/groups/{group}/reset";
     pub const GROUP_OFFSETS: &str = "/v1/groups/{group}/offsets";
     pub const GROUP_LAG: &str = "/v1/groups/{group}/lag";
     pub const REVOKE_TOKEN: &str = "/v1/admin/tokens/revoke";
@@ -168,6 +175,12 @@ pub fn app(state: AppState) -> Router {
             post(groups::commit).get(groups::fetch),
         )
         .route(paths::GROUP_LAG, get(groups::lag))
+        .route(paths::GROUP, get(members::describe).delete(members::delete))
+        .route(paths::GROUP_MEMBERS, post(members::join))
+        .route(paths::GROUP_MEMBER, delete(members::leave))
+        .route(paths::GROUP_MEMBER_HEARTBEAT, post(members::heartbeat))
+        .route(paths::GROUP_MEMBER_RECORDS, get(members::fetch))
+        .route(paths::GROUP_RESET, post(members::reset))
         .route(paths::REVOKE_TOKEN, post(tokens::revoke))
         .route(paths::WHOAMI, get(tokens::whoami))
         .route(paths::HEALTHZ, get(ops::healthz))

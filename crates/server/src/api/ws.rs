@@ -855,7 +855,12 @@ async fn commit(
     let entries = super::groups::offset_entries(offsets)?;
     state
         .groups
-        .commit(tenant.as_str(), group, &entries)
+        .commit(
+            tenant.as_str(),
+            group,
+            &entries,
+            crate::groups::Committer::Plain,
+        )
         .await?;
     Ok(entries.len())
 }

@@ -1,14 +1,22 @@
-//! Consumer-group offsets: commit, fetch and lag, all in the metadata store.
+//! Consumer groups: committed offsets (commit, fetch, lag, reset) and
+//! members (`members`: join, heartbeat, fetch, fenced commits) whose
+//! assignment `assign` computes; all state lives in the metadata store.
 //!
 //! Offsets are never cached: any agent must see the latest commit. Topic
 //! names are resolved to ids at commit time, so a re-created topic starts
 //! with no committed offsets.
+
+pub mod assign;
+pub mod members;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::clock::SharedClock;
 use crate::metadata::{GroupOffsetCommit, GroupOffsetRow, Metadata, MetadataError};
+use crate::read::follow::StartAt;
+use crate::read::{ReadError, Reader};
+use crate::tail::Watermarks;
 
 /// One offset to commit, as the caller names it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,6 +48,20 @@ pub enum GroupError {
         partition: i32,
         count: i32,
     },
+    #[error("member {0} is not in the group (it left, or its session expired): join again")]
+    MemberNotFound(String),
+    #[error("generation {given} is stale: the group is at generation {current}")]
+    StaleGeneration { given: i64, current: i64 },
+    #[error("this member does not own {topic} partition {partition}")]
+    NotOwner { topic: String, partition: i32 },
+    #[error("the group has {0} live members: only they commit, and it cannot be reset or deleted")]
+    HasMembers(usize),
+    #[error("the group has {0} members, the most it may have")]
+    GroupFull(usize),
+    #[error("the group changed too often to apply the call; retry")]
+    Busy,
+    #[error(transparent)]
+    Read(#[from] ReadError),
     #[error(transparent)]
     Metadata(#[from] MetadataError),
 }
@@ -48,12 +70,32 @@ pub enum GroupError {
 #[derive(Debug, Clone)]
 pub struct Groups {
     metadata: Metadata,
+    reader: Reader,
+    watermarks: Arc<Watermarks>,
     clock: SharedClock,
 }
 
+/// Who commits: nobody in particular (a group without members), or a
+/// member at a generation (fenced).
+#[derive(Debug, Clone, Copy)]
+pub enum Committer<'a> {
+    Plain,
+    Member { id: &'a str, generation: i64 },
+}
+
 impl Groups {
-    pub fn new(metadata: Metadata, clock: SharedClock) -> Self {
-        Groups { metadata, clock }
+    pub fn new(
+        metadata: Metadata,
+        reader: Reader,
+        watermarks: Arc<Watermarks>,
+        clock: SharedClock,
+    ) -> Self {
+        Groups {
+            metadata,
+            reader,
+            watermarks,
+            clock,
+        }
     }
 
     /// Commits every entry or none.
@@ -62,7 +104,89 @@ impl Groups {
         tenant: &str,
         group: &str,
         entries: &[OffsetEntry],
+        by: Committer<'_>,
     ) -> Result<(), GroupError> {
+        let commits = self.resolve(tenant, entries).await?;
+        match by {
+            Committer::Plain => self.commit_unowned(tenant, group, &commits).await,
+            Committer::Member { id, generation } => {
+                self.commit_as_member(tenant, group, id, generation, &commits)
+                    .await
+            }
+        }
+    }
+
+    /// Resets the group's offsets in `partitions` of `topic` (all when
+    /// `None`) to a position; refused while the group has live members.
+    /// Returns the offsets set.
+    pub async fn reset(
+        &self,
+        tenant: &str,
+        group: &str,
+        topic: &str,
+        partitions: Option<&[i32]>,
+        to: StartAt,
+    ) -> Result<Vec<(i32, i64)>, GroupError> {
+        let t = self
+            .metadata
+            .topics
+            .get_topic(tenant, topic)
+            .await?
+            .ok_or_else(|| GroupError::TopicNotFound(topic.to_string()))?;
+        let parts: Vec<i32> = match partitions {
+            Some(p) => p.to_vec(),
+            None => (0..t.partition_count).collect(),
+        };
+        for &p in &parts {
+            if p < 0 || p >= t.partition_count {
+                return Err(GroupError::PartitionNotFound {
+                    topic: topic.to_string(),
+                    partition: p,
+                    count: t.partition_count,
+                });
+            }
+        }
+        let keys: Vec<_> = parts.iter().map(|p| (t.id, *p)).collect();
+        let bounds = self.reader.bounds_of(&keys).await?;
+        let at_time = match to {
+            StartAt::Timestamp(ts) => Some(self.reader.offsets_for_time(&keys, ts).await?),
+            _ => None,
+        };
+        let mut out = Vec::with_capacity(parts.len());
+        for key in &keys {
+            let (start, hw) = bounds.get(key).copied().ok_or(ReadError::TopicGone)?;
+            let offset = match to {
+                StartAt::Earliest => start,
+                StartAt::Latest => hw,
+                StartAt::Offset(o) => o.clamp(start, hw),
+                StartAt::Timestamp(_) => at_time
+                    .as_ref()
+                    .and_then(|m| m.get(key))
+                    .map_or(hw, |(o, _)| *o)
+                    .max(start),
+            };
+            out.push((key.1, offset));
+        }
+        let commits: Vec<_> = out
+            .iter()
+            .map(|&(partition, offset)| GroupOffsetCommit {
+                topic_id: t.id,
+                partition,
+                offset,
+                metadata: None,
+            })
+            .collect();
+        self.commit_unowned(tenant, group, &commits).await?;
+        Ok(out)
+    }
+
+    /// The commits the entries name: topics resolved, partitions checked,
+    /// one per partition (the last named).
+    async fn resolve(
+        &self,
+        tenant: &str,
+        entries: &[OffsetEntry],
+    ) -> Result<Vec<GroupOffsetCommit>, GroupError> {
         let mut topics = HashMap::new();
         let mut commits = Vec::with_capacity(entries.len());
         for e in entries {
@@ -105,11 +229,7 @@ impl Groups {
             .filter(|(i, c)| last.get(&(c.topic_id, c.partition)) == Some(i))
             .map(|(_, c)| c)
             .collect();
-        self.metadata
-            .groups
-            .commit_group_offsets(tenant, group, &commits, self.clock.now_ms())
-            .await?;
-        Ok(())
+        Ok(commits)
     }
 
     /// The group's committed offsets.

@@ -4,7 +4,8 @@
 //! transaction.
 //!
 //! The store is small traits by concern — [`Topics`], the [`Log`]
-//! (flush commit, index, watermarks, objects), [`GroupOffsets`],
+//! (flush commit, index, watermarks, objects), [`GroupOffsets`], group
+//! [`GroupMembership`] documents, webhook [`Subscriptions`],
 //! [`IdempotencyKeys`], [`Revocations`] and the data [`Lifecycle`] — bundled as [`Metadata`], so a layer wraps only the
 //! concerns it changes and a new capability adds its own trait. Calls are
 //! batch-shaped so a flush costs a constant number of statements whatever
@@ -20,9 +21,11 @@ mod clock;
 pub mod feed;
 mod keys;
 pub mod lifecycle;
+pub mod membership;
 mod postgres;
 pub(crate) mod sql;
 mod sqlite;
+pub mod subscriptions;
 
 use std::fmt::Debug;
 use std::sync::Arc;
@@ -37,8 +40,10 @@ pub use clock::StoreClock;
 pub use feed::WatermarkFeed;
 pub use keys::{KeyCommit, RecordedKey, key_response, parse_response};
 pub use lifecycle::Lifecycle;
+pub use membership::{GroupDoc, GroupMembership, GroupWrite};
 pub use postgres::connect as connect_postgres;
 pub use sqlite::{open as open_sqlite, open_url as open_sqlite_url};
+pub use subscriptions::{DeliveryNote, SubscriptionRow, Subscriptions};
 
 /// Why a metadata call failed. Callers see few kinds, each with one action.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -314,6 +319,10 @@ pub struct Metadata {
     pub topics: Arc<dyn Topics>,
     pub log: Arc<dyn Log>,
     pub groups: Arc<dyn GroupOffsets>,
+    /// Group membership documents.
+    pub members: Arc<dyn GroupMembership>,
+    /// Webhook subscriptions.
+    pub subscriptions: Arc<dyn Subscriptions>,
     pub keys: Arc<dyn IdempotencyKeys>,
     pub revocations: Arc<dyn Revocations>,
     pub lifecycle: Arc<dyn Lifecycle>,
@@ -325,12 +334,22 @@ impl Metadata {
     /// One store serving every concern.
     pub fn of<S>(store: Arc<S>) -> Metadata
     where
-        S: Topics + Log + GroupOffsets + IdempotencyKeys + Revocations + Lifecycle + 'static,
+        S: Topics
+            + Log
+            + GroupOffsets
+            + GroupMembership
+            + Subscriptions
+            + IdempotencyKeys
+            + Revocations
+            + Lifecycle
+            + 'static,
     {
         Metadata {
             topics: store.clone(),
             log: store.clone(),
             groups: store.clone(),
+            members: store.clone(),
+            subscriptions: store.clone(),
             keys: store.clone(),
             revocations: store.clone(),
             lifecycle: store,

@@ -230,10 +230,12 @@ pub struct FaultyMetadata {
 
 impl FaultyMetadata {
     /// `inner` with every call subject to `plan`.
-    /// Revocations and lifecycle calls pass through: no test injects
-    /// faults into them.
+    /// Revocations, lifecycle, membership and subscription calls pass
+    /// through: no test injects faults into them.
     pub fn wrap(inner: Metadata, plan: Arc<FaultPlan>) -> Metadata {
         let revocations = inner.revocations.clone();
+        let members = inner.members.clone();
+        let subscriptions = inner.subscriptions.clone();
         let lifecycle = inner.lifecycle.clone();
         let feed = inner.feed.clone();
         let faulty = Arc::new(FaultyMetadata { inner, plan });
@@ -241,6 +243,8 @@ impl FaultyMetadata {
             topics: faulty.clone(),
             log: faulty.clone(),
             groups: faulty.clone(),
+            members,
+            subscriptions,
             keys: faulty,
             revocations,
             lifecycle,

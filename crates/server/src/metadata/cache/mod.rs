@@ -86,6 +86,8 @@ impl MetadataCache {
             topics: cache.clone(),
             log: cache.clone(),
             groups: inner.groups,
+            members: inner.members,
+            subscriptions: inner.subscriptions,
             keys: inner.keys,
             revocations: inner.revocations,
             lifecycle: cache.clone(),

@@ -95,6 +95,7 @@ fn bind<'q>(mut q: PgQuery<'q>, args: &[Arg<'q>]) -> PgQuery<'q> {
         q = match *arg {
             Arg::BigInt(v) => q.bind(v),
             Arg::OptBigInt(v) => q.bind(v),
+            Arg::OptText(v) => q.bind(v),
             Arg::Int(v) => q.bind(v),
             Arg::Text(v) => q.bind(v),
             Arg::Uuid(v) => q.bind(v),

@@ -15,9 +15,11 @@ mod groups;
 mod keys;
 mod lifecycle;
 mod log;
+mod membership;
 mod revocations;
 mod rows;
 mod statements;
+mod subscriptions;
 mod topics;
 
 use std::fmt::Debug;
@@ -95,6 +97,7 @@ pub(crate) enum Arg<'a> {
     OptBigInt(Option<i64>),
     Int(i32),
     Text(&'a str),
+    OptText(Option<&'a str>),
     Uuid(Uuid),
     /// A row set; always the last parameters of a statement.
     Rows(&'a RowSet),

@@ -230,8 +230,10 @@ impl Statements {
                  JOIN topics t ON t.id = g.topic_id AND t.deleted_at IS NULL \
                  WHERE g.tenant = $1 AND g.group_id = $2 ORDER BY t.name, g.partition"
                 .into(),
-            list_groups: "SELECT DISTINCT group_id FROM group_offsets \
-                 WHERE tenant = $1 AND group_id > $2 ORDER BY group_id LIMIT $3"
+            // Groups with offsets or members (a document).
+            list_groups: "SELECT group_id FROM (SELECT group_id FROM group_offsets \
+                 WHERE tenant = $1 UNION SELECT group_id FROM group_state WHERE tenant = $1) g \
+                 WHERE group_id > $2 ORDER BY group_id LIMIT $3"
                 .into(),
 
             lookup_key: "SELECT fingerprint, response FROM idempotency_keys \

@@ -1,4 +1,5 @@
-//! Rendering records as JSON for reads, written straight into a buffer.
+//! Rendering records as JSON, written straight into a buffer: for reads,
+//! streams and webhook deliveries.
 //!
 //! A value stored with a JSON `content-type` header is spliced in as the
 //! exact bytes the producer sent; any other value is base64. Produce and
@@ -10,8 +11,14 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde::{Deserialize, Serialize};
 
-use super::extract::is_json_media_type;
 use crate::model::StoredRecord;
+
+/// True for `application/json` and `*/*+json` media types.
+pub(crate) fn is_json_media_type(media: &str) -> bool {
+    let m = media.split(';').next().unwrap_or("").trim().as_bytes();
+    let ends_json = m.len() >= 5 && m[m.len() - 5..].eq_ignore_ascii_case(b"+json");
+    m.eq_ignore_ascii_case(b"application/json") || (ends_json && m.contains(&b'/'))
+}
 
 /// A header as returned by reads.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -79,7 +86,7 @@ fn push_int(out: &mut Vec<u8>, n: i64) {
 }
 
 /// Appends one record object.
-pub(super) fn write_record(out: &mut Vec<u8>, r: &StoredRecord) {
+pub(crate) fn write_record(out: &mut Vec<u8>, r: &StoredRecord) {
     out.extend_from_slice(b"{\"offset\":");
     push_int(out, r.offset);
     out.extend_from_slice(b",\"timestamp\":");
@@ -157,7 +164,7 @@ fn estimated_size(records: &[StoredRecord]) -> usize {
 
 /// A read response as an HTTP body: rendered at once when small, streamed
 /// in frames when large.
-pub(super) fn read_body(
+pub(crate) fn read_body(
     topic: &str,
     partition: i32,
     records: Vec<StoredRecord>,
@@ -216,7 +223,7 @@ pub(super) fn read_body(
 }
 
 /// Renders a whole read response.
-pub(super) fn render_read(
+pub(crate) fn render_read(
     topic: &str,
     partition: i32,
     records: &[StoredRecord],

@@ -1,0 +1,426 @@
+//! Consumer groups with members: three members served by two agents
+//! (alternating per request) share a topic; a member that dies without
+//! leaving loses its partitions after its session; nothing is lost, no
+//! partition is delivered to two members in one generation, and stale or
+//! foreign commits are fenced. Then the admin calls on the empty group.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::{Duration, Instant};
+
+use common::api::Api;
+use common::fleet::Fleet;
+use common::{TestAgent, wait_for};
+use serde_json::{Value, json};
+
+const PARTITIONS: i64 = 6;
+
+struct Member {
+    id: String,
+    generation: i64,
+    /// Partitions it was last told it owns.
+    owned: BTreeSet<i64>,
+}
+
+/// Every delivery: (partition, generation) → members, and offsets seen.
+#[derive(Default)]
+struct Log {
+    owners: HashMap<(i64, i64), BTreeSet<String>>,
+    seen: BTreeMap<i64, BTreeSet<i64>>,
+    deliveries: usize,
+}
+
+fn learn(m: &mut Member, answer: &Value) {
+    m.generation = answer["generation"].as_i64().unwrap();
+    m.owned = answer["assignment"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["partition"].as_i64().unwrap())
+        .collect();
+}
+
+/// One fetch and commit by `m` through `api`; records deliveries.
+async fn step(api: &Api, m: &mut Member, log: &mut Log) {
+    let r = api
+        .get(&format!(
+            "/v1/groups/workers/members/{}/records?max_records=40&wait_ms=200",
+            m.id
+        ))
+        .await;
+    let answer = r.expect(200);
+    learn(m, &answer);
+    let mut offsets = Vec::new();
+    for b in answer["batches"].as_array().unwrap() {
+        let p = b["partition"].as_i64().unwrap();
+        assert!(
+            m.owned.contains(&p),
+            "records of a partition it does not own"
+        );
+        let recs = b["records"].as_array().unwrap();
+        let mut last = -1;
+        for rec in recs {
+            let o = rec["offset"].as_i64().unwrap();
+            assert!(o > last, "in order within a partition");
+            last = o;
+            log.seen.entry(p).or_default().insert(o);
+            log.deliveries += 1;
+        }
+        log.owners
+            .entry((p, m.generation))
+            .or_default()
+            .insert(m.id.clone());
+        offsets.push(json!({"topic": "jobs", "partition": p, "offset": b["next_offset"]}));
+    }
+    if offsets.is_empty() {
+        return;
+    }
+    let body = json!({"member_id": m.id, "generation": m.generation, "offsets": offsets});
+    let c = api.post("/v1/groups/workers/offsets", &body).await;
+    // A rebalance between the fetch and the commit fences it: the records
+    // come again to whoever owns them next (at least once).
+    assert!(
+        c.status == 200
+            || (c.status == 409
+                && matches!(
+                    c.problem(),
+                    Some("stale-generation" | "not-partition-owner")
+                )),
+        "{}",
+        c.text
+    );
+}
+
+async fn join(api: &Api, session_ms: i64) -> Member {
+    let r = api
+        .post(
+            "/v1/groups/workers/members",
+            &json!({"topics": ["jobs"], "session_timeout_ms": session_ms}),
+        )
+        .await
+        .expect(201);
+    let mut m = Member {
+        id: r["member_id"].as_str().unwrap().to_string(),
+        generation: 0,
+        owned: BTreeSet::new(),
+    };
+    learn(&mut m, &r);
+    m
+}
+
+async fn produce(api: &Api, from: i64, n: i64) {
+    let records: Vec<Value> = (from..from + n)
+        .map(|i| json!({"partition": i % PARTITIONS, "value": i}))
+        .collect();
+    api.produce("jobs", json!(records)).await.expect(200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_members_over_two_agents_share_a_topic_and_survive_a_dead_member() {
+    let fleet = Fleet::start(2, "groups", &[]).await;
+    let agents = [fleet.api(0), fleet.api(1)];
+    agents[0]
+        .create_topic("jobs", PARTITIONS as u32)
+        .await
+        .expect(201);
+    produce(&agents[0], 0, 300).await;
+    let mut log = Log::default();
+    let mut members = Vec::new();
+    for i in 0..3 {
+        members.push(join(&agents[i % 2], 3000).await);
+    }
+    // Heartbeats (alternating agents) until every partition has settled.
+    let mut turn = 0usize;
+    wait_for("a settled assignment", Duration::from_secs(20), || {
+        turn += 1;
+        let agents = agents.clone();
+        let mut ms: Vec<(String, i64)> = members
+            .iter()
+            .map(|m| (m.id.clone(), m.generation))
+            .collect();
+        async move {
+            let mut owned = Vec::new();
+            for (i, (id, _)) in ms.iter_mut().enumerate() {
+                let r = agents[(turn + i) % 2]
+                    .post(
+                        &format!("/v1/groups/workers/members/{id}/heartbeat"),
+                        &json!({}),
+                    )
+                    .await
+                    .expect(200);
+                if !r["revoking"].as_array().unwrap().is_empty() {
+                    return None;
+                }
+                owned.push(r["assignment"].as_array().unwrap().len());
+            }
+            (owned.iter().sum::<usize>() == PARTITIONS as usize && owned.iter().all(|n| *n == 2))
+                .then_some(())
+        }
+    })
+    .await;
+    for (i, m) in members.iter_mut().enumerate() {
+        let r = agents[i % 2]
+            .post(
+                &format!("/v1/groups/workers/members/{}/heartbeat", m.id),
+                &json!({}),
+            )
+            .await
+            .expect(200);
+        learn(m, &r);
+    }
+    let all: BTreeSet<i64> = members.iter().flat_map(|m| m.owned.clone()).collect();
+    assert_eq!(all.len(), PARTITIONS as usize, "every partition assigned");
+    assert_eq!(
+        members.iter().map(|m| m.owned.len()).sum::<usize>(),
+        PARTITIONS as usize,
+        "disjoint"
+    );
+    let describe = agents[1].get("/v1/groups/workers").await.expect(200);
+    assert_eq!(describe["state"], "stable", "{describe}");
+    assert_eq!(describe["members"].as_array().unwrap().len(), 3);
+
+    // Fencing: a stale generation, a partition owned by another member,
+    // and a plain commit while members are live.
+    let m0 = &members[0];
+    let stale = agents[1]
+        .post(
+            "/v1/groups/workers/offsets",
+            &json!({"member_id": m0.id, "generation": m0.generation - 1,
+                    "offsets": [{"topic": "jobs", "partition": m0.owned.first(), "offset": 1}]}),
+        )
+        .await;
+    assert_eq!(
+        (stale.status, stale.problem()),
+        (409, Some("stale-generation"))
+    );
+    let foreign = *members[1].owned.first().unwrap();
+    let theirs = agents[0]
+        .post(
+            "/v1/groups/workers/offsets",
+            &json!({"member_id": m0.id, "generation": m0.generation,
+                    "offsets": [{"topic": "jobs", "partition": foreign, "offset": 1}]}),
+        )
+        .await;
+    assert_eq!(
+        (theirs.status, theirs.problem()),
+        (409, Some("not-partition-owner"))
+    );
+    let plain = agents[0]
+        .commit(
+            "workers",
+            json!([{"topic": "jobs", "partition": 0, "offset": 1}]),
+        )
+        .await;
+    assert_eq!(
+        (plain.status, plain.problem()),
+        (409, Some("group-has-members"))
+    );
+
+    // Consume, producing more as we go; member 2 dies (stops calling)
+    // after a few rounds and its partitions must move to the others.
+    let mut produced = 300;
+    let dead = members[2].id.clone();
+    let mut died_at = None;
+    let mut moved_after = None;
+    let mut round = 0usize;
+    let start = Instant::now();
+    loop {
+        round += 1;
+        if round <= 6 {
+            produce(&agents[round % 2], produced, 60).await;
+            produced += 60;
+        }
+        if round == 4 {
+            died_at = Some(Instant::now());
+        }
+        for (i, m) in members.iter_mut().enumerate() {
+            if m.id == dead && died_at.is_some() {
+                continue;
+            }
+            step(&agents[(round + i) % 2], m, &mut log).await;
+        }
+        if let Some(t) = died_at
+            && moved_after.is_none()
+            && members[..2].iter().map(|m| m.owned.len()).sum::<usize>() == PARTITIONS as usize
+        {
+            moved_after = Some(t.elapsed());
+        }
+        let delivered: usize = log.seen.values().map(BTreeSet::len).sum();
+        if delivered == produced as usize && moved_after.is_some() {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "consumed {delivered} of {produced} after {round} rounds"
+        );
+    }
+    let moved_after = moved_after.unwrap();
+    assert!(
+        moved_after >= Duration::from_millis(2500),
+        "the dead member's partitions moved only after its 3 s session: {moved_after:?}"
+    );
+    // Nothing lost: every offset of every partition was delivered.
+    for p in 0..PARTITIONS {
+        let seen = &log.seen[&p];
+        assert_eq!(seen.len() as i64, produced / PARTITIONS, "partition {p}");
+        assert_eq!(*seen.last().unwrap(), produced / PARTITIONS - 1);
+    }
+    // Never two members in one generation for one partition.
+    for ((p, g), who) in &log.owners {
+        assert_eq!(who.len(), 1, "partition {p} generation {g}: {who:?}");
+    }
+    // The dead member is gone and is told so.
+    let gone = agents[0]
+        .post(
+            &format!("/v1/groups/workers/members/{dead}/heartbeat"),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(
+        (gone.status, gone.problem()),
+        (404, Some("member-not-found"))
+    );
+    let lag = agents[1].lag("workers").await.expect(200);
+    assert_eq!(lag["total_lag"], 0, "{lag}");
+
+    // Leave; then the admin calls work on the empty group.
+    for (i, m) in members[..2].iter().enumerate() {
+        agents[i % 2]
+            .delete(&format!("/v1/groups/workers/members/{}", m.id))
+            .await
+            .expect(204);
+    }
+    let d = agents[0].get("/v1/groups/workers").await.expect(200);
+    assert_eq!(d["state"], "empty", "{d}");
+    let reset = agents[1]
+        .post(
+            "/v1/groups/workers/reset",
+            &json!({"topic": "jobs", "to": "earliest"}),
+        )
+        .await
+        .expect(200);
+    assert!(
+        reset["offsets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|o| o["offset"] == 0)
+    );
+    let lag = agents[0].lag("workers").await.expect(200);
+    assert_eq!(lag["total_lag"], produced, "{lag}");
+    agents[0].delete("/v1/groups/workers").await.expect(204);
+    let offsets = agents[1].group_offsets("workers").await.expect(200);
+    assert!(offsets["offsets"].as_array().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn member_calls_answer_bad_requests_with_problems() {
+    let agent = TestAgent::start(&[]).await;
+    let api = Api::new(agent.u(""));
+    api.create_topic("t", 2).await.expect(201);
+    let bad = [
+        (json!({"topics": []}), "topics"),
+        (
+            json!({"topics": ["t"], "session_timeout_ms": 10}),
+            "session_timeout_ms",
+        ),
+        (
+            json!({"topics": ["t"], "auto_offset_reset": "never"}),
+            "body",
+        ),
+        (json!({"topics": ["t"], "extra": 1}), "body"),
+    ];
+    for (body, field) in bad {
+        let r = api.post("/v1/groups/g/members", &body).await;
+        assert_eq!(r.status, 400, "{body}: {}", r.text);
+        assert_eq!(r.body["field"], field, "{}", r.text);
+    }
+    let missing = api
+        .post("/v1/groups/g/members", &json!({"topics": ["nope"]}))
+        .await;
+    assert_eq!(
+        (missing.status, missing.problem()),
+        (404, Some("topic-not-found"))
+    );
+    let unknown = api
+        .post("/v1/groups/g/members/0190-abc/heartbeat", &json!({}))
+        .await;
+    assert_eq!(
+        (unknown.status, unknown.problem()),
+        (404, Some("member-not-found"))
+    );
+    let bad_id = api
+        .post("/v1/groups/g/members/a%20b/heartbeat", &json!({}))
+        .await;
+    assert_eq!(
+        (bad_id.status, bad_id.body["field"].as_str()),
+        (400, Some("member"))
+    );
+
+    // One member: everything assigned at once, records from the start.
+    api.produce(
+        "t",
+        json!([{"partition": 0, "value": 1}, {"partition": 1, "value": 2}]),
+    )
+    .await
+    .expect(200);
+    let m = api
+        .post(
+            "/v1/groups/g/members",
+            &json!({"topics": ["t"], "session_timeout_ms": 5000}),
+        )
+        .await
+        .expect(201);
+    let id = m["member_id"].as_str().unwrap();
+    assert_eq!(m["assignment"].as_array().unwrap().len(), 2, "{m}");
+    let too_long = api
+        .get(&format!("/v1/groups/g/members/{id}/records?wait_ms=99999"))
+        .await;
+    assert_eq!(
+        (too_long.status, too_long.body["field"].as_str()),
+        (400, Some("wait_ms"))
+    );
+    let f = api
+        .get(&format!("/v1/groups/g/members/{id}/records?max_records=10"))
+        .await
+        .expect(200);
+    let got: usize = f["batches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["records"].as_array().unwrap().len())
+        .sum();
+    assert_eq!(got, 2, "{f}");
+    // The next fetch waits, then returns nothing new.
+    let t = Instant::now();
+    let f = api
+        .get(&format!("/v1/groups/g/members/{id}/records?wait_ms=300"))
+        .await
+        .expect(200);
+    assert!(f["batches"].as_array().unwrap().is_empty(), "{f}");
+    assert!(t.elapsed() >= Duration::from_millis(250));
+    // A generation but no member, and the reverse.
+    let r = api
+        .post(
+            "/v1/groups/g/offsets",
+            &json!({"generation": 1, "offsets": [{"topic": "t", "partition": 0, "offset": 1}]}),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.body["field"].as_str()),
+        (400, Some("member_id"))
+    );
+    let r = api.delete("/v1/groups/g").await;
+    assert_eq!((r.status, r.problem()), (409, Some("group-has-members")));
+    let r = api
+        .post(
+            "/v1/groups/g/reset",
+            &json!({"topic": "t", "to": "sometime"}),
+        )
+        .await;
+    assert_eq!((r.status, r.body["field"].as_str()), (400, Some("to")));
+    agent.stop().await;
+}
