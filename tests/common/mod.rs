@@ -7,6 +7,7 @@
 pub mod api;
 pub mod fleet;
 pub mod postgres;
+pub mod receiver;
 pub mod seaweed;
 pub mod tokens;
 

@@ -287,6 +287,39 @@ pub struct ServeArgs {
     #[arg(long, env = "STREAMHOUSE_GC_GRACE", default_value = "15m")]
     pub gc_grace: HumanDuration,
 
+    /// Webhook targets agents may call: comma-separated host patterns
+    /// (`*`, `*.example.com`, a host, an address, a CIDR). Private and
+    /// loopback addresses are refused unless an address pattern contains
+    /// them or the host is listed by its exact name.
+    #[arg(long, env = "STREAMHOUSE_WEBHOOK_ALLOW", default_value = "*")]
+    pub webhook_allow: String,
+
+    /// Longest a webhook receiver may take to answer a delivery.
+    #[arg(long, env = "STREAMHOUSE_WEBHOOK_TIMEOUT", default_value = "10s")]
+    pub webhook_timeout: HumanDuration,
+
+    /// A delivering agent's session in a subscription's group: a dead
+    /// agent's partitions move to the others after this.
+    #[arg(
+        long,
+        env = "STREAMHOUSE_WEBHOOK_SESSION_TIMEOUT",
+        default_value = "10s"
+    )]
+    pub webhook_session_timeout: HumanDuration,
+
+    /// How often an agent looks for new, paused and deleted subscriptions.
+    #[arg(long, env = "STREAMHOUSE_WEBHOOK_POLL_INTERVAL", default_value = "2s")]
+    pub webhook_poll_interval: HumanDuration,
+
+    /// The first retry's delay after a failed delivery; each further
+    /// retry doubles it (with jitter) up to webhook-max-backoff.
+    #[arg(long, env = "STREAMHOUSE_WEBHOOK_RETRY_BASE", default_value = "500ms")]
+    pub webhook_retry_base: HumanDuration,
+
+    /// The longest delay between delivery retries.
+    #[arg(long, env = "STREAMHOUSE_WEBHOOK_MAX_BACKOFF", default_value = "5m")]
+    pub webhook_max_backoff: HumanDuration,
+
     /// A connection whose writes make no progress this long (a client that
     /// stopped reading a stream) is closed; it can reconnect and resume.
     #[arg(long, env = "STREAMHOUSE_STALL_TIMEOUT", default_value = "30s")]
@@ -592,6 +625,17 @@ impl ServeArgs {
                  so long-polls and quiet streams are not cut",
                 self.idle_timeout, self.max_wait, self.sse_heartbeat
             ));
+        }
+        crate::webhooks::guard::Guard::parse(&self.webhook_allow)?;
+        let session = self.webhook_session_timeout.0;
+        if session < Duration::from_secs(1) || session > Duration::from_secs(300) {
+            return Err("webhook-session-timeout must be between 1s and 5m".into());
+        }
+        if self.webhook_timeout.0.is_zero() || self.webhook_retry_base.0.is_zero() {
+            return Err("webhook-timeout and webhook-retry-base must be positive".into());
+        }
+        if self.webhook_poll_interval.0 < Duration::from_millis(100) {
+            return Err("webhook-poll-interval must be at least 100ms".into());
         }
         if self.watermark_poll_interval.0 < Duration::from_millis(5) {
             return Err("watermark-poll-interval must be at least 5ms".into());

@@ -11,6 +11,7 @@
 //!   (offsets, members, assignment, fencing)
 //! - [`render`]: records as JSON, for responses, streams and deliveries
 //! - [`tail`]: high watermarks readers wait on
+//! - [`webhooks`]: push delivery of subscriptions to HTTP receivers
 //! - [`maintenance`]: expired keys and orphaned objects
 //! - [`metadata`], [`store`], [`format`]: SQL, object storage, the bytes
 //! - [`model`], [`config`], [`metrics`], [`clock`], [`background`]: plain
@@ -18,7 +19,7 @@
 //!
 //! [`server`] wires them into an agent. The tools that talk to an agent
 //! from outside (`bench`) and the command line live in other crates of the
-//! workspace, so this one depends on no HTTP client. With the `testing`
+//! workspace; the one HTTP client here is webhook delivery's. With the `testing`
 //! feature, [`testing`] adds fault-injecting store layers and the
 //! conformance suites every store implementation passes.
 
@@ -41,3 +42,4 @@ pub mod store;
 pub mod tail;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+pub mod webhooks;

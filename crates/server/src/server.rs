@@ -248,6 +248,30 @@ pub async fn build_with(args: &ServeArgs, layers: Layers) -> Result<Agent, BootE
             background.clone(),
         ));
     }
+    let groups = Groups::new(
+        metadata.clone(),
+        reader.clone(),
+        watermarks.clone(),
+        clock.clone(),
+    );
+    let guard = Arc::new(
+        crate::webhooks::guard::Guard::parse(&args.webhook_allow).map_err(BootError::Config)?,
+    );
+    let webhooks = crate::webhooks::Webhooks::new(
+        groups.clone(),
+        metadata.clone(),
+        ingest.clone(),
+        crate::webhooks::WebhookConfig {
+            guard: guard.clone(),
+            timeout: args.webhook_timeout.0,
+            session_timeout: args.webhook_session_timeout.0,
+            poll_interval: args.webhook_poll_interval.0,
+            retry_base: args.webhook_retry_base.0,
+            max_backoff: args.webhook_max_backoff.0,
+        },
+    )
+    .map_err(BootError::Config)?;
+    tracker.spawn(webhooks.run(background.clone()));
     let state = AppState::new(Services {
         limits: args.limits(),
         auth,
@@ -261,12 +285,8 @@ pub async fn build_with(args: &ServeArgs, layers: Layers) -> Result<Agent, BootE
             args.body_read_timeout.0,
             metrics.clone(),
         ),
-        groups: Groups::new(
-            metadata.clone(),
-            reader.clone(),
-            watermarks.clone(),
-            clock.clone(),
-        ),
+        groups,
+        webhook_guard: guard,
         metadata,
         ingest,
         reader,

@@ -7,7 +7,10 @@ use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
-use super::{groups, members, ops, produce, read, records_out, snapshot, tokens, topics, trim, ws};
+use super::{
+    groups, members, ops, produce, read, records_out, snapshot, subscriptions, tokens, topics,
+    trim, ws,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -25,6 +28,8 @@ use super::{groups, members, ops, produce, read, records_out, snapshot, tokens, 
         groups::list, groups::commit, groups::fetch, groups::lag,
         members::describe, members::delete, members::join, members::heartbeat, members::leave,
         members::fetch, members::reset,
+        subscriptions::create, subscriptions::list, subscriptions::describe, subscriptions::pause,
+        subscriptions::resume, subscriptions::delete,
         tokens::revoke, tokens::whoami,
         ops::healthz, ops::readyz, ops::metrics,
     ),
@@ -38,6 +43,7 @@ use super::{groups, members, ops, produce, read, records_out, snapshot, tokens, 
         (name = "records", description = "Produce and read records"),
         (name = "live", description = "Follow topics live: Server-Sent Events and WebSocket"),
         (name = "groups", description = "Consumer groups: members, assignment, fenced offsets and lag"),
+        (name = "subscriptions", description = "Push delivery of a topic to a webhook, signed, at least once"),
         (name = "admin", description = "The caller's token, and token revocation"),
         (name = "operations", description = "Health, readiness and metrics"),
     )
@@ -155,6 +161,7 @@ fn path_schema(name: &str) -> Option<Object> {
         "topic" => Some(text(TOPIC_PATTERN, 249)),
         "group" => Some(text(GROUP_PATTERN, 255)),
         "member" => Some(text(MEMBER_PATTERN, 64)),
+        "name" => Some(text(SUBSCRIPTION_PATTERN, 200)),
         "partition" => Some(
             ObjectBuilder::new()
                 .schema_type(Type::Integer)
@@ -173,6 +180,9 @@ const GROUP_PATTERN: &str = "^[A-Za-z0-9._-]{1,255}$";
 
 /// A group member's id (as join returns it).
 const MEMBER_PATTERN: &str = "^[A-Za-z0-9-]{1,64}$";
+
+/// A subscription's name: 1 to 200 of `A-Z a-z 0-9 . _ -`.
+const SUBSCRIPTION_PATTERN: &str = "^[A-Za-z0-9._-]{1,200}$";
 
 fn problem(description: &str) -> RefOr<Response> {
     ResponseBuilder::new()

@@ -22,6 +22,7 @@ mod records_in;
 mod serve;
 mod snapshot;
 mod sse;
+mod subscriptions;
 mod tokens;
 mod topics;
 mod trim;
@@ -80,6 +81,10 @@ pub mod paths {
     pub const GROUP_RESET: &str = "/v1/groups/{group}/reset";
     pub const GROUP_OFFSETS: &str = "/v1/groups/{group}/offsets";
     pub const GROUP_LAG: &str = "/v1/groups/{group}/lag";
+    pub const SUBSCRIPTIONS: &str = "/v1/subscriptions";
+    pub const SUBSCRIPTION: &str = "/v1/subscriptions/{name}";
+    pub const SUBSCRIPTION_PAUSE: &str = "/v1/subscriptions/{name}/pause";
+    pub const SUBSCRIPTION_RESUME: &str = "/v1/subscriptions/{name}/resume";
     pub const REVOKE_TOKEN: &str = "/v1/admin/tokens/revoke";
     pub const WHOAMI: &str = "/v1/whoami";
     pub const HEALTHZ: &str = "/healthz";
@@ -103,6 +108,8 @@ pub struct Services {
     pub ingest: Ingest,
     pub reader: Reader,
     pub groups: Groups,
+    /// Which webhook targets subscriptions may name.
+    pub webhook_guard: Arc<crate::webhooks::guard::Guard>,
     pub watermarks: Arc<Watermarks>,
     pub metrics: Arc<Metrics>,
     pub clock: SharedClock,
@@ -181,6 +188,16 @@ pub fn app(state: AppState) -> Router {
         .route(paths::GROUP_MEMBER_HEARTBEAT, post(members::heartbeat))
         .route(paths::GROUP_MEMBER_RECORDS, get(members::fetch))
         .route(paths::GROUP_RESET, post(members::reset))
+        .route(
+            paths::SUBSCRIPTIONS,
+            post(subscriptions::create).get(subscriptions::list),
+        )
+        .route(
+            paths::SUBSCRIPTION,
+            get(subscriptions::describe).delete(subscriptions::delete),
+        )
+        .route(paths::SUBSCRIPTION_PAUSE, post(subscriptions::pause))
+        .route(paths::SUBSCRIPTION_RESUME, post(subscriptions::resume))
         .route(paths::REVOKE_TOKEN, post(tokens::revoke))
         .route(paths::WHOAMI, get(tokens::whoami))
         .route(paths::HEALTHZ, get(ops::healthz))

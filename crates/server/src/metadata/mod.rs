@@ -43,7 +43,7 @@ pub use lifecycle::Lifecycle;
 pub use membership::{GroupDoc, GroupMembership, GroupWrite};
 pub use postgres::connect as connect_postgres;
 pub use sqlite::{open as open_sqlite, open_url as open_sqlite_url};
-pub use subscriptions::{DeliveryNote, SubscriptionRow, Subscriptions};
+pub use subscriptions::{DeliveryNote, SubscriptionRow, Subscriptions, subscription_group};
 
 /// Why a metadata call failed. Callers see few kinds, each with one action.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -1,0 +1,136 @@
+//! Push delivery to webhooks: every agent delivers every subscription.
+//!
+//! Each agent lists the subscriptions every `--webhook-poll-interval` and
+//! runs one worker per active one. A worker is a member of the
+//! subscription's consumer group (`subscription:<name>`), so partitions
+//! are spread over the agents, leased and fenced like any group's: no
+//! partition is delivered by two agents at once, and a dead agent's
+//! partitions move after its session (`--webhook-session-timeout`). See
+//! `deliver` for one worker, `guard` for the SSRF guard, `sign` for the
+//! signature.
+
+mod deliver;
+pub mod guard;
+pub mod sign;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::groups::Groups;
+use crate::ingest::Ingest;
+use crate::metadata::{Metadata, SubscriptionRow};
+use guard::{Guard, GuardedResolver};
+
+/// Subscriptions looked at per listing.
+const LIST_LIMIT: u32 = 10_000;
+
+/// How delivery behaves; from the `--webhook-*` flags.
+#[derive(Debug, Clone)]
+pub struct WebhookConfig {
+    pub guard: Arc<Guard>,
+    /// Longest a receiver may take to answer one delivery.
+    pub timeout: Duration,
+    /// The delivering member's session in the subscription's group.
+    pub session_timeout: Duration,
+    /// How often the agent looks for new, paused and deleted subscriptions.
+    pub poll_interval: Duration,
+    /// The first retry's delay; each further one doubles, up to `max_backoff`.
+    pub retry_base: Duration,
+    pub max_backoff: Duration,
+}
+
+/// What workers share.
+#[derive(Debug)]
+struct Deps {
+    groups: Groups,
+    metadata: Metadata,
+    ingest: Ingest,
+    client: reqwest::Client,
+    config: WebhookConfig,
+}
+
+/// The delivery loop of one agent.
+#[derive(Debug, Clone)]
+pub struct Webhooks {
+    deps: Arc<Deps>,
+}
+
+impl Webhooks {
+    pub fn new(
+        groups: Groups,
+        metadata: Metadata,
+        ingest: Ingest,
+        config: WebhookConfig,
+    ) -> Result<Webhooks, String> {
+        let client = reqwest::Client::builder()
+            .timeout(config.timeout)
+            .connect_timeout(config.timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .dns_resolver(Arc::new(GuardedResolver(config.guard.clone())))
+            .user_agent(concat!("StreamHouse-Webhooks/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| format!("webhook client: {e}"))?;
+        Ok(Webhooks {
+            deps: Arc::new(Deps {
+                groups,
+                metadata,
+                ingest,
+                client,
+                config,
+            }),
+        })
+    }
+
+    /// Keeps one worker per active subscription until `cancel` fires; then
+    /// stops them (each leaves its group, so its partitions move at once).
+    pub async fn run(self, cancel: CancellationToken) {
+        let tracker = TaskTracker::new();
+        let mut workers: HashMap<(String, String), (i64, CancellationToken)> = HashMap::new();
+        loop {
+            match self.active().await {
+                Ok(active) => {
+                    let wanted: HashMap<(String, String), SubscriptionRow> = active
+                        .into_iter()
+                        .map(|s| ((s.tenant.clone(), s.name.clone()), s))
+                        .collect();
+                    workers.retain(|key, (created, stop)| {
+                        let keep = wanted.get(key).is_some_and(|s| s.created_at_ms == *created);
+                        if !keep {
+                            stop.cancel();
+                        }
+                        keep
+                    });
+                    for (key, sub) in wanted {
+                        if workers.contains_key(&key) {
+                            continue;
+                        }
+                        let stop = cancel.child_token();
+                        workers.insert(key, (sub.created_at_ms, stop.clone()));
+                        tracker.spawn(deliver::work(self.deps.clone(), sub, stop));
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "listing subscriptions failed"),
+            }
+            tokio::select! {
+                _ = cancel.cancelled() => break,
+                _ = tokio::time::sleep(self.deps.config.poll_interval) => {}
+            }
+        }
+        tracker.close();
+        tracker.wait().await;
+    }
+
+    async fn active(&self) -> Result<Vec<SubscriptionRow>, crate::metadata::MetadataError> {
+        let all = self
+            .deps
+            .metadata
+            .subscriptions
+            .list_subscriptions(None, None, LIST_LIMIT)
+            .await?;
+        Ok(all.into_iter().filter(|s| !s.paused).collect())
+    }
+}
