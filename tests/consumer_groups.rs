@@ -424,3 +424,116 @@ async fn member_calls_answer_bad_requests_with_problems() {
     assert_eq!((r.status, r.body["field"].as_str()), (400, Some("to")));
     agent.stop().await;
 }
+
+/// Opens a group stream; the event stream and the response.
+async fn group_stream(
+    url: String,
+    last_event_id: Option<&str>,
+) -> std::pin::Pin<
+    Box<
+        dyn futures_util::Stream<
+                Item = Result<
+                    eventsource_stream::Event,
+                    eventsource_stream::EventStreamError<reqwest::Error>,
+                >,
+            > + Send,
+    >,
+> {
+    use eventsource_stream::Eventsource;
+    let mut req = common::client()
+        .get(url)
+        .header("accept", "text/event-stream");
+    if let Some(id) = last_event_id {
+        req = req.header("last-event-id", id);
+    }
+    let r = req.send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    Box::pin(r.bytes_stream().eventsource())
+}
+
+async fn next_event(
+    events: &mut std::pin::Pin<
+        Box<
+            dyn futures_util::Stream<
+                    Item = Result<
+                        eventsource_stream::Event,
+                        eventsource_stream::EventStreamError<reqwest::Error>,
+                    >,
+                > + Send,
+        >,
+    >,
+) -> (String, Value) {
+    use futures_util::StreamExt;
+    let e = tokio::time::timeout(Duration::from_secs(20), events.next())
+        .await
+        .expect("an event in time")
+        .unwrap()
+        .unwrap();
+    (e.event, serde_json::from_str(&e.data).unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_stream_is_a_member_for_the_life_of_its_connection() {
+    let agent = TestAgent::start(&[]).await;
+    let api = Api::new(agent.u(""));
+    api.create_topic("feed", 2).await.expect(201);
+    let url = agent.u("/v1/groups/live/stream?topics=feed&session_timeout_ms=3000");
+    let mut a = group_stream(url.clone(), None).await;
+    let (kind, first) = next_event(&mut a).await;
+    assert_eq!(kind, "assignment", "{first}");
+    assert_eq!(first["assignment"].as_array().unwrap().len(), 2, "{first}");
+    let member = first["member_id"].as_str().unwrap().to_string();
+    api.produce(
+        "feed",
+        json!([{"partition": 0, "value": 1}, {"partition": 1, "value": 2},
+               {"partition": 0, "value": 3}, {"partition": 1, "value": 4}]),
+    )
+    .await
+    .expect(200);
+    let mut got = 0;
+    while got < 4 {
+        let (kind, e) = next_event(&mut a).await;
+        if kind != "records" {
+            continue;
+        }
+        assert_eq!(e["member_id"], member.as_str());
+        got += e["records"].as_array().unwrap().len();
+        let c = api
+            .post(
+                "/v1/groups/live/offsets",
+                &json!({"member_id": member, "generation": e["generation"],
+                        "offsets": [{"topic": "feed", "partition": e["partition"], "offset": e["next_offset"]}]}),
+            )
+            .await;
+        assert_eq!(c.status, 200, "{}", c.text);
+    }
+    // Reconnect as the same member: same partitions, from the commits.
+    drop(a);
+    let mut a = group_stream(url.clone(), Some(&member)).await;
+    let (kind, again) = next_event(&mut a).await;
+    assert_eq!(
+        (kind.as_str(), again["member_id"].as_str()),
+        ("assignment", Some(member.as_str()))
+    );
+    api.produce("feed", json!([{"partition": 1, "value": 5}]))
+        .await
+        .expect(200);
+    let (kind, e) = next_event(&mut a).await;
+    assert_eq!(kind, "records", "{e}");
+    assert_eq!(
+        e["records"][0]["value"], 5,
+        "nothing committed comes again: {e}"
+    );
+    // A second member takes one partition once the first lets it go.
+    let mut b = group_stream(url, None).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let settled = loop {
+        assert!(Instant::now() < deadline, "one partition each in time");
+        let (kind, e) = next_event(&mut b).await;
+        if kind == "assignment" && e["assignment"].as_array().unwrap().len() == 1 {
+            break e;
+        }
+    };
+    assert_ne!(settled["member_id"], member.as_str());
+    agent.stop().await;
+}

@@ -8,8 +8,8 @@ use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
 use super::{
-    groups, members, ops, produce, read, records_out, snapshot, subscriptions, tokens, topics,
-    trim, ws,
+    group_stream, groups, members, ops, produce, read, records_out, snapshot, subscriptions,
+    tokens, topics, trim, ws,
 };
 
 #[derive(OpenApi)]
@@ -27,7 +27,7 @@ use super::{
         read::read, read::offsets, read::topic_stream, read::multi_stream, ws::upgrade,
         groups::list, groups::commit, groups::fetch, groups::lag,
         members::describe, members::delete, members::join, members::heartbeat, members::leave,
-        members::fetch, members::reset,
+        members::fetch, members::reset, group_stream::stream,
         subscriptions::create, subscriptions::list, subscriptions::describe, subscriptions::pause,
         subscriptions::resume, subscriptions::delete,
         tokens::revoke, tokens::whoami,

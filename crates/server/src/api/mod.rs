@@ -11,6 +11,7 @@ mod console;
 mod docs;
 mod error;
 mod extract;
+mod group_stream;
 mod groups;
 mod json;
 mod linger;
@@ -79,6 +80,7 @@ pub mod paths {
     pub const GROUP_MEMBER_HEARTBEAT: &str = "/v1/groups/{group}/members/{member}/heartbeat";
     pub const GROUP_MEMBER_RECORDS: &str = "/v1/groups/{group}/members/{member}/records";
     pub const GROUP_RESET: &str = "/v1/groups/{group}/reset";
+    pub const GROUP_STREAM: &str = "/v1/groups/{group}/stream";
     pub const GROUP_OFFSETS: &str = "/v1/groups/{group}/offsets";
     pub const GROUP_LAG: &str = "/v1/groups/{group}/lag";
     pub const SUBSCRIPTIONS: &str = "/v1/subscriptions";
@@ -188,6 +190,7 @@ pub fn app(state: AppState) -> Router {
         .route(paths::GROUP_MEMBER_HEARTBEAT, post(members::heartbeat))
         .route(paths::GROUP_MEMBER_RECORDS, get(members::fetch))
         .route(paths::GROUP_RESET, post(members::reset))
+        .route(paths::GROUP_STREAM, get(group_stream::stream))
         .route(
             paths::SUBSCRIPTIONS,
             post(subscriptions::create).get(subscriptions::list),

@@ -380,7 +380,7 @@ pub(super) fn session_error(end: SessionEnd) -> ApiError {
     }
 }
 
-fn error_event(e: ApiError) -> Event {
+pub(super) fn error_event(e: ApiError) -> Event {
     let mut problem = serde_json::json!({
         "type": format!("urn:streamhouse:problem:{}", e.code.code()),
         "status": e.code.status().as_u16(),
@@ -462,7 +462,7 @@ fn respond(
     sse_response(futures_util::StreamExt::chain(prelude, stream), heartbeat)
 }
 
-fn sse_response<S>(stream: S, heartbeat: Duration) -> Response
+pub(super) fn sse_response<S>(stream: S, heartbeat: Duration) -> Response
 where
     S: Stream<Item = Result<Event, Infallible>> + Send + 'static,
 {

@@ -262,6 +262,7 @@ impl Groups {
         member: &str,
         join: Option<&JoinSpec>,
         generation: Option<i64>,
+        rewind: bool,
     ) -> Result<(MemberView, HashMap<String, Arc<TopicMeta>>), GroupError> {
         for attempt in 0..MAX_SWAPS {
             let mut l = self.load(tenant, group).await?;
@@ -293,7 +294,13 @@ impl Groups {
                         .ok_or_else(|| GroupError::MemberNotFound(member.to_string()))?;
                     m.expires_at_ms = now + m.session_timeout_ms;
                     m.acked = m.acked.max(generation.unwrap_or(m.told).min(current));
-                    m.told
+                    let told = m.told;
+                    if rewind {
+                        for o in l.state.owners.iter_mut().filter(|o| o.member == member) {
+                            o.position = None;
+                        }
+                    }
+                    told
                 }
             };
             let (infos, metas) = self.topic_map(tenant, &l.state.topics()).await?;
@@ -327,7 +334,10 @@ impl Groups {
             }
         }
         let id = Uuid::now_v7().to_string();
-        Ok(self.sync(tenant, group, &id, Some(spec), None).await?.0)
+        Ok(self
+            .sync(tenant, group, &id, Some(spec), None, false)
+            .await?
+            .0)
     }
 
     /// Renews the member's lease and tells it its assignment; `generation`
@@ -339,7 +349,23 @@ impl Groups {
         member: &str,
         generation: Option<i64>,
     ) -> Result<MemberView, GroupError> {
-        Ok(self.sync(tenant, group, member, None, generation).await?.0)
+        Ok(self
+            .sync(tenant, group, member, None, generation, false)
+            .await?
+            .0)
+    }
+
+    /// Takes a member back after its connection dropped (a stream resumed
+    /// by `Last-Event-ID`): its partitions stay, and it starts again from
+    /// the group's committed offsets, so nothing it never acknowledged is
+    /// skipped.
+    pub async fn resume(
+        &self,
+        tenant: &str,
+        group: &str,
+        member: &str,
+    ) -> Result<MemberView, GroupError> {
+        Ok(self.sync(tenant, group, member, None, None, true).await?.0)
     }
 
     /// Removes the member; its partitions move at once.
@@ -374,7 +400,9 @@ impl Groups {
         generation: Option<i64>,
         limits: FetchLimits,
     ) -> Result<Fetched, GroupError> {
-        let (first, metas) = self.sync(tenant, group, member, None, generation).await?;
+        let (first, metas) = self
+            .sync(tenant, group, member, None, generation, false)
+            .await?;
         let wait = limits
             .wait
             .min(Duration::from_millis((first.session_timeout_ms / 2) as u64));
