@@ -425,11 +425,8 @@ async fn member_calls_answer_bad_requests_with_problems() {
     agent.stop().await;
 }
 
-/// Opens a group stream; the event stream and the response.
-async fn group_stream(
-    url: String,
-    last_event_id: Option<&str>,
-) -> std::pin::Pin<
+/// An SSE connection's events.
+type Events = std::pin::Pin<
     Box<
         dyn futures_util::Stream<
                 Item = Result<
@@ -438,7 +435,10 @@ async fn group_stream(
                 >,
             > + Send,
     >,
-> {
+>;
+
+/// Opens a group stream (resuming a member with `last_event_id`).
+async fn group_stream(url: String, last_event_id: Option<&str>) -> Events {
     use eventsource_stream::Eventsource;
     let mut req = common::client()
         .get(url)
@@ -451,18 +451,7 @@ async fn group_stream(
     Box::pin(r.bytes_stream().eventsource())
 }
 
-async fn next_event(
-    events: &mut std::pin::Pin<
-        Box<
-            dyn futures_util::Stream<
-                    Item = Result<
-                        eventsource_stream::Event,
-                        eventsource_stream::EventStreamError<reqwest::Error>,
-                    >,
-                > + Send,
-        >,
-    >,
-) -> (String, Value) {
+async fn next_event(events: &mut Events) -> (String, Value) {
     use futures_util::StreamExt;
     let e = tokio::time::timeout(Duration::from_secs(20), events.next())
         .await

@@ -11,6 +11,7 @@ mod compaction;
 mod connections;
 mod consume;
 mod e2e;
+mod groups;
 mod http;
 mod pathological;
 mod produce;
@@ -83,6 +84,9 @@ pub enum BenchKind {
     /// One partition as many small flushes: catch-up reads, objects and
     /// GETs before and after compaction, and what compaction costs.
     Compaction(compaction::CompactionArgs),
+    /// Consumer groups and webhooks: rebalance time after a member dies,
+    /// group fetch against plain reads, webhook latency and throughput.
+    Groups(groups::GroupsArgs),
 }
 
 /// Runs a bench and prints one JSON line.
@@ -96,6 +100,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         BenchKind::Connections(c) => connections::run(&c).await?,
         BenchKind::Abuse(a) => abuse::run(&a).await?,
         BenchKind::Compaction(c) => compaction::run(&c).await?,
+        BenchKind::Groups(g) => groups::run(&g).await?,
     };
     println!("{line}");
     Ok(())
