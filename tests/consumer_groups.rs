@@ -526,3 +526,122 @@ async fn a_group_stream_is_a_member_for_the_life_of_its_connection() {
     assert_ne!(settled["member_id"], member.as_str());
     agent.stop().await;
 }
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn ws(base: &str) -> Ws {
+    let url = base.replace("http://", "ws://") + "/v1/ws";
+    tokio_tungstenite::connect_async(url).await.unwrap().0
+}
+
+async fn send(ws: &mut Ws, v: Value) {
+    use futures_util::SinkExt;
+    ws.send(tokio_tungstenite::tungstenite::Message::text(v.to_string()))
+        .await
+        .unwrap();
+}
+
+async fn recv(ws: &mut Ws) -> Value {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    loop {
+        let m = tokio::time::timeout(Duration::from_secs(20), ws.next())
+            .await
+            .expect("a message in time")
+            .unwrap()
+            .unwrap();
+        if let Message::Text(t) = m {
+            return serde_json::from_str(&t).unwrap();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_group_subscription_is_a_member_and_commits_fenced() {
+    let agent = TestAgent::start(&[]).await;
+    let api = Api::new(agent.u(""));
+    api.create_topic("wsg", 2).await.expect(201);
+    let mut a = ws(&agent.u("")).await;
+    send(
+        &mut a,
+        json!({"type": "subscribe", "id": "g1", "topic": "wsg", "group": "wsgroup", "session_timeout_ms": 3000}),
+    )
+    .await;
+    let sub = recv(&mut a).await;
+    assert_eq!(sub["type"], "subscribed", "{sub}");
+    assert_eq!(sub["partitions"].as_array().unwrap().len(), 2, "{sub}");
+    let member = sub["member_id"].as_str().unwrap().to_string();
+    // Partitions and from belong to the group: refused.
+    send(
+        &mut a,
+        json!({"type": "subscribe", "id": "bad", "topic": "wsg", "group": "wsgroup", "from": "earliest"}),
+    )
+    .await;
+    let bad = recv(&mut a).await;
+    assert_eq!(
+        (bad["type"].as_str(), bad["field"].as_str()),
+        (Some("error"), Some("group"))
+    );
+    api.produce("wsg", json!([{"partition": 0, "value": "x"}]))
+        .await
+        .expect(200);
+    let rec = loop {
+        let m = recv(&mut a).await;
+        if m["type"] == "records" {
+            break m;
+        }
+    };
+    assert_eq!(rec["member_id"], member.as_str(), "{rec}");
+    assert_eq!(rec["records"][0]["value"], "x");
+    // A stale generation is fenced; the current one commits.
+    let offsets = json!([{"topic": "wsg", "partition": 0, "offset": rec["next_offset"]}]);
+    send(
+        &mut a,
+        json!({"type": "commit", "request_id": "c0", "group": "wsgroup", "offsets": offsets,
+               "member_id": member, "generation": rec["generation"].as_i64().unwrap() - 1}),
+    )
+    .await;
+    let stale = recv(&mut a).await;
+    assert_eq!(
+        (stale["type"].as_str(), stale["code"].as_str()),
+        (Some("error"), Some("stale-generation")),
+        "{stale}"
+    );
+    send(
+        &mut a,
+        json!({"type": "commit", "request_id": "c1", "group": "wsgroup", "offsets": offsets,
+               "member_id": member, "generation": rec["generation"]}),
+    )
+    .await;
+    let ok = recv(&mut a).await;
+    assert_eq!(ok["type"], "committed", "{ok}");
+    // A second connection joins: the first hears its assignment shrink.
+    let mut b = ws(&agent.u("")).await;
+    send(
+        &mut b,
+        json!({"type": "subscribe", "id": "g2", "topic": "wsg", "group": "wsgroup"}),
+    )
+    .await;
+    assert_eq!(recv(&mut b).await["type"], "subscribed");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "the first member's assignment shrinks"
+        );
+        let m = recv(&mut a).await;
+        if m["type"] == "assignment" && m["partitions"].as_array().unwrap().len() == 1 {
+            break;
+        }
+    }
+    // Closing a connection leaves the group at once.
+    drop(a);
+    let d = wait_for("one member left", Duration::from_secs(10), || async {
+        let d = api.get("/v1/groups/wsgroup").await.expect(200);
+        (d["members"].as_array().unwrap().len() == 1).then_some(d)
+    })
+    .await;
+    assert_ne!(d["members"][0]["member_id"], member.as_str());
+    agent.stop().await;
+}

@@ -2,8 +2,11 @@
 //! and ping over one connection, as JSON text messages.
 //!
 //! Client messages carry `"type"`: `subscribe` {id?, topic, partitions?
-//! (list or "all"), from?}, `unsubscribe` {subscription}, `produce`
-//! {request_id?, topic, records}, `commit` {request_id?, group, offsets},
+//! (list or "all"), from?} or {id?, topic, group, session_timeout_ms?} (a
+//! group member for the subscription's life: `assignment` messages on
+//! changes, records carry `member_id` and `generation`), `unsubscribe`
+//! {subscription}, `produce` {request_id?, topic, records}, `commit`
+//! {request_id?, group, offsets, member_id?, generation?},
 //! `auth` {request_id?, token}, `ping` {request_id?}. The server answers
 //! `subscribed`, `unsubscribed`, `records`, `produced`, `committed`,
 //! `authenticated`, `pong` and `error`. The caller's token (if the agent
@@ -42,6 +45,8 @@ use super::records_in::parse_json;
 use super::records_out::render_read;
 use super::{AppState, paths};
 use crate::auth::{Action, Caller, SessionEnd, StreamSlot};
+use crate::groups::assign::Reset;
+use crate::groups::members::{FetchLimits, JoinSpec, MemberView};
 use crate::ingest::{Append, RequestKey};
 use crate::model::Tenant;
 use crate::read::follow::{Follower, StartAt};
@@ -63,6 +68,8 @@ enum ClientMessage<'a> {
         partitions: Option<Partitions>,
         from: Option<String>,
         limit: Option<usize>,
+        group: Option<String>,
+        session_timeout_ms: Option<i64>,
     },
     Unsubscribe {
         subscription: String,
@@ -77,6 +84,8 @@ enum ClientMessage<'a> {
         request_id: Option<String>,
         group: String,
         offsets: Vec<super::groups::OffsetIn>,
+        member_id: Option<String>,
+        generation: Option<i64>,
     },
     Ping {
         request_id: Option<String>,
@@ -103,6 +112,8 @@ struct SubscribeMsg {
     partitions: Option<Partitions>,
     from: Option<String>,
     limit: Option<usize>,
+    group: Option<String>,
+    session_timeout_ms: Option<i64>,
 }
 
 #[derive(Deserialize)]
@@ -134,6 +145,8 @@ struct CommitMsg {
     group: String,
     #[serde(deserialize_with = "super::json::objects")]
     offsets: Vec<super::groups::OffsetIn>,
+    member_id: Option<String>,
+    generation: Option<i64>,
 }
 
 #[derive(Deserialize)]
@@ -172,8 +185,13 @@ impl ClientMessage<'_> {
     /// Checks every field an answer echoes back, before anything is echoed.
     fn check(&self) -> Result<(), ApiError> {
         match self {
-            ClientMessage::Subscribe { id, topic, .. } => {
+            ClientMessage::Subscribe {
+                id, topic, group, ..
+            } => {
                 check_client_id("id", id.as_deref())?;
+                if let Some(g) = group {
+                    super::groups::validate_group(g)?;
+                }
                 super::topics::validate_topic_name(topic).map_err(|e| e.with_field("topic"))
             }
             ClientMessage::Unsubscribe { subscription } => {
@@ -186,9 +204,13 @@ impl ClientMessage<'_> {
                 super::topics::validate_topic_name(topic).map_err(|e| e.with_field("topic"))
             }
             ClientMessage::Commit {
-                request_id, group, ..
+                request_id,
+                group,
+                member_id,
+                ..
             } => {
                 check_client_id("request_id", request_id.as_deref())?;
+                check_client_id("member_id", member_id.as_deref())?;
                 super::groups::validate_group(group)
             }
             ClientMessage::Ping { request_id } | ClientMessage::Auth { request_id, .. } => {
@@ -215,6 +237,8 @@ fn parse_shape(text: &str) -> Result<ClientMessage<'_>, String> {
                 partitions: m.partitions,
                 from: m.from,
                 limit: m.limit,
+                group: m.group,
+                session_timeout_ms: m.session_timeout_ms,
             }
         }
         "unsubscribe" => {
@@ -238,6 +262,8 @@ fn parse_shape(text: &str) -> Result<ClientMessage<'_>, String> {
                 request_id: m.request_id,
                 group: m.group,
                 offsets: m.offsets,
+                member_id: m.member_id,
+                generation: m.generation,
             }
         }
         "ping" => {
@@ -328,7 +354,8 @@ impl Outbox {
 `{\"type\":\"subscribe\",\"id\":\"s1\",\"topic\":\"t\",\"partitions\":\"all\"|[0,1],\"from\":\"earliest|latest|<offset>|ts:<ms>\"}`, \
 `{\"type\":\"unsubscribe\",\"subscription\":\"s1\"}`, \
 `{\"type\":\"produce\",\"request_id\":\"r1\",\"topic\":\"t\",\"records\":[...]}` (records as in POST .../records), \
-`{\"type\":\"commit\",\"request_id\":\"c1\",\"group\":\"g\",\"offsets\":[{\"topic\":\"t\",\"partition\":0,\"offset\":5}]}`, \
+`{\"type\":\"subscribe\",\"id\":\"s2\",\"topic\":\"t\",\"group\":\"g\",\"session_timeout_ms\":10000}` (a group member for the subscription's life; `assignment` messages on changes; records carry member_id and generation), \
+`{\"type\":\"commit\",\"request_id\":\"c1\",\"group\":\"g\",\"offsets\":[{\"topic\":\"t\",\"partition\":0,\"offset\":5}],\"member_id\":\"…\",\"generation\":3}` (member_id and generation for a group with members), \
 `{\"type\":\"auth\",\"token\":\"…\"}` (replace the token before it expires; at expiry the connection closes with code 4001), \
 `{\"type\":\"ping\"}`. Server messages: `subscribed` {subscription, topic, partitions:[{partition, offset}]}, \
 `records` {subscription, topic, partition, records, next_offset, high_watermark}, `unsubscribed`, \
@@ -522,6 +549,8 @@ async fn connection(state: AppState, mut caller: Caller, _slot: StreamSlot, sock
                 partitions,
                 from,
                 limit,
+                group,
+                session_timeout_ms,
             } => {
                 subs.retain(|_, (c, _, _)| !c.is_cancelled());
                 if subs.len() >= state.limits.ws_max_subscriptions {
@@ -543,6 +572,42 @@ async fn connection(state: AppState, mut caller: Caller, _slot: StreamSlot, sock
                 }
                 let followed: usize = subs.values().map(|(_, n, _)| n).sum();
                 let room = state.limits.ws_max_partitions.saturating_sub(followed);
+                if let Some(group) = group {
+                    let ask = GroupAsk {
+                        topic: &topic,
+                        group: &group,
+                        partitions: partitions.is_some(),
+                        from: from.is_some(),
+                        limit,
+                        session_timeout_ms,
+                        room,
+                    };
+                    match subscribe_group(&state, &caller, ask).await {
+                        Ok((member, count, limit)) => {
+                            outbox.json(json!({"type": "subscribed", "subscription": id, "topic": topic,
+                                "group": group, "member_id": member.member_id, "generation": member.generation,
+                                "partitions": assigned_json(&member.assignment)})).await;
+                            let cancel = CancellationToken::new();
+                            subs.insert(id.clone(), (cancel.clone(), count, topic.clone()));
+                            tokio::spawn(follow_group(
+                                state.clone(),
+                                GroupFollow {
+                                    tenant: caller.tenant.as_str().to_string(),
+                                    group,
+                                    member,
+                                    limit,
+                                },
+                                id,
+                                outbox.clone(),
+                                cancel,
+                            ));
+                        }
+                        Err(e) => {
+                            outbox.error(None, Some(&id), &e).await;
+                        }
+                    }
+                    continue;
+                }
                 let asked = SubscribeAsk {
                     topic: &topic,
                     partitions,
@@ -627,6 +692,8 @@ async fn connection(state: AppState, mut caller: Caller, _slot: StreamSlot, sock
                 request_id,
                 group,
                 offsets,
+                member_id,
+                generation,
             } => {
                 if let Err(e) = super::auth::require(&caller, Action::Commit, &group) {
                     outbox
@@ -634,7 +701,25 @@ async fn connection(state: AppState, mut caller: Caller, _slot: StreamSlot, sock
                         .await;
                     continue;
                 }
-                match commit(&state, &caller.tenant, &group, offsets).await {
+                let by = match (member_id.as_deref(), generation) {
+                    (None, None) => Ok(crate::groups::Committer::Plain),
+                    (Some(id), Some(generation)) => {
+                        Ok(crate::groups::Committer::Member { id, generation })
+                    }
+                    (Some(_), None) => Err(ApiError::field(
+                        "generation",
+                        "a commit naming member_id must name its generation",
+                    )),
+                    (None, Some(_)) => Err(ApiError::field(
+                        "member_id",
+                        "a commit naming a generation must name member_id",
+                    )),
+                };
+                let done = match by {
+                    Ok(by) => commit(&state, &caller.tenant, &group, offsets, by).await,
+                    Err(e) => Err(e),
+                };
+                match done {
                     Ok(n) => outbox.json(json!({"type": "committed", "request_id": request_id, "group": group, "committed": n})).await,
                     Err(e) => outbox.error(request_id.as_deref(), None, &e).await,
                 };
@@ -850,17 +935,158 @@ async fn commit(
     tenant: &Tenant,
     group: &str,
     offsets: Vec<super::groups::OffsetIn>,
+    by: crate::groups::Committer<'_>,
 ) -> Result<usize, ApiError> {
     super::groups::validate_group(group)?;
     let entries = super::groups::offset_entries(offsets)?;
     state
         .groups
-        .commit(
-            tenant.as_str(),
-            group,
-            &entries,
-            crate::groups::Committer::Plain,
-        )
+        .commit(tenant.as_str(), group, &entries, by)
         .await?;
     Ok(entries.len())
+}
+
+/// What a `subscribe` with a `group` asks for.
+struct GroupAsk<'a> {
+    topic: &'a str,
+    group: &'a str,
+    /// A group chooses the partitions and positions: these must be absent.
+    partitions: bool,
+    from: bool,
+    limit: Option<usize>,
+    session_timeout_ms: Option<i64>,
+    room: usize,
+}
+
+/// Joins the group for the subscription: the member, the partitions it
+/// counts against the connection, and its records limit.
+async fn subscribe_group(
+    state: &AppState,
+    caller: &Caller,
+    ask: GroupAsk<'_>,
+) -> Result<(MemberView, usize, usize), ApiError> {
+    super::auth::require(caller, Action::Consume, ask.topic).map_err(|e| e.with_field("topic"))?;
+    super::auth::require(caller, Action::Commit, ask.group).map_err(|e| e.with_field("group"))?;
+    if ask.partitions || ask.from {
+        return Err(ApiError::field(
+            "group",
+            "a group subscription takes no partitions or from: the group assigns partitions and positions",
+        ));
+    }
+    let session = ask.session_timeout_ms.unwrap_or(10_000);
+    if !(1_000..=300_000).contains(&session) {
+        return Err(ApiError::field(
+            "session_timeout_ms",
+            "session_timeout_ms must be 1000 to 300000",
+        )
+        .with_limit(300_000));
+    }
+    let topic = resolve_topic(state, &caller.tenant, ask.topic)
+        .await
+        .map_err(|e| e.with_field("topic"))?;
+    let count = topic.partition_count as usize;
+    if count > ask.room {
+        let max = state.limits.ws_max_partitions;
+        return Err(ApiError::too_large(
+            "partitions",
+            max,
+            format!("a connection may follow at most {max} partitions (ws-max-partitions)"),
+        ));
+    }
+    let spec = JoinSpec {
+        topics: vec![topic.name.clone()],
+        session_timeout_ms: session,
+        reset: Reset::Earliest,
+    };
+    let member = state
+        .groups
+        .join(caller.tenant.as_str(), ask.group, &spec)
+        .await?;
+    let limit = ask
+        .limit
+        .unwrap_or(1000)
+        .clamp(1, crate::config::MAX_READ_RECORDS);
+    Ok((member, count, limit))
+}
+
+fn assigned_json(list: &[crate::groups::members::Assigned]) -> Vec<Value> {
+    list.iter()
+        .map(|a| json!({"topic": a.topic, "partition": a.partition, "offset": a.offset}))
+        .collect()
+}
+
+/// A group subscription's member.
+struct GroupFollow {
+    tenant: String,
+    group: String,
+    member: MemberView,
+    limit: usize,
+}
+
+/// Fetches for a group subscription's member until it is cancelled, then
+/// leaves the group (its partitions move at once).
+async fn follow_group(
+    state: AppState,
+    g: GroupFollow,
+    id: String,
+    outbox: Outbox,
+    cancel: CancellationToken,
+) {
+    let _ended = cancel.clone().drop_guard();
+    let member_id = g.member.member_id.clone();
+    let wait =
+        std::time::Duration::from_millis((g.member.session_timeout_ms / 3).min(5_000) as u64);
+    let limits = FetchLimits {
+        max_records: g.limit,
+        max_bytes: 1 << 20,
+        wait,
+    };
+    let mut sent = g.member.generation;
+    loop {
+        let fetched = tokio::select! {
+            _ = cancel.cancelled() => break,
+            _ = state.draining.cancelled() => break,
+            f = state.groups.fetch_records(&g.tenant, &g.group, &member_id, None, limits) => f,
+        };
+        let f = match fetched {
+            Ok(f) => f,
+            Err(e) => {
+                outbox.error(None, Some(&id), &ApiError::from(e)).await;
+                break;
+            }
+        };
+        if f.view.generation != sent {
+            sent = f.view.generation;
+            let msg = json!({"type": "assignment", "subscription": id, "group": g.group,
+                "member_id": member_id, "generation": sent,
+                "partitions": assigned_json(&f.view.assignment),
+                "revoking": assigned_json(&f.view.revoking)});
+            if !outbox.json(msg).await {
+                break;
+            }
+        }
+        for b in &f.batches {
+            let body = render_read(
+                &b.topic,
+                b.partition,
+                &b.records,
+                b.next_offset,
+                b.high_watermark,
+                b.log_start_offset,
+            );
+            let mut text = String::with_capacity(body.len() + 128);
+            text.push_str("{\"type\":\"records\",\"subscription\":");
+            text.push_str(&Value::String(id.clone()).to_string());
+            text.push_str(",\"member_id\":");
+            text.push_str(&Value::String(member_id.clone()).to_string());
+            text.push_str(",\"generation\":");
+            text.push_str(&sent.max(f.view.generation).to_string());
+            text.push(',');
+            text.push_str(&String::from_utf8_lossy(&body[1..]));
+            if !outbox.send(text).await {
+                cancel.cancel();
+            }
+        }
+    }
+    let _ = state.groups.leave(&g.tenant, &g.group, &member_id).await;
 }
