@@ -259,8 +259,8 @@ async fn three_members_over_two_agents_share_a_topic_and_survive_a_dead_member()
     }
     let moved_after = moved_after.unwrap();
     assert!(
-        moved_after >= Duration::from_millis(2500),
-        "the dead member's partitions moved only after its 3 s session: {moved_after:?}"
+        moved_after >= Duration::from_millis(1900),
+        "the dead member's partitions moved only after its session (renewed once a third of its 3 s had passed): {moved_after:?}"
     );
     // Nothing lost: every offset of every partition was delivered.
     for p in 0..PARTITIONS {

@@ -8,6 +8,8 @@
 //! - Webhooks: a receiver in this process; records produced at
 //!   `--webhook-rate` (each carrying its send time) and their arrival, then
 //!   a burst of `--webhook-burst` records and how fast they all arrive.
+//!   Measuring starts 15 s after the first delivery, once every agent has
+//!   found the subscription and the assignment has settled.
 //!   The agents must allow the receiver: `--webhook-allow 127.0.0.1`.
 
 use std::sync::Arc;
@@ -197,7 +199,7 @@ async fn fetch_overhead(
         let t = Instant::now();
         let v = ok(http
             .get(format!(
-                "{}/v1/topics/{topic}/partitions/0/records?offset={offset}&max_records=100",
+                "{}/v1/topics/{topic}/partitions/0/records?offset={offset}&limit=100",
                 a.url
             ))
             .send()
@@ -321,6 +323,25 @@ async fn webhooks(http: &reqwest::Client, a: &GroupsArgs, salt: &str) -> anyhow:
         .send()
         .await?)
     .await?;
+    // Warm up: deliveries flow, and 15 s later every agent has found the
+    // subscription and the partitions have settled.
+    let warm = Instant::now();
+    while seen.1.load(Ordering::SeqCst) == 0 {
+        anyhow::ensure!(
+            warm.elapsed() < Duration::from_secs(60),
+            "no delivery within 60 s: do the agents allow 127.0.0.1 (--webhook-allow)?"
+        );
+        ok(http
+            .post(format!("{}/v1/topics/{topic}/records", a.url))
+            .json(&json!({"records": [{"value": "warm-up"}]}))
+            .send()
+            .await?)
+        .await?;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    let warmed = seen.1.load(Ordering::SeqCst);
+    seen.0.lock().await.latencies.clear();
     // Latency at a steady rate: one record per request, each stamped.
     let interval = Duration::from_secs_f64(1.0 / a.webhook_rate.max(1) as f64);
     let mut tick = tokio::time::interval(interval);
@@ -340,24 +361,29 @@ async fn webhooks(http: &reqwest::Client, a: &GroupsArgs, salt: &str) -> anyhow:
         sent += 1;
     }
     let wait_until = Instant::now() + Duration::from_secs(60);
-    while seen.1.load(Ordering::SeqCst) < sent && Instant::now() < wait_until {
+    while seen.1.load(Ordering::SeqCst) < warmed + sent && Instant::now() < wait_until {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let latencies = std::mem::take(&mut seen.0.lock().await.latencies);
-    // Throughput: a burst produced as fast as possible.
+    // Throughput: a burst produced at once (requests of 1000 records in
+    // parallel), timed until the receiver has every record.
     let before = seen.1.load(Ordering::SeqCst);
     let t0 = Instant::now();
     let value = "y".repeat(100);
+    let mut sends = Vec::new();
     for chunk in 0..a.webhook_burst.div_ceil(1000) {
         let n = (a.webhook_burst - chunk * 1000).min(1000);
         let records: Vec<Value> = (0..n).map(|_| json!({"value": value})).collect();
-        ok(http
+        let req = http
             .post(format!("{}/v1/topics/{topic}/records", a.url))
             .json(&json!({"records": records}))
-            .send()
-            .await?)
-        .await?;
+            .send();
+        sends.push(tokio::spawn(req));
     }
+    for s in sends {
+        ok(s.await??).await?;
+    }
+    let acked_after = t0.elapsed().as_secs_f64();
     let want = before + a.webhook_burst as u64;
     while seen.1.load(Ordering::SeqCst) < want && t0.elapsed() < Duration::from_secs(300) {
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -375,5 +401,7 @@ async fn webhooks(http: &reqwest::Client, a: &GroupsArgs, salt: &str) -> anyhow:
         "burst_records": a.webhook_burst,
         "burst_arrived": arrived,
         "burst_records_per_s": r2(arrived as f64 / burst_secs),
+        "burst_produce_acked_s": r2(acked_after),
+        "burst_delivered_s": r2(burst_secs),
     }))
 }

@@ -92,7 +92,8 @@ pub(super) struct JoinBody {
     #[schema(min_items = 1, max_items = 100)]
     pub topics: Vec<String>,
     /// The lease: without a call for this long the member is gone and its
-    /// partitions move (1000 to 300000, default 30000).
+    /// partitions move (1000 to 300000, default 30000). Calls renew it once
+    /// a third has passed, so call at least every third of it.
     #[schema(minimum = 1000, maximum = 300000)]
     pub session_timeout_ms: Option<i64>,
     /// Where to start in a partition the group has no offset for (default earliest).

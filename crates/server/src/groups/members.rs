@@ -131,7 +131,7 @@ fn view(state: &GroupState, m: &Member, prev_told: i64) -> MemberView {
 }
 
 async fn backoff(attempt: u32) {
-    let base = 2u64 << attempt.min(6);
+    let base = 1u64 << attempt.min(7);
     let jitter = rand::random::<u64>() % (base + 1);
     tokio::time::sleep(Duration::from_millis(base / 2 + jitter)).await;
 }
@@ -266,6 +266,7 @@ impl Groups {
     ) -> Result<(MemberView, HashMap<String, Arc<TopicMeta>>), GroupError> {
         for attempt in 0..MAX_SWAPS {
             let mut l = self.load(tenant, group).await?;
+            let before = l.state.clone();
             let mut changed = l.state.expire(l.now);
             let prev_told = match join {
                 Some(spec) => {
@@ -292,7 +293,11 @@ impl Groups {
                         .state
                         .member_mut(member)
                         .ok_or_else(|| GroupError::MemberNotFound(member.to_string()))?;
-                    m.expires_at_ms = now + m.session_timeout_ms;
+                    // Renewed once a third of the session has passed, so a
+                    // call that changes nothing else writes nothing.
+                    if m.expires_at_ms - now < m.session_timeout_ms * 2 / 3 {
+                        m.expires_at_ms = now + m.session_timeout_ms;
+                    }
                     m.acked = m.acked.max(generation.unwrap_or(m.told).min(current));
                     let told = m.told;
                     if rewind {
@@ -313,7 +318,7 @@ impl Groups {
             };
             m.told = generation;
             let m = m.clone();
-            if self.save(tenant, group, &l, &[]).await? {
+            if l.state == before || self.save(tenant, group, &l, &[]).await? {
                 return Ok((view(&l.state, &m, prev_told), metas));
             }
             backoff(attempt).await;
