@@ -32,6 +32,38 @@ use crate::render::render_read;
 
 const DEFAULT_SESSION_MS: i64 = 10_000;
 
+/// The OpenAPI shape of one group stream event: `assignment`, `records`,
+/// or `error` (the stream then ends).
+pub(super) struct GroupSseEvent;
+
+impl utoipa::PartialSchema for GroupSseEvent {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        let text = || ObjectBuilder::new().schema_type(Type::String);
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .property(
+                "event",
+                text().enum_values(Some(["assignment", "records", "error"])),
+            )
+            .property(
+                "id",
+                text().description(Some("The member id: reconnect with it as Last-Event-ID")),
+            )
+            .property(
+                "data",
+                text().description(Some(
+                    "JSON: the member's assignment, a read response with member_id and generation, or a Problem",
+                )),
+            )
+            .required("event")
+            .required("data")
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for GroupSseEvent {}
+
 /// Group stream parameters.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -89,7 +121,7 @@ struct Stream {
 #[utoipa::path(get, path = paths::GROUP_STREAM, tag = "live",
     params(("group" = String, Path), GroupStreamQuery,
            ("Last-Event-ID" = Option<String>, Header, description = "A member id from an earlier event: take that member back")),
-    responses((status = 200, description = "`assignment` and `records` events; `error` ends the stream", content_type = "text/event-stream", body = super::sse::SseEvent),
+    responses((status = 200, description = "`assignment` and `records` events; `error` ends the stream", content_type = "text/event-stream", body = GroupSseEvent),
               (status = 400, description = "Invalid parameter", body = super::Problem, content_type = "application/problem+json"),
               (status = 404, description = "No such topic", body = super::Problem, content_type = "application/problem+json"),
               (status = 409, description = "The group has 1000 members", body = super::Problem, content_type = "application/problem+json"),

@@ -30,6 +30,11 @@ macro_rules! metadata_conformance {
             the_storage_report_counts_topics_and_the_backlog,
             an_object_of_deleted_topics_only_is_garbage_at_once,
         );
+        $crate::metadata_conformance!(@cases $open; groups;
+            a_group_document_is_swapped_only_at_its_version,
+            concurrent_swaps_let_exactly_one_win,
+            subscriptions_are_kept_per_tenant,
+        );
         $crate::metadata_conformance!(@cases $open; metadata;
             topics_are_found_by_tenant_and_name,
             topics_list_in_name_order_a_page_at_a_time,
