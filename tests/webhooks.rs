@@ -263,6 +263,15 @@ async fn exhausted_batches_go_to_the_dead_letter_topic_and_subscriptions_are_man
     })
     .await;
     assert!(d["last_error"].as_str().unwrap().contains("500"), "{d}");
+    let metrics = api.get("/metrics").await.text;
+    for line in [
+        "streamhouse_webhook_records_total{outcome=\"dead_lettered\"} 10",
+        "streamhouse_webhook_workers 1",
+    ] {
+        assert!(metrics.contains(line), "{line} in /metrics");
+    }
+    assert!(metrics.contains("streamhouse_webhook_deliveries_total{outcome=\"failed\"}"));
+    assert!(metrics.contains("streamhouse_group_swaps_total{outcome=\"won\"}"));
 
     // Pause: nothing is delivered; resume: delivery continues.
     rx.set(Mode::Ok);

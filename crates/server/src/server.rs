@@ -252,6 +252,7 @@ pub async fn build_with(args: &ServeArgs, layers: Layers) -> Result<Agent, BootE
         metadata.clone(),
         reader.clone(),
         watermarks.clone(),
+        metrics.clone(),
         clock.clone(),
     );
     let guard = Arc::new(
@@ -261,6 +262,7 @@ pub async fn build_with(args: &ServeArgs, layers: Layers) -> Result<Agent, BootE
         groups.clone(),
         metadata.clone(),
         ingest.clone(),
+        metrics.clone(),
         crate::webhooks::WebhookConfig {
             guard: guard.clone(),
             timeout: args.webhook_timeout.0,

@@ -108,6 +108,8 @@ struct Loaded {
     version: Option<i64>,
     state: GroupState,
     now: i64,
+    /// The generation as read.
+    base_generation: i64,
 }
 
 fn assigned(o: &Owner) -> Assigned {
@@ -149,6 +151,7 @@ impl Groups {
         };
         Ok(Loaded {
             version: doc.version,
+            base_generation: state.generation,
             state,
             now: doc.now_ms,
         })
@@ -164,7 +167,7 @@ impl Groups {
         let doc = serde_json::to_string(&loaded.state).map_err(|e| {
             GroupError::Metadata(crate::metadata::MetadataError::Invalid(e.to_string()))
         })?;
-        Ok(self
+        let won = self
             .metadata
             .members
             .swap_group(
@@ -175,7 +178,12 @@ impl Groups {
                 commits,
                 loaded.now,
             )
-            .await?)
+            .await?;
+        self.metrics.groups.swap(won);
+        if won && loaded.base_generation != loaded.state.generation {
+            self.metrics.groups.rebalances.inc();
+        }
+        Ok(won)
     }
 
     /// The topics the rebalance needs, from the (cached) topic lookups;

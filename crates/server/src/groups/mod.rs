@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use crate::clock::SharedClock;
 use crate::metadata::{GroupOffsetCommit, GroupOffsetRow, Metadata, MetadataError};
+use crate::metrics::Metrics;
 use crate::read::follow::StartAt;
 use crate::read::{ReadError, Reader};
 use crate::tail::Watermarks;
@@ -72,6 +73,7 @@ pub struct Groups {
     metadata: Metadata,
     reader: Reader,
     watermarks: Arc<Watermarks>,
+    metrics: Arc<Metrics>,
     clock: SharedClock,
 }
 
@@ -88,12 +90,14 @@ impl Groups {
         metadata: Metadata,
         reader: Reader,
         watermarks: Arc<Watermarks>,
+        metrics: Arc<Metrics>,
         clock: SharedClock,
     ) -> Self {
         Groups {
             metadata,
             reader,
             watermarks,
+            metrics,
             clock,
         }
     }

@@ -7,6 +7,7 @@
 //! scrape them): a counter registered as `x` is exported as `x_total`.
 //! Every layer receives the same `Arc<Metrics>`.
 
+mod groups;
 mod lifecycle;
 
 use std::sync::Arc;
@@ -76,6 +77,7 @@ pub struct TenantMetrics {
     throttled: Family<ThrottleLabel, Counter>,
 }
 
+pub use groups::GroupMetrics;
 pub use lifecycle::LifecycleMetrics;
 
 /// Every metric the process exports, and the registry that renders them.
@@ -83,6 +85,7 @@ pub use lifecycle::LifecycleMetrics;
 pub struct Metrics {
     /// Compaction, retention, garbage collection and storage.
     pub lifecycle: LifecycleMetrics,
+    pub groups: GroupMetrics,
     pub produce_requests: Counter,
     pub produce_records: Counter,
     pub produce_bytes: Counter,
@@ -340,6 +343,7 @@ impl Default for Metrics {
         );
         registry.register_collector(Box::new(ResidentMemory));
         let lifecycle = LifecycleMetrics::register(&mut registry);
+        let groups = GroupMetrics::register(&mut registry);
         let tenants = TenantMetrics::default();
         registry.register(
             "streamhouse_tenant_produce_bytes",
@@ -364,6 +368,7 @@ impl Default for Metrics {
 
         Metrics {
             lifecycle,
+            groups,
             auth_refused,
             tenants,
             produce_requests,

@@ -191,6 +191,7 @@ impl Worker {
                 Ok(_) => Ok(()),
                 Err(e) => Err(e),
             };
+            let started = std::time::Instant::now();
             let result = match checked {
                 Err(e) => Err((e, None)),
                 Ok(()) => match sent.await {
@@ -218,8 +219,15 @@ impl Worker {
                     Err(e) => Err((format!("delivery failed: {e}"), None)),
                 },
             };
+            self.deps
+                .metrics
+                .groups
+                .delivery_seconds
+                .observe(started.elapsed().as_secs_f64());
+            let records = batch.records.len() as u64;
             match result {
                 Ok(()) => {
+                    self.deps.metrics.groups.delivery("delivered", records);
                     let outcome = self.commit(batch).await;
                     self.note(DeliveryNote {
                         delivered: batch.records.len() as i64,
@@ -229,6 +237,7 @@ impl Worker {
                     return outcome;
                 }
                 Err((error, retry_after)) => {
+                    self.deps.metrics.groups.delivery("failed", records);
                     let exhausted = attempt >= self.sub.max_attempts.max(1) as u32;
                     self.note(DeliveryNote {
                         failures: 1,
@@ -441,6 +450,10 @@ impl Worker {
                 }
             }
         }
+        self.deps
+            .metrics
+            .groups
+            .delivery("dead_lettered", batch.records.len() as u64);
         let outcome = self.commit(batch).await;
         self.note(DeliveryNote {
             dead_lettered: batch.records.len() as i64,

@@ -23,6 +23,7 @@ use tokio_util::task::TaskTracker;
 use crate::groups::Groups;
 use crate::ingest::Ingest;
 use crate::metadata::{Metadata, SubscriptionRow};
+use crate::metrics::Metrics;
 use guard::{Guard, GuardedResolver};
 
 /// Subscriptions looked at per listing.
@@ -49,6 +50,7 @@ struct Deps {
     groups: Groups,
     metadata: Metadata,
     ingest: Ingest,
+    metrics: Arc<Metrics>,
     client: reqwest::Client,
     config: WebhookConfig,
 }
@@ -64,6 +66,7 @@ impl Webhooks {
         groups: Groups,
         metadata: Metadata,
         ingest: Ingest,
+        metrics: Arc<Metrics>,
         config: WebhookConfig,
     ) -> Result<Webhooks, String> {
         let client = reqwest::Client::builder()
@@ -79,6 +82,7 @@ impl Webhooks {
                 groups,
                 metadata,
                 ingest,
+                metrics,
                 client,
                 config,
             }),
@@ -112,6 +116,11 @@ impl Webhooks {
                         workers.insert(key, (sub.created_at_ms, stop.clone()));
                         tracker.spawn(deliver::work(self.deps.clone(), sub, stop));
                     }
+                    self.deps
+                        .metrics
+                        .groups
+                        .webhook_workers
+                        .set(workers.len() as i64);
                 }
                 Err(e) => tracing::warn!(error = %e, "listing subscriptions failed"),
             }
