@@ -43,7 +43,23 @@ pub fn weed_binary() -> PathBuf {
 
 impl Seaweed {
     /// Starts a server with one bucket and waits until it answers S3 calls.
+    /// Its ports are picked free just before; if another process took one
+    /// first (the server exits at once), it starts again on new ports.
     pub async fn start(bucket: &str) -> Seaweed {
+        for attempt in 1..=3 {
+            let mut server = Self::start_once(bucket);
+            match server.wait_ready().await {
+                Ok(()) => return server,
+                Err(status) if attempt < 3 => {
+                    eprintln!("weed mini exited early ({status}); starting it on other ports");
+                }
+                Err(status) => panic!("weed mini exited early three times: {status}"),
+            }
+        }
+        unreachable!("the last attempt returns or panics")
+    }
+
+    fn start_once(bucket: &str) -> Seaweed {
         let dir = tempfile::tempdir().expect("tempdir");
         let s3 = free_port();
         let mut args: Vec<String> = vec![
@@ -72,15 +88,13 @@ impl Seaweed {
             args.push(format!("-{flag}={}", free_port()));
         }
         let child = Self::spawn(&args, dir.path(), bucket);
-        let mut server = Seaweed {
+        Seaweed {
             child,
             endpoint: format!("http://127.0.0.1:{s3}"),
             bucket: bucket.to_string(),
             args,
             _dir: dir,
-        };
-        server.wait_ready().await;
-        server
+        }
     }
 
     fn spawn(args: &[String], dir: &Path, bucket: &str) -> Child {
@@ -100,10 +114,14 @@ impl Seaweed {
     pub async fn restart(&mut self) {
         self.kill();
         self.child = Self::spawn(&self.args, self._dir.path(), &self.bucket);
-        self.wait_ready().await;
+        if let Err(status) = self.wait_ready().await {
+            panic!("weed mini exited early on restart: {status}");
+        }
     }
 
-    async fn wait_ready(&mut self) {
+    /// Waits until the server answers S3 calls; its exit status if it
+    /// exits first.
+    async fn wait_ready(&mut self) -> Result<(), std::process::ExitStatus> {
         let store = self.store().await;
         let deadline = Instant::now() + Duration::from_secs(90);
         loop {
@@ -115,10 +133,10 @@ impl Seaweed {
                 .is_ok()
             {
                 let _ = store.delete_many(&[probe]).await;
-                return;
+                return Ok(());
             }
             if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("weed mini exited early: {status}");
+                return Err(status);
             }
             assert!(
                 Instant::now() < deadline,

@@ -2,7 +2,8 @@
 //!
 //! Objects are immutable, so cached bytes never go stale. A successful put
 //! keeps the whole object (fresh data is read from memory, as the design
-//! asks); a ranged read keeps the range it fetched. Concurrent misses on
+//! asks); a ranged read keeps the range it fetched. Eviction is least
+//! recently used, so a fresh flush always gets in. Concurrent misses on
 //! the same range are coalesced into one GET, so a thousand readers of one
 //! chunk cost the store one request. The cache is weighed in bytes.
 
@@ -44,6 +45,10 @@ impl CachedStore {
                 (v.len() + k.key.len() + 64).try_into().unwrap_or(u32::MAX)
             })
             .time_to_idle(Duration::from_secs(600))
+            // Least recently used, not TinyLFU: TinyLFU refuses a new
+            // object while the cache is full of re-read ones, so a fresh
+            // flush (which followers read next) would be fetched again.
+            .eviction_policy(moka::policy::EvictionPolicy::lru())
             .build();
         CachedStore {
             inner,
@@ -141,6 +146,30 @@ mod tests {
         assert_eq!(metrics.object_gets.get(), 1);
         assert_eq!(metrics.chunk_cache.misses.get(), 1);
         assert_eq!(metrics.chunk_cache.hits.get(), 199);
+    }
+
+    #[tokio::test]
+    async fn a_fresh_flush_is_kept_when_the_cache_is_full_of_re_read_objects() {
+        let metrics = Arc::new(Metrics::default());
+        let mem: SharedStore = Arc::new(MemoryStore::default());
+        let counted: SharedStore = Arc::new(InstrumentedStore::new(mem, metrics.clone()));
+        let cached = CachedStore::new(counted, 1 << 20, metrics.clone());
+        for i in 0..10 {
+            let key = format!("old{i}");
+            cached.put(&key, Bytes::from(vec![1u8; 100_000])).await.unwrap();
+            for _ in 0..5 {
+                cached.get_range(&key, 0..10).await.unwrap();
+            }
+        }
+        cached.cache.run_pending_tasks().await;
+        cached
+            .put("fresh", Bytes::from(vec![2u8; 100_000]))
+            .await
+            .unwrap();
+        cached.cache.run_pending_tasks().await;
+        let gets = metrics.object_gets.get();
+        assert_eq!(&cached.get_range("fresh", 0..2).await.unwrap()[..], &[2, 2]);
+        assert_eq!(metrics.object_gets.get(), gets, "served from memory");
     }
 
     #[tokio::test]
