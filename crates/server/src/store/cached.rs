@@ -156,7 +156,10 @@ mod tests {
         let cached = CachedStore::new(counted, 1 << 20, metrics.clone());
         for i in 0..10 {
             let key = format!("old{i}");
-            cached.put(&key, Bytes::from(vec![1u8; 100_000])).await.unwrap();
+            cached
+                .put(&key, Bytes::from(vec![1u8; 100_000]))
+                .await
+                .unwrap();
             for _ in 0..5 {
                 cached.get_range(&key, 0..10).await.unwrap();
             }
