@@ -3,8 +3,8 @@
 //! `serve` and `migrate` take the agent's settings ([`ServeArgs`]: flags,
 //! `STREAMHOUSE_*` environment variables, and a TOML file named by
 //! `--config`); `bench` measures a running agent from outside; `token`
-//! mints a development token; `topics`, `produce`, `consume` and `groups`
-//! are the client (`streamhouse-cli`).
+//! mints a development token; `topics`, `produce`, `consume`, `groups` and
+//! `subscriptions` are the client (`streamhouse-cli`).
 
 use std::ffi::OsString;
 
@@ -42,8 +42,10 @@ pub(crate) enum Command {
     Produce(streamhouse_cli::ProduceArgs),
     /// Print a topic's records, one per line; --follow to keep following.
     Consume(streamhouse_cli::ConsumeArgs),
-    /// List groups, show their offsets and lag, reset their offsets.
+    /// List groups, show their offsets, members and lag, reset or delete them.
     Groups(streamhouse_cli::GroupsArgs),
+    /// Create, list, describe, pause, resume and delete webhook subscriptions.
+    Subscriptions(streamhouse_cli::SubscriptionsArgs),
 }
 
 /// Parses the command line, filling unset `serve`/`migrate` settings from

@@ -29,6 +29,7 @@ async fn main() -> ExitCode {
         Command::Produce(a) => Some(streamhouse_cli::produce(a).await),
         Command::Consume(a) => Some(streamhouse_cli::consume(a).await),
         Command::Groups(a) => Some(streamhouse_cli::groups(a).await),
+        Command::Subscriptions(a) => Some(streamhouse_cli::subscriptions(a).await),
         _ => None,
     };
     if let Some(result) = client {
@@ -69,7 +70,8 @@ async fn main() -> ExitCode {
         | Command::Topics(_)
         | Command::Produce(_)
         | Command::Consume(_)
-        | Command::Groups(_) => Ok(()),
+        | Command::Groups(_)
+        | Command::Subscriptions(_) => Ok(()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

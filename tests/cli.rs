@@ -129,6 +129,31 @@ async fn subcommands_cover_topics_records_and_groups() {
         let lag = ok(&cli(u, &["groups", "lag", "g"], b""));
         assert!(lag.contains("t\t0\tcommitted=0\thigh_watermark=1\tlag=1"), "{lag}");
         assert!(lag.ends_with("total_lag=1\n"), "{lag}");
+        let members = ok(&cli(u, &["groups", "members", "g"], b""));
+        assert_eq!(members, "state=empty\tgeneration=0\ttotal_lag=1\n");
+        let at_time = ok(&cli(u, &["groups", "reset", "g", "--topic", "t", "--to", "ts:0"], b""));
+        assert_eq!(at_time, "t\t0\t0\nt\t1\t0\n");
+        ok(&cli(u, &["groups", "delete", "g"], b""));
+        assert_eq!(ok(&cli(u, &["groups", "list"], b"")), "");
+
+        // Subscriptions: the agent refuses targets --webhook-allow does not
+        // list; a public name is accepted (nothing is delivered here).
+        let refused = cli(u, &["subscriptions", "create", "s", "--topic", "t", "--endpoint", "http://10.0.0.1/x"], b"");
+        assert_eq!(refused.status.code(), Some(1));
+        let made: Value = serde_json::from_str(&ok(&cli(
+            u,
+            &["subscriptions", "create", "s", "--topic", "t", "--endpoint", "https://hooks.example.com/x", "--max-attempts", "3"],
+            b"",
+        )))
+        .unwrap();
+        assert_eq!((made["max_attempts"].as_i64(), made["secret"].as_str().map(str::len)), (Some(3), Some(64)));
+        assert_eq!(ok(&cli(u, &["subscriptions", "pause", "s"], b"")), "s\tpaused=true\n");
+        let listed = ok(&cli(u, &["subscriptions", "list"], b""));
+        assert_eq!(listed, "s\tt\thttps://hooks.example.com/x\tpaused=true\tdelivered=0\n");
+        let described: Value = serde_json::from_str(&ok(&cli(u, &["subscriptions", "describe", "s"], b""))).unwrap();
+        assert!(described.get("secret").is_none(), "{described}");
+        ok(&cli(u, &["subscriptions", "delete", "s"], b""));
+        assert_eq!(ok(&cli(u, &["subscriptions", "list"], b"")), "");
 
         let changed: Value = serde_json::from_str(&ok(&cli(
             u,

@@ -1,7 +1,7 @@
-//! `streamhouse groups list|describe|lag|reset`.
+//! `streamhouse groups list|describe|members|lag|reset|delete`.
 
 use clap::{Args, Subcommand};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::CliError;
 use crate::conn::{Conn, Target, escape};
@@ -20,20 +20,24 @@ pub enum GroupsCommand {
     List,
     /// A group's committed offsets, one partition per line.
     Describe { group: String },
+    /// A group's state, generation and members, with their partitions.
+    Members { group: String },
     /// A group's lag per partition and in total.
     Lag { group: String },
-    /// Set a group's offsets on a topic (groups without members).
+    /// Set a group's offsets on a topic (groups without live members).
     Reset {
         group: String,
         #[arg(long)]
         topic: String,
-        /// `earliest`, `latest`, or an offset.
+        /// `earliest`, `latest`, an offset, or `ts:<milliseconds>`.
         #[arg(long)]
         to: String,
         /// One partition (default: every partition).
         #[arg(long)]
         partition: Option<i32>,
     },
+    /// Delete a group and its offsets (groups without live members).
+    Delete { group: String },
 }
 
 pub(crate) async fn run(a: &GroupsArgs) -> Result<(), CliError> {
@@ -83,50 +87,61 @@ pub(crate) async fn run(a: &GroupsArgs) -> Result<(), CliError> {
             }
             println!("total_lag={}", v["total_lag"]);
         }
+        GroupsCommand::Members { group } => {
+            let v = c.get(&format!("/v1/groups/{}", escape(group))).await?;
+            println!(
+                "state={}\tgeneration={}\ttotal_lag={}",
+                v["state"].as_str().unwrap_or_default(),
+                v["generation"],
+                v["total_lag"]
+            );
+            for m in v["members"].as_array().into_iter().flatten() {
+                let parts = |key: &str| {
+                    m[key]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(|a| {
+                            format!(
+                                "{}:{}",
+                                a["topic"].as_str().unwrap_or_default(),
+                                a["partition"]
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                        .join(",")
+                };
+                println!(
+                    "{}\texpires_in_ms={}\tpartitions={}\trevoking={}",
+                    m["member_id"].as_str().unwrap_or_default(),
+                    m["expires_in_ms"],
+                    parts("assignment"),
+                    parts("revoking")
+                );
+            }
+        }
         GroupsCommand::Reset {
             group,
             topic,
             to,
             partition,
         } => {
-            let detail = c.get(&format!("/v1/topics/{}", escape(topic))).await?;
-            let count = detail["partitions"].as_i64().unwrap_or(0) as i32;
-            let parts: Vec<i32> = match partition {
-                Some(p) => vec![*p],
-                None => (0..count).collect(),
-            };
-            let fixed = match to.as_str() {
-                "earliest" | "latest" => None,
-                n => Some(n.parse::<i64>().map_err(|_| {
-                    CliError::Usage(format!("--to {n:?} must be earliest, latest or an offset"))
-                })?),
-            };
-            let mut offsets = Vec::new();
-            for p in parts {
-                let offset = match fixed {
-                    Some(o) => o,
-                    None => {
-                        let b = c
-                            .get(&format!(
-                                "/v1/topics/{}/partitions/{p}/offsets",
-                                escape(topic)
-                            ))
-                            .await?;
-                        let key = if to == "earliest" {
-                            "log_start_offset"
-                        } else {
-                            "high_watermark"
-                        };
-                        b[key].as_i64().unwrap_or(0)
-                    }
-                };
-                offsets.push(json!({"topic": topic, "partition": p, "offset": offset}));
-                println!("{topic}\t{p}\t{offset}");
+            let mut body = json!({"topic": topic, "to": to});
+            if let Some(p) = partition {
+                body["partitions"] = json!([p]);
             }
-            c.post(
-                &format!("/v1/groups/{}/offsets", escape(group)),
-                &json!({"offsets": Value::Array(offsets)}),
-            )
+            let v = c
+                .post(&format!("/v1/groups/{}/reset", escape(group)), &body)
+                .await?;
+            for o in v["offsets"].as_array().into_iter().flatten() {
+                println!("{topic}\t{}\t{}", o["partition"], o["offset"]);
+            }
+        }
+        GroupsCommand::Delete { group } => {
+            c.json(c.request(
+                reqwest::Method::DELETE,
+                &format!("/v1/groups/{}", escape(group)),
+            ))
             .await?;
         }
     }

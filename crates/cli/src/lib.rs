@@ -1,5 +1,5 @@
-//! The StreamHouse command-line client: `topics`, `produce`, `consume`
-//! and `groups`, talking to any agent over its public HTTP API (no private
+//! The StreamHouse command-line client: `topics`, `produce`, `consume`,
+//! `groups` and `subscriptions`, talking to any agent over its public HTTP API (no private
 //! paths). Every subcommand takes `--url` (`STREAMHOUSE_URL`) and
 //! `--token` (`STREAMHOUSE_TOKEN`). Exit codes: 0 on success, 1 when the
 //! agent answers with an error (its problem+json `detail` is printed) or
@@ -9,6 +9,7 @@ mod conn;
 mod consume;
 mod groups;
 mod produce;
+mod subscriptions;
 mod template;
 mod topics;
 
@@ -18,6 +19,7 @@ pub use conn::Target;
 pub use consume::ConsumeArgs;
 pub use groups::{GroupsArgs, GroupsCommand};
 pub use produce::{LineFormat, ProduceArgs};
+pub use subscriptions::{SubscriptionsArgs, SubscriptionsCommand};
 pub use topics::{TopicsArgs, TopicsCommand};
 
 /// Why a command failed, and so its exit code.
@@ -93,6 +95,11 @@ pub async fn consume(a: &ConsumeArgs) -> Result<(), CliError> {
 /// `streamhouse groups …`
 pub async fn groups(a: &GroupsArgs) -> Result<(), CliError> {
     groups::run(a).await
+}
+
+/// `streamhouse subscriptions …`
+pub async fn subscriptions(a: &SubscriptionsArgs) -> Result<(), CliError> {
+    subscriptions::run(a).await
 }
 
 /// Whether progress lines go to stderr (it is a terminal).
