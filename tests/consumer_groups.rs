@@ -645,3 +645,54 @@ async fn a_websocket_group_subscription_is_a_member_and_commits_fenced() {
     assert_ne!(d["members"][0]["member_id"], member.as_str());
     agent.stop().await;
 }
+
+#[tokio::test]
+async fn a_token_reads_a_member_only_with_consume_on_its_topics() {
+    use common::tokens::{JWT_FLAGS, token};
+    let agent = TestAgent::start(JWT_FLAGS).await;
+    let admin = Api::with_token(agent.u(""), &token("t1", &["admin:*", "produce:*", "consume:*", "commit:*"]));
+    admin.create_topic("secret", 1).await.expect(201);
+    admin.create_topic("public", 1).await.expect(201);
+    admin
+        .produce("secret", json!([{"value": "hidden"}]))
+        .await
+        .expect(200);
+    let m = admin
+        .post("/v1/groups/g/members", &json!({"topics": ["secret"]}))
+        .await
+        .expect(201);
+    let id = m["member_id"].as_str().unwrap();
+    // Commit on the group and consume on another topic: not enough to
+    // read the member's records, or to take it over by resuming.
+    let other = Api::with_token(agent.u(""), &token("t1", &["consume:public", "commit:g"]));
+    let r = other
+        .get(&format!("/v1/groups/g/members/{id}/records"))
+        .await;
+    assert_eq!((r.status, r.body["field"].as_str()), (403, Some("topics")), "{}", r.text);
+    let r = other
+        .client
+        .get(other.url("/v1/groups/g/stream?topics=public"))
+        .header("accept", "text/event-stream")
+        .header("last-event-id", id)
+        .send()
+        .await
+        .unwrap();
+    // The resume is refused, so the stream is a new member of "public"
+    // (the refused member keeps its position).
+    assert_eq!(r.status(), 403);
+    let f = admin
+        .get(&format!("/v1/groups/g/members/{id}/records"))
+        .await
+        .expect(200);
+    assert_eq!(f["batches"][0]["records"][0]["value"], "hidden", "{f}");
+    // A subscription needs produce on its dead-letter topic.
+    let hooks = Api::with_token(agent.u(""), &token("t1", &["admin:public"]));
+    let r = hooks
+        .post(
+            "/v1/subscriptions",
+            &json!({"name": "billing", "topic": "public", "url": "https://hooks.example.com/x"}),
+        )
+        .await;
+    assert_eq!((r.status, r.body["field"].as_str()), (403, Some("name")), "{}", r.text);
+    agent.stop().await;
+}

@@ -253,7 +253,6 @@ pub async fn build_with(args: &ServeArgs, layers: Layers) -> Result<Agent, BootE
         reader.clone(),
         watermarks.clone(),
         metrics.clone(),
-        clock.clone(),
     );
     let guard = Arc::new(
         crate::webhooks::guard::Guard::parse(&args.webhook_allow).map_err(BootError::Config)?,

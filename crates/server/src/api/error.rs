@@ -41,6 +41,7 @@ pub enum ErrorCode {
     NotPartitionOwner,
     GroupHasMembers,
     GroupFull,
+    MemberTakenOver,
     SubscriptionNotFound,
     SubscriptionExists,
     RouteNotFound,
@@ -76,6 +77,7 @@ impl ErrorCode {
             | ErrorCode::NotPartitionOwner
             | ErrorCode::GroupHasMembers
             | ErrorCode::GroupFull
+            | ErrorCode::MemberTakenOver
             | ErrorCode::SubscriptionExists => StatusCode::CONFLICT,
             ErrorCode::MemberNotFound | ErrorCode::SubscriptionNotFound => StatusCode::NOT_FOUND,
             ErrorCode::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
@@ -116,6 +118,7 @@ impl ErrorCode {
             ErrorCode::NotPartitionOwner => "not-partition-owner",
             ErrorCode::GroupHasMembers => "group-has-members",
             ErrorCode::GroupFull => "group-full",
+            ErrorCode::MemberTakenOver => "member-taken-over",
             ErrorCode::SubscriptionNotFound => "subscription-not-found",
             ErrorCode::SubscriptionExists => "subscription-exists",
             ErrorCode::RouteNotFound => "route-not-found",
@@ -154,6 +157,7 @@ impl ErrorCode {
             ErrorCode::NotPartitionOwner => "Partition owned by another member",
             ErrorCode::GroupHasMembers => "Group has live members",
             ErrorCode::GroupFull => "Group full",
+            ErrorCode::MemberTakenOver => "Member taken over by another connection",
             ErrorCode::SubscriptionNotFound => "Subscription not found",
             ErrorCode::SubscriptionExists => "Subscription already exists",
             ErrorCode::RouteNotFound => "No such route",
@@ -430,6 +434,12 @@ impl From<GroupError> for ApiError {
                 let mut a = ApiError::new(ErrorCode::Unavailable, e.to_string());
                 a.retry_after = Some(Duration::from_secs(1));
                 a
+            }
+            GroupError::TakenOver(_) => {
+                ApiError::new(ErrorCode::MemberTakenOver, e.to_string()).with_field("member_id")
+            }
+            GroupError::Forbidden(_) => {
+                ApiError::new(ErrorCode::Forbidden, e.to_string()).with_field("topics")
             }
             GroupError::Read(r) => r.into(),
             GroupError::Metadata(m) => m.into(),

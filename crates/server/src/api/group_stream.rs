@@ -27,7 +27,7 @@ use super::{AppState, paths};
 use crate::auth::{Action, Caller};
 use crate::groups::GroupError;
 use crate::groups::assign::Reset;
-use crate::groups::members::{FetchLimits, JoinSpec, MemberView};
+use crate::groups::members::{FetchLimits, Fetcher, JoinSpec, MemberView};
 use crate::render::render_read;
 
 const DEFAULT_SESSION_MS: i64 = 10_000;
@@ -107,6 +107,9 @@ struct Stream {
     tenant: String,
     group: String,
     member: String,
+    /// The connection's hold on the member (see `Groups::resume`).
+    epoch: i64,
+    caller: Caller,
     limits: FetchLimits,
     sent_generation: i64,
     pending: VecDeque<Event>,
@@ -182,7 +185,20 @@ pub(super) async fn stream(
     let resumed = match last_event_id(&headers)
         .filter(|id| id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
     {
-        Some(id) => match state.groups.resume(tenant.as_str(), &group, &id).await {
+        Some(id) => match state
+            .groups
+            .resume(
+                tenant.as_str(),
+                &group,
+                &id,
+                Fetcher {
+                    may_consume: &|t| caller.may(Action::Consume, t),
+                    generation: Some(0),
+                    epoch: None,
+                },
+            )
+            .await
+        {
             Ok(v) => Some(v),
             Err(GroupError::MemberNotFound(_)) => None,
             Err(e) => return Err(e.into()),
@@ -195,7 +211,9 @@ pub(super) async fn stream(
     };
     let heartbeat = state.limits.sse_heartbeat;
     let auth = state.auth.clone();
+    let session_caller = caller.clone();
     let s = Stream {
+        epoch: view.epoch,
         _open: state.metrics.stream_opened(),
         _slot: slot,
         limits: FetchLimits {
@@ -210,7 +228,8 @@ pub(super) async fn stream(
         member: view.member_id,
         group,
         done: false,
-        session: Box::pin(async move { auth.session_end(&caller).await }),
+        session: Box::pin(async move { auth.session_end(&session_caller).await }),
+        caller,
     };
     let events = futures_util::stream::unfold(s, |mut s| async move {
         loop {
@@ -221,8 +240,16 @@ pub(super) async fn stream(
                 return None;
             }
             let draining = s.state.draining.clone();
+            let caller = s.caller.clone();
+            let may_consume = move |t: &str| caller.may(Action::Consume, t);
             let fetched = tokio::select! {
-                r = s.state.groups.fetch_records(&s.tenant, &s.group, &s.member, None, s.limits) => r.map_err(ApiError::from),
+                r = s.state.groups.fetch_records(&s.tenant, &s.group, &s.member, Fetcher {
+                    may_consume: &may_consume,
+                    // Revocations complete by the client's commits (or
+                    // after the session), not by the stream reading on.
+                    generation: Some(0),
+                    epoch: Some(s.epoch),
+                }, s.limits) => r.map_err(ApiError::from),
                 _ = draining.cancelled() => Err(ApiError::new(
                     ErrorCode::ShuttingDown,
                     "the agent is shutting down; reconnect with Last-Event-ID to resume",

@@ -18,7 +18,7 @@ use super::groups::{GroupPath, validate_group};
 use super::{AppState, paths};
 use crate::auth::{Action, Caller};
 use crate::groups::assign::Reset;
-use crate::groups::members::{Assigned, FetchLimits, JoinSpec, MemberView};
+use crate::groups::members::{Assigned, FetchLimits, Fetcher, JoinSpec, MemberView};
 use crate::model::Tenant;
 use crate::read::follow::StartAt;
 use crate::render::render_read;
@@ -293,10 +293,12 @@ pub(super) struct MemberRecords {
     params(("group" = String, Path), ("member" = String, Path), FetchQuery),
     responses((status = 200, description = "Records (possibly none)", body = MemberRecords),
               (status = 400, description = "Invalid request", body = super::Problem, content_type = "application/problem+json"),
+              (status = 403, description = "The token may not consume a topic the member reads", body = super::Problem, content_type = "application/problem+json"),
               (status = 404, description = "The member left or its session expired: join again", body = super::Problem, content_type = "application/problem+json")))]
 pub(super) async fn fetch(
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<FetchQuery>,
+    caller: Caller,
     MemberPath {
         tenant,
         group,
@@ -328,7 +330,17 @@ pub(super) async fn fetch(
     };
     let f = state
         .groups
-        .fetch_records(tenant.as_str(), &group, &member, q.generation, limits)
+        .fetch_records(
+            tenant.as_str(),
+            &group,
+            &member,
+            Fetcher {
+                may_consume: &|t| caller.may(Action::Consume, t),
+                generation: q.generation,
+                epoch: None,
+            },
+            limits,
+        )
         .await?;
     let head = serde_json::to_vec(&member_out(group, f.view))
         .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;

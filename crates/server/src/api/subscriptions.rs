@@ -165,6 +165,10 @@ pub(super) async fn create(
     })?;
     validate_name(&req.name)?;
     super::auth::require(&caller, Action::Admin, &req.topic)?;
+    // Exhausted batches are appended to `<name>.dlq`: the caller must be
+    // allowed to produce there.
+    super::auth::require(&caller, Action::Produce, &format!("{}.dlq", req.name))
+        .map_err(|e| e.with_field("name"))?;
     if req.url.len() > MAX_URL {
         return Err(
             ApiError::field("url", format!("url is longer than {MAX_URL} bytes"))
@@ -260,7 +264,7 @@ async fn owned(state: &AppState, caller: &Caller, name: &str) -> Result<Subscrip
 async fn lag(state: &AppState, s: &SubscriptionRow) -> Result<Option<i64>, ApiError> {
     let rows = state
         .groups
-        .lag(&s.tenant, &subscription_group(&s.name))
+        .lag(&s.tenant, &subscription_group(&s.name, s.created_at_ms))
         .await?;
     Ok((!rows.is_empty()).then(|| rows.iter().map(|r| r.lag).sum()))
 }

@@ -46,7 +46,7 @@ use super::records_out::render_read;
 use super::{AppState, paths};
 use crate::auth::{Action, Caller, SessionEnd, StreamSlot};
 use crate::groups::assign::Reset;
-use crate::groups::members::{FetchLimits, JoinSpec, MemberView};
+use crate::groups::members::{FetchLimits, Fetcher, JoinSpec, MemberView};
 use crate::ingest::{Append, RequestKey};
 use crate::model::Tenant;
 use crate::read::follow::{Follower, StartAt};
@@ -592,6 +592,7 @@ async fn connection(state: AppState, mut caller: Caller, _slot: StreamSlot, sock
                             tokio::spawn(follow_group(
                                 state.clone(),
                                 GroupFollow {
+                                    caller: caller.clone(),
                                     tenant: caller.tenant.as_str().to_string(),
                                     group,
                                     member,
@@ -1017,6 +1018,8 @@ fn assigned_json(list: &[crate::groups::members::Assigned]) -> Vec<Value> {
 
 /// A group subscription's member.
 struct GroupFollow {
+    /// Who subscribed (the member reads only what it may).
+    caller: Caller,
     tenant: String,
     group: String,
     member: MemberView,
@@ -1042,11 +1045,17 @@ async fn follow_group(
         wait,
     };
     let mut sent = g.member.generation;
+    let caller = g.caller.clone();
+    let may_consume = move |t: &str| caller.may(Action::Consume, t);
     loop {
         let fetched = tokio::select! {
             _ = cancel.cancelled() => break,
             _ = state.draining.cancelled() => break,
-            f = state.groups.fetch_records(&g.tenant, &g.group, &member_id, None, limits) => f,
+            f = state.groups.fetch_records(&g.tenant, &g.group, &member_id, Fetcher {
+                may_consume: &may_consume,
+                generation: Some(0),
+                epoch: None,
+            }, limits) => f,
         };
         let f = match fetched {
             Ok(f) => f,

@@ -7,8 +7,10 @@
 //! balance requires moving it. A partition leaves a live owner in two
 //! steps: it is marked `moving_to`, the owner stops receiving it and is
 //! told, and it changes hands only once the owner acknowledges (a call
-//! carrying that generation) or its lease ends. So no generation ever has
-//! two owners of one partition. Every change raises the generation.
+//! carrying that generation, or a commit at it), its lease ends, or a
+//! whole session timeout has passed since the move began. So no
+//! generation ever has two owners of one partition. Every change raises
+//! the generation.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -40,6 +42,10 @@ pub struct Member {
     pub acked: i64,
     /// The generation of the last answer it was given.
     pub told: i64,
+    /// Raised when a stream takes the member back (`Groups::resume`), so
+    /// an older connection still fetching for it stops.
+    #[serde(default)]
+    pub epoch: i64,
 }
 
 /// One partition's owner.
@@ -57,6 +63,10 @@ pub struct Owner {
     pub moving_to: Option<String>,
     /// The generation the owner gained it, or the move began.
     pub since: i64,
+    /// When the move began (store clock): an owner that neither
+    /// acknowledges nor commits lets it go after its session timeout.
+    #[serde(default)]
+    pub moving_since_ms: Option<i64>,
 }
 
 /// A topic as the rebalance needs it.
@@ -128,9 +138,14 @@ impl GroupState {
     }
 
     /// Brings the assignment in line with the live members and `topics`
-    /// (every subscribed topic that exists). `changed` says the members
-    /// changed; the generation rises if anything did.
-    pub fn rebalance(&mut self, topics: &HashMap<String, TopicInfo>, mut changed: bool) {
+    /// (every subscribed topic that exists) at `now_ms`. `changed` says the
+    /// members changed; the generation rises if anything did.
+    pub fn rebalance(
+        &mut self,
+        topics: &HashMap<String, TopicInfo>,
+        mut changed: bool,
+        now_ms: i64,
+    ) {
         let next = self.generation + 1;
         let live: HashMap<&str, &Member> =
             self.members.iter().map(|m| (m.id.as_str(), m)).collect();
@@ -171,12 +186,14 @@ impl GroupState {
                             position: None,
                             moving_to: None,
                             since: next,
+                            moving_since_ms: None,
                         },
                     );
                     changed = true;
                 }
                 Some(o) if &o.member == target => {
                     if o.moving_to.take().is_some() {
+                        o.moving_since_ms = None;
                         changed = true;
                     }
                 }
@@ -184,6 +201,7 @@ impl GroupState {
                     if o.moving_to.as_ref() != Some(target) {
                         o.moving_to = Some(target.clone());
                         o.since = next;
+                        o.moving_since_ms = Some(now_ms);
                         changed = true;
                     }
                 }
@@ -198,9 +216,14 @@ impl GroupState {
             let Some(to) = o.moving_to.clone() else {
                 continue;
             };
-            if live[o.member.as_str()].acked >= o.since {
+            let owner = live[o.member.as_str()];
+            let timed_out = o
+                .moving_since_ms
+                .is_some_and(|t| now_ms - t >= owner.session_timeout_ms);
+            if owner.acked >= o.since || timed_out {
                 o.member = to;
                 o.moving_to = None;
+                o.moving_since_ms = None;
                 o.position = None;
                 o.since = next;
                 changed = true;

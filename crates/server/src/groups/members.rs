@@ -53,6 +53,38 @@ pub struct MemberView {
     /// Partitions leaving it: commit what was processed; the next call
     /// acknowledges, and they move.
     pub revoking: Vec<Assigned>,
+    /// Which connection holds the member (raised by `resume`).
+    pub epoch: i64,
+}
+
+/// Who is fetching, and how: what the caller may read, which generation
+/// it acknowledges, and which connection it is.
+#[derive(Clone, Copy)]
+pub struct Fetcher<'a> {
+    /// Whether the caller may consume a topic; a member whose topics it
+    /// may not read is refused (`Forbidden`).
+    pub may_consume: &'a (dyn Fn(&str) -> bool + Send + Sync),
+    /// The generation acknowledged: `None` acknowledges the last one the
+    /// member was told (REST clients, which commit between calls);
+    /// `Some(0)` acknowledges none (streams: their commits do).
+    pub generation: Option<i64>,
+    /// The connection's epoch; a member taken over by another connection
+    /// answers `TakenOver`.
+    pub epoch: Option<i64>,
+}
+
+impl std::fmt::Debug for Fetcher<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fetcher")
+            .field("generation", &self.generation)
+            .field("epoch", &self.epoch)
+            .finish()
+    }
+}
+
+/// Anyone may read anything (agent-internal fetchers).
+pub fn any_topic(_: &str) -> bool {
+    true
 }
 
 /// Records of one partition handed to a member.
@@ -129,7 +161,30 @@ fn view(state: &GroupState, m: &Member, prev_told: i64) -> MemberView {
         assignment_changed: prev_told != state.generation,
         assignment: owned.into_iter().map(assigned).collect(),
         revoking: revoking.into_iter().map(assigned).collect(),
+        epoch: m.epoch,
     }
+}
+
+/// The member `id`, live at `now` and held by the connection `epoch`
+/// (when given), readable by the caller.
+fn check_member<'a>(
+    state: &'a mut GroupState,
+    id: &str,
+    now: i64,
+    epoch: Option<i64>,
+    may_consume: &(dyn Fn(&str) -> bool + Send + Sync),
+) -> Result<&'a mut Member, GroupError> {
+    let m = state
+        .member_mut(id)
+        .filter(|m| m.expires_at_ms >= now)
+        .ok_or_else(|| GroupError::MemberNotFound(id.to_string()))?;
+    if epoch.is_some_and(|e| e != m.epoch) {
+        return Err(GroupError::TakenOver(id.to_string()));
+    }
+    if let Some(t) = m.topics.iter().find(|t| !may_consume(t)) {
+        return Err(GroupError::Forbidden(t.clone()));
+    }
+    Ok(m)
 }
 
 async fn backoff(attempt: u32) {
@@ -269,7 +324,7 @@ impl Groups {
         group: &str,
         member: &str,
         join: Option<&JoinSpec>,
-        generation: Option<i64>,
+        who: Fetcher<'_>,
         rewind: bool,
     ) -> Result<(MemberView, HashMap<String, Arc<TopicMeta>>), GroupError> {
         for attempt in 0..MAX_SWAPS {
@@ -290,6 +345,7 @@ impl Groups {
                         reset: spec.reset,
                         acked: l.state.generation,
                         told: -1,
+                        epoch: 0,
                     });
                     changed = true;
                     -1
@@ -297,10 +353,8 @@ impl Groups {
                 None => {
                     let current = l.state.generation;
                     let now = l.now;
-                    let m = l
-                        .state
-                        .member_mut(member)
-                        .ok_or_else(|| GroupError::MemberNotFound(member.to_string()))?;
+                    let m = check_member(&mut l.state, member, now, who.epoch, who.may_consume)?;
+                    let generation = who.generation;
                     // Renewed once a third of the session has passed, so a
                     // call that changes nothing else writes nothing.
                     if m.expires_at_ms - now < m.session_timeout_ms * 2 / 3 {
@@ -309,6 +363,7 @@ impl Groups {
                     m.acked = m.acked.max(generation.unwrap_or(m.told).min(current));
                     let told = m.told;
                     if rewind {
+                        m.epoch += 1;
                         for o in l.state.owners.iter_mut().filter(|o| o.member == member) {
                             o.position = None;
                         }
@@ -317,7 +372,7 @@ impl Groups {
                 }
             };
             let (infos, metas) = self.topic_map(tenant, &l.state.topics()).await?;
-            l.state.rebalance(&infos, changed);
+            l.state.rebalance(&infos, changed, l.now);
             self.resolve_positions(tenant, group, &mut l.state, member)
                 .await?;
             let generation = l.state.generation;
@@ -347,8 +402,13 @@ impl Groups {
             }
         }
         let id = Uuid::now_v7().to_string();
+        let who = Fetcher {
+            may_consume: &any_topic,
+            generation: None,
+            epoch: None,
+        };
         Ok(self
-            .sync(tenant, group, &id, Some(spec), None, false)
+            .sync(tenant, group, &id, Some(spec), who, false)
             .await?
             .0)
     }
@@ -362,23 +422,28 @@ impl Groups {
         member: &str,
         generation: Option<i64>,
     ) -> Result<MemberView, GroupError> {
-        Ok(self
-            .sync(tenant, group, member, None, generation, false)
-            .await?
-            .0)
+        let who = Fetcher {
+            may_consume: &any_topic,
+            generation,
+            epoch: None,
+        };
+        Ok(self.sync(tenant, group, member, None, who, false).await?.0)
     }
 
     /// Takes a member back after its connection dropped (a stream resumed
     /// by `Last-Event-ID`): its partitions stay, and it starts again from
     /// the group's committed offsets, so nothing it never acknowledged is
-    /// skipped.
+    /// skipped. It takes the member from any older connection (its epoch
+    /// rises); `who` must be allowed the member's topics.
     pub async fn resume(
         &self,
         tenant: &str,
         group: &str,
         member: &str,
+        who: Fetcher<'_>,
     ) -> Result<MemberView, GroupError> {
-        Ok(self.sync(tenant, group, member, None, None, true).await?.0)
+        let who = Fetcher { epoch: None, ..who };
+        Ok(self.sync(tenant, group, member, None, who, true).await?.0)
     }
 
     /// Removes the member; its partitions move at once.
@@ -390,7 +455,7 @@ impl Groups {
                 return Err(GroupError::MemberNotFound(member.to_string()));
             }
             let (infos, _) = self.topic_map(tenant, &l.state.topics()).await?;
-            l.state.rebalance(&infos, true);
+            l.state.rebalance(&infos, true, l.now);
             let _ = expired;
             if self.save(tenant, group, &l, &[]).await? {
                 return Ok(());
@@ -410,12 +475,10 @@ impl Groups {
         tenant: &str,
         group: &str,
         member: &str,
-        generation: Option<i64>,
+        who: Fetcher<'_>,
         limits: FetchLimits,
     ) -> Result<Fetched, GroupError> {
-        let (first, metas) = self
-            .sync(tenant, group, member, None, generation, false)
-            .await?;
+        let (first, metas) = self.sync(tenant, group, member, None, who, false).await?;
         let wait = limits
             .wait
             .min(Duration::from_millis((first.session_timeout_ms / 2) as u64));
@@ -434,13 +497,7 @@ impl Groups {
             let mut l = self.load(tenant, group).await?;
             let now = l.now;
             let generation = l.state.generation;
-            let Some(m) = l
-                .state
-                .member_mut(member)
-                .filter(|m| m.expires_at_ms >= now)
-            else {
-                return Err(GroupError::MemberNotFound(member.to_string()));
-            };
+            let m = check_member(&mut l.state, member, now, who.epoch, who.may_consume)?;
             m.expires_at_ms = now + m.session_timeout_ms;
             m.told = generation;
             let m = m.clone();
@@ -597,6 +654,8 @@ impl Groups {
                 });
             }
             m.expires_at_ms = now + m.session_timeout_ms;
+            // Committing at a generation shows the member heard it.
+            m.acked = m.acked.max(generation);
             for c in commits {
                 let owns = l.state.owners.iter().any(|o| {
                     o.topic_id == c.topic_id && o.partition == c.partition && o.member == member
@@ -641,13 +700,8 @@ impl Groups {
             if live > 0 {
                 return Err(GroupError::HasMembers(live));
             }
-            if l.version.is_none() {
-                self.metadata
-                    .groups
-                    .commit_group_offsets(tenant, group, commits, self.clock.now_ms())
-                    .await?;
-                return Ok(());
-            }
+            // Swapped even when the group has no document yet (one is
+            // created), so a join that lands first makes this lose.
             if self.save(tenant, group, &l, commits).await? {
                 return Ok(());
             }

@@ -12,7 +12,6 @@ pub mod members;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::clock::SharedClock;
 use crate::metadata::{GroupOffsetCommit, GroupOffsetRow, Metadata, MetadataError};
 use crate::metrics::Metrics;
 use crate::read::follow::StartAt;
@@ -61,6 +60,10 @@ pub enum GroupError {
     GroupFull(usize),
     #[error("the group changed too often to apply the call; retry")]
     Busy,
+    #[error("member {0} was taken over by a newer connection")]
+    TakenOver(String),
+    #[error("the token may not consume topic {0}, which this member reads")]
+    Forbidden(String),
     #[error(transparent)]
     Read(#[from] ReadError),
     #[error(transparent)]
@@ -74,7 +77,6 @@ pub struct Groups {
     reader: Reader,
     watermarks: Arc<Watermarks>,
     metrics: Arc<Metrics>,
-    clock: SharedClock,
 }
 
 /// Who commits: nobody in particular (a group without members), or a
@@ -91,14 +93,12 @@ impl Groups {
         reader: Reader,
         watermarks: Arc<Watermarks>,
         metrics: Arc<Metrics>,
-        clock: SharedClock,
     ) -> Self {
         Groups {
             metadata,
             reader,
             watermarks,
             metrics,
-            clock,
         }
     }
 

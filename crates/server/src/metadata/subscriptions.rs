@@ -6,9 +6,11 @@ use async_trait::async_trait;
 use super::MetadataError;
 
 /// The group holding a subscription's progress: a name no client group can
-/// have (client group names have no `:`).
-pub fn subscription_group(name: &str) -> String {
-    format!("subscription:{name}")
+/// have (client group names have no `:`), and one per incarnation, so a
+/// subscription deleted and made again under its name starts afresh and
+/// a worker of the old one cannot join the new one's group.
+pub fn subscription_group(name: &str, created_at_ms: i64) -> String {
+    format!("subscription:{name}:{created_at_ms}")
 }
 
 /// One subscription.

@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use super::Deps;
 use super::sign::signature;
 use crate::groups::assign::Reset;
-use crate::groups::members::{FetchLimits, JoinSpec, MemberBatch, MemberView};
+use crate::groups::members::{FetchLimits, Fetcher, JoinSpec, MemberBatch, MemberView, any_topic};
 use crate::groups::{Committer, GroupError, OffsetEntry};
 use crate::ingest::{Append, NewRecord};
 use crate::metadata::{DeliveryNote, SubscriptionRow, subscription_group};
@@ -64,7 +64,7 @@ fn unix_now() -> i64 {
 
 /// Runs until `stop` fires; see the module header.
 pub(super) async fn work(deps: Arc<Deps>, sub: SubscriptionRow, stop: CancellationToken) {
-    let group = subscription_group(&sub.name);
+    let group = subscription_group(&sub.name, sub.created_at_ms);
     let spec = JoinSpec {
         topics: vec![sub.topic.clone()],
         session_timeout_ms: deps.config.session_timeout.as_millis() as i64,
@@ -75,7 +75,28 @@ pub(super) async fn work(deps: Arc<Deps>, sub: SubscriptionRow, stop: Cancellati
         },
     };
     let mut failures = 0u32;
+    let mut first = true;
     while !stop.is_cancelled() {
+        // Before joining again, make sure this is still the subscription
+        // (not deleted, paused, or made again under its name).
+        if !std::mem::take(&mut first) {
+            match deps
+                .metadata
+                .subscriptions
+                .get_subscription(&sub.tenant, &sub.name)
+                .await
+            {
+                Ok(Some(now)) if now.created_at_ms == sub.created_at_ms && !now.paused => {}
+                Ok(_) => return,
+                Err(e) => {
+                    tracing::warn!(subscription = %sub.name, error = %e, "checking the subscription failed");
+                    if !sleep_or_stop(&stop, deps.config.retry_base).await {
+                        return;
+                    }
+                    continue;
+                }
+            }
+        }
         let member = match deps.groups.join(&sub.tenant, &group, &spec).await {
             Ok(v) => v,
             Err(e) => {
@@ -126,14 +147,22 @@ impl Worker {
             let fetched = tokio::select! {
                 _ = self.stop.cancelled() => return,
                 f = self.deps.groups.fetch_records(
-                    &self.sub.tenant, &self.group, &self.member.member_id, None, limits) => f,
+                    &self.sub.tenant, &self.group, &self.member.member_id, Fetcher {
+                        may_consume: &any_topic,
+                        generation: None,
+                        epoch: None,
+                    }, limits) => f,
             };
             let fetched = match fetched {
                 Ok(f) => f,
                 Err(GroupError::MemberNotFound(_)) => return,
                 Err(e) => {
+                    // The fetch may have moved the positions without
+                    // handing the records over (an ambiguous commit).
                     tracing::warn!(subscription = %self.sub.name, error = %e, "fetch for delivery failed");
-                    if !sleep_or_stop(&self.stop, self.deps.config.retry_base).await {
+                    if !sleep_or_stop(&self.stop, self.deps.config.retry_base).await
+                        || !self.rewind().await
+                    {
                         return;
                     }
                     continue;
@@ -142,12 +171,21 @@ impl Worker {
             self.member = fetched.view;
             self.acted = self.member.generation;
             let mut delivered = 0usize;
+            let mut lost = false;
             for batch in &fetched.batches {
                 match self.deliver(batch).await {
                     Outcome::Done => delivered += batch.records.len(),
-                    Outcome::Lost => break,
+                    Outcome::Lost => {
+                        lost = true;
+                        break;
+                    }
                     Outcome::Stopped => return,
                 }
+            }
+            // Batches fetched but not delivered are behind the positions:
+            // start again from the committed offsets.
+            if lost && !self.rewind().await {
+                return;
             }
             // A small batch: let records gather before the next fetch.
             let wait = Duration::from_millis(self.sub.max_batch_wait_ms.max(0) as u64);
@@ -157,6 +195,53 @@ impl Worker {
                 && !sleep_or_stop(&self.stop, wait.min(self.session() / 3)).await
             {
                 return;
+            }
+        }
+    }
+
+    /// Awaits `fut` (a delivery), heartbeating every third of the session
+    /// meanwhile, so a slow receiver does not cost the partition its lease.
+    async fn while_alive<F: std::future::Future>(&mut self, fut: F) -> F::Output {
+        let mut fut = std::pin::pin!(fut);
+        loop {
+            tokio::select! {
+                out = &mut fut => return out,
+                _ = tokio::time::sleep(self.session() / 3) => {
+                    let acted = self.acted;
+                    if let Ok(v) = self
+                        .deps
+                        .groups
+                        .heartbeat(&self.sub.tenant, &self.group, &self.member.member_id, Some(acted))
+                        .await
+                    {
+                        self.member = v;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sets the member's positions back to the committed offsets; false when
+    /// the member is gone (join again).
+    async fn rewind(&mut self) -> bool {
+        let who = Fetcher {
+            may_consume: &any_topic,
+            generation: Some(self.acted),
+            epoch: None,
+        };
+        match self
+            .deps
+            .groups
+            .resume(&self.sub.tenant, &self.group, &self.member.member_id, who)
+            .await
+        {
+            Ok(v) => {
+                self.member = v;
+                true
+            }
+            Err(e) => {
+                tracing::warn!(subscription = %self.sub.name, error = %e, "rewinding to the committed offsets failed");
+                false
             }
         }
     }
@@ -194,7 +279,7 @@ impl Worker {
             let started = std::time::Instant::now();
             let result = match checked {
                 Err(e) => Err((e, None)),
-                Ok(()) => match sent.await {
+                Ok(()) => match self.while_alive(sent).await {
                     Ok(r) if r.status().is_success() => Ok(()),
                     Ok(r) => {
                         let status = r.status().as_u16();

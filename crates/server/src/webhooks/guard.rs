@@ -65,6 +65,15 @@ pub fn is_public(ip: IpAddr) -> bool {
                 return public_v4(v4);
             }
             let s = v6.segments();
+            // IPv4-compatible (::a.b.c.d, deprecated but still routed by some stacks).
+            if s[..6].iter().all(|x| *x == 0) {
+                return public_v4(Ipv4Addr::new(
+                    (s[6] >> 8) as u8,
+                    s[6] as u8,
+                    (s[7] >> 8) as u8,
+                    s[7] as u8,
+                ));
+            }
             !(v6.is_loopback()
                 || v6.is_unspecified()
                 || v6.is_multicast()
@@ -203,6 +212,7 @@ mod tests {
         assert!(g.check_url("http://10.1.2.3/x").is_err());
         assert!(g.check_url("http://[::1]/x").is_err());
         assert!(g.check_url("http://[::ffff:192.168.1.1]/x").is_err());
+        assert!(g.check_url("http://[::127.0.0.1]/x").is_err());
         assert!(g.check_url("http://169.254.169.254/latest").is_err());
         assert!(g.check_url("ftp://example.com/").is_err());
         assert!(g.check_url("https://user:pw@example.com/").is_err());

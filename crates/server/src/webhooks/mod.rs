@@ -73,6 +73,8 @@ impl Webhooks {
             .timeout(config.timeout)
             .connect_timeout(config.timeout)
             .redirect(reqwest::redirect::Policy::none())
+            // A proxy would resolve names itself, past the guard.
+            .no_proxy()
             .dns_resolver(Arc::new(GuardedResolver(config.guard.clone())))
             .user_agent(concat!("StreamHouse-Webhooks/", env!("CARGO_PKG_VERSION")))
             .build()

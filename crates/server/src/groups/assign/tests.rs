@@ -10,6 +10,7 @@ fn member(id: &str, topics: &[&str]) -> Member {
         reset: Reset::Earliest,
         acked: 0,
         told: 0,
+        epoch: 0,
     }
 }
 
@@ -42,7 +43,7 @@ fn ack_all(s: &mut GroupState, t: &HashMap<String, TopicInfo>) {
     for m in &mut s.members {
         m.acked = g;
     }
-    s.rebalance(t, false);
+    s.rebalance(t, false, 0);
 }
 
 #[test]
@@ -51,7 +52,7 @@ fn three_members_share_ten_partitions_evenly_and_disjointly() {
     let mut s = GroupState::default();
     for id in ["m1", "m2", "m3"] {
         s.add(member(id, &["a"]));
-        s.rebalance(&t, true);
+        s.rebalance(&t, true, 0);
     }
     ack_all(&mut s, &t);
     assert_eq!(s.owners.len(), 10);
@@ -66,11 +67,11 @@ fn a_partition_moves_only_after_its_owner_acknowledges() {
     let t = topics(&[("a", 4)]);
     let mut s = GroupState::default();
     s.add(member("m1", &["a"]));
-    s.rebalance(&t, true);
+    s.rebalance(&t, true, 0);
     assert_eq!(loads(&s)["m1"], 4);
     let g1 = s.generation;
     s.add(member("m2", &["a"]));
-    s.rebalance(&t, true);
+    s.rebalance(&t, true, 0);
     assert!(s.generation > g1);
     // Two partitions are leaving m1 but still owned by it.
     let (owned, revoking) = s.assignment_of("m1");
@@ -78,10 +79,10 @@ fn a_partition_moves_only_after_its_owner_acknowledges() {
     assert!(s.assignment_of("m2").0.is_empty());
     // Nothing changes until m1 acknowledges.
     let g2 = s.generation;
-    s.rebalance(&t, false);
+    s.rebalance(&t, false, 0);
     assert_eq!(s.generation, g2);
     s.member_mut("m1").unwrap().acked = g2;
-    s.rebalance(&t, false);
+    s.rebalance(&t, false, 0);
     assert!(s.generation > g2);
     assert_eq!(s.assignment_of("m1").0.len(), 2);
     assert_eq!(s.assignment_of("m2").0.len(), 2);
@@ -95,10 +96,10 @@ fn an_expired_member_frees_its_partitions_at_once() {
     for id in ["m1", "m2", "m3"] {
         s.add(member(id, &["a"]));
     }
-    s.rebalance(&t, true);
+    s.rebalance(&t, true, 0);
     s.member_mut("m2").unwrap().expires_at_ms = 5;
     assert!(s.expire(6));
-    s.rebalance(&t, true);
+    s.rebalance(&t, true, 0);
     assert_eq!(s.owners.len(), 6);
     assert!(s.owners.iter().all(|o| o.member != "m2"));
     assert_eq!(loads(&s).into_values().collect::<Vec<_>>(), vec![3, 3]);
@@ -111,14 +112,14 @@ fn sticky_partitions_stay_where_balance_allows() {
     for id in ["m1", "m2", "m3"] {
         s.add(member(id, &["a"]));
     }
-    s.rebalance(&t, true);
+    s.rebalance(&t, true, 0);
     let before: HashMap<i32, String> = s
         .owners
         .iter()
         .map(|o| (o.partition, o.member.clone()))
         .collect();
     s.remove("m3");
-    s.rebalance(&t, true);
+    s.rebalance(&t, true, 0);
     // Partitions of m1 and m2 did not move.
     for o in &s.owners {
         if before[&o.partition] != "m3" {
@@ -134,7 +135,7 @@ fn members_of_different_topics_get_only_their_topics() {
     s.add(member("m1", &["a"]));
     s.add(member("m2", &["a", "b"]));
     s.add(member("m3", &["b"]));
-    s.rebalance(&t, true);
+    s.rebalance(&t, true, 0);
     ack_all(&mut s, &t);
     for o in &s.owners {
         let m = s.member(&o.member).unwrap();
@@ -148,10 +149,10 @@ fn a_deleted_topic_loses_its_owners() {
     let mut t = topics(&[("a", 2), ("b", 2)]);
     let mut s = GroupState::default();
     s.add(member("m1", &["a", "b"]));
-    s.rebalance(&t, true);
+    s.rebalance(&t, true, 0);
     t.remove("b");
     let g = s.generation;
-    s.rebalance(&t, false);
+    s.rebalance(&t, false, 0);
     assert!(s.generation > g);
     assert!(s.owners.iter().all(|o| o.topic == "a"));
 }
@@ -164,7 +165,7 @@ fn the_same_members_give_the_same_assignment() {
         for id in order {
             s.add(member(id, &["a", "b"]));
         }
-        s.rebalance(&t, true);
+        s.rebalance(&t, true, 0);
         s.owners
             .iter()
             .map(|o| (o.topic.clone(), o.partition, o.member.clone()))
@@ -186,14 +187,14 @@ fn no_generation_has_two_owners_of_a_partition() {
         let id = ids[step % ids.len()];
         if step % 3 == 0 && s.member(id).is_some() {
             s.remove(id);
-            s.rebalance(&t, true);
+            s.rebalance(&t, true, 0);
         } else if s.member(id).is_none() {
             s.add(member(id, &["a"]));
-            s.rebalance(&t, true);
+            s.rebalance(&t, true, 0);
         } else {
             let g = s.generation;
             s.member_mut(id).unwrap().acked = g;
-            s.rebalance(&t, false);
+            s.rebalance(&t, false, 0);
         }
         for o in &s.owners {
             if o.moving_to.is_some() {
@@ -203,4 +204,19 @@ fn no_generation_has_two_owners_of_a_partition() {
             assert!(prev.is_none_or(|p| p == o.member));
         }
     }
+}
+
+#[test]
+fn an_owner_that_never_acknowledges_lets_go_after_its_session() {
+    let t = topics(&[("a", 2)]);
+    let mut s = GroupState::default();
+    s.add(member("m1", &["a"]));
+    s.rebalance(&t, true, 0);
+    s.add(member("m2", &["a"]));
+    s.rebalance(&t, true, 1_000);
+    assert_eq!(s.assignment_of("m1").1.len(), 1, "one partition is moving");
+    s.rebalance(&t, false, 10_999);
+    assert_eq!(s.assignment_of("m2").0.len(), 0, "not before the session");
+    s.rebalance(&t, false, 11_000);
+    assert_eq!(s.assignment_of("m2").0.len(), 1, "after m1's 10 s session");
 }

@@ -119,24 +119,27 @@ impl<D: Dialect> Subscriptions for SqlStore<D> {
     }
 
     async fn delete_subscription(&self, tenant: &str, name: &str) -> Result<bool, MetadataError> {
-        let group = subscription_group(name);
         self.retrying(|| async {
             let mut tx = self.begin().await?;
             let args = [Arg::Text(tenant), Arg::Text(name)];
-            let n = self
-                .execute(
+            let gone = self
+                .fetch(
                     On::Tx(&mut tx),
-                    "DELETE FROM subscriptions WHERE tenant = $1 AND name = $2",
+                    "DELETE FROM subscriptions WHERE tenant = $1 AND name = $2 RETURNING created_at",
                     &args,
                 )
                 .await?;
+            let Some(created) = gone.first().map(|r| r.big("created_at")).transpose()? else {
+                return Ok::<_, Failure>(false);
+            };
+            let group = subscription_group(name, created);
             let args = [Arg::Text(tenant), Arg::Text(&group)];
             for table in ["group_state", "group_offsets"] {
                 let sql = format!("DELETE FROM {table} WHERE tenant = $1 AND group_id = $2");
                 self.execute(On::Tx(&mut tx), &sql, &args).await?;
             }
             self.commit(tx).await?;
-            Ok::<_, Failure>(n == 1)
+            Ok(true)
         })
         .await
     }

@@ -220,7 +220,7 @@ pub async fn subscriptions_are_kept_per_tenant(m: &Metadata) {
         (Some("receiver answered 500"), Some(77)),
         "an error stays until the next one"
     );
-    let group = subscription_group("a");
+    let group = subscription_group("a", 5);
     m.groups
         .commit_group_offsets("t1", &group, &[at(t.id, 4)], 1)
         .await
