@@ -650,7 +650,10 @@ async fn a_websocket_group_subscription_is_a_member_and_commits_fenced() {
 async fn a_token_reads_a_member_only_with_consume_on_its_topics() {
     use common::tokens::{JWT_FLAGS, token};
     let agent = TestAgent::start(JWT_FLAGS).await;
-    let admin = Api::with_token(agent.u(""), &token("t1", &["admin:*", "produce:*", "consume:*", "commit:*"]));
+    let admin = Api::with_token(
+        agent.u(""),
+        &token("t1", &["admin:*", "produce:*", "consume:*", "commit:*"]),
+    );
     admin.create_topic("secret", 1).await.expect(201);
     admin.create_topic("public", 1).await.expect(201);
     admin
@@ -668,7 +671,12 @@ async fn a_token_reads_a_member_only_with_consume_on_its_topics() {
     let r = other
         .get(&format!("/v1/groups/g/members/{id}/records"))
         .await;
-    assert_eq!((r.status, r.body["field"].as_str()), (403, Some("topics")), "{}", r.text);
+    assert_eq!(
+        (r.status, r.body["field"].as_str()),
+        (403, Some("topics")),
+        "{}",
+        r.text
+    );
     let r = other
         .client
         .get(other.url("/v1/groups/g/stream?topics=public"))
@@ -693,6 +701,11 @@ async fn a_token_reads_a_member_only_with_consume_on_its_topics() {
             &json!({"name": "billing", "topic": "public", "url": "https://hooks.example.com/x"}),
         )
         .await;
-    assert_eq!((r.status, r.body["field"].as_str()), (403, Some("name")), "{}", r.text);
+    assert_eq!(
+        (r.status, r.body["field"].as_str()),
+        (403, Some("name")),
+        "{}",
+        r.text
+    );
     agent.stop().await;
 }
