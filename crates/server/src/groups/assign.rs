@@ -109,6 +109,14 @@ impl GroupState {
         before != self.members.len()
     }
 
+    /// Members whose lease has not ended at `now_ms`.
+    pub fn live_members(&self, now_ms: i64) -> usize {
+        self.members
+            .iter()
+            .filter(|m| m.expires_at_ms >= now_ms)
+            .count()
+    }
+
     /// Removes members whose lease ended at `now_ms`; true if any.
     pub fn expire(&mut self, now_ms: i64) -> bool {
         let before = self.members.len();

@@ -691,12 +691,7 @@ impl Groups {
     ) -> Result<(), GroupError> {
         for attempt in 0..MAX_SWAPS {
             let l = self.load(tenant, group).await?;
-            let live = l
-                .state
-                .members
-                .iter()
-                .filter(|m| m.expires_at_ms >= l.now)
-                .count();
+            let live = l.state.live_members(l.now);
             if live > 0 {
                 return Err(GroupError::HasMembers(live));
             }
@@ -714,12 +709,7 @@ impl Groups {
     pub async fn delete_group(&self, tenant: &str, group: &str) -> Result<(), GroupError> {
         for attempt in 0..MAX_SWAPS {
             let l = self.load(tenant, group).await?;
-            let live = l
-                .state
-                .members
-                .iter()
-                .filter(|m| m.expires_at_ms >= l.now)
-                .count();
+            let live = l.state.live_members(l.now);
             if live > 0 {
                 return Err(GroupError::HasMembers(live));
             }
