@@ -324,7 +324,11 @@ pub(super) async fn list(
     let rows = state
         .metadata
         .subscriptions
-        .list_subscriptions(Some(caller.tenant.as_str()), q.after.as_deref(), limit)
+        .list_subscriptions(
+            Some(caller.tenant.as_str()),
+            q.after.as_deref().map(|a| (caller.tenant.as_str(), a)),
+            limit,
+        )
         .await?;
     let next_after = (rows.len() == limit as usize).then(|| rows[rows.len() - 1].name.clone());
     Ok(Json(SubscriptionList {

@@ -59,12 +59,13 @@ pub trait Subscriptions: Send + Sync + std::fmt::Debug {
         name: &str,
     ) -> Result<Option<SubscriptionRow>, MetadataError>;
 
-    /// A tenant's subscriptions in name order after `after`, at most
-    /// `limit`; every tenant's when `tenant` is `None` (the delivery loop).
+    /// Subscriptions in (tenant, name) order after `after` (a tenant and a
+    /// name), at most `limit`: one tenant's, or every tenant's when
+    /// `tenant` is `None` (the delivery loop).
     async fn list_subscriptions(
         &self,
         tenant: Option<&str>,
-        after: Option<&str>,
+        after: Option<(&str, &str)>,
         limit: u32,
     ) -> Result<Vec<SubscriptionRow>, MetadataError>;
 

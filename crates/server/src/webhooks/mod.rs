@@ -26,7 +26,7 @@ use crate::metadata::{Metadata, SubscriptionRow};
 use crate::metrics::Metrics;
 use guard::{Guard, GuardedResolver};
 
-/// Subscriptions looked at per listing.
+/// Subscriptions read per page of the listing.
 const LIST_LIMIT: u32 = 10_000;
 
 /// How delivery behaves; from the `--webhook-*` flags.
@@ -135,13 +135,27 @@ impl Webhooks {
         tracker.wait().await;
     }
 
+    /// Every active subscription of every tenant, a page at a time.
     async fn active(&self) -> Result<Vec<SubscriptionRow>, crate::metadata::MetadataError> {
-        let all = self
-            .deps
-            .metadata
-            .subscriptions
-            .list_subscriptions(None, None, LIST_LIMIT)
-            .await?;
-        Ok(all.into_iter().filter(|s| !s.paused).collect())
+        let mut out = Vec::new();
+        let mut after: Option<(String, String)> = None;
+        loop {
+            let page = self
+                .deps
+                .metadata
+                .subscriptions
+                .list_subscriptions(
+                    None,
+                    after.as_ref().map(|(t, n)| (t.as_str(), n.as_str())),
+                    LIST_LIMIT,
+                )
+                .await?;
+            let full = page.len() == LIST_LIMIT as usize;
+            after = page.last().map(|s| (s.tenant.clone(), s.name.clone()));
+            out.extend(page.into_iter().filter(|s| !s.paused));
+            if !full {
+                return Ok(out);
+            }
+        }
     }
 }

@@ -77,7 +77,7 @@ impl<D: Dialect> Subscriptions for SqlStore<D> {
     async fn list_subscriptions(
         &self,
         tenant: Option<&str>,
-        after: Option<&str>,
+        after: Option<(&str, &str)>,
         limit: u32,
     ) -> Result<Vec<SubscriptionRow>, MetadataError> {
         let sql = format!(
@@ -85,11 +85,7 @@ impl<D: Dialect> Subscriptions for SqlStore<D> {
              AND (tenant > $2 OR (tenant = $2 AND name > $3)) ORDER BY tenant, name LIMIT $4"
         );
         self.read(async {
-            // Every tenant's: page by (tenant, name) from the start.
-            let (from_tenant, from_name) = match tenant {
-                Some(t) => (t, after.unwrap_or("")),
-                None => ("", ""),
-            };
+            let (from_tenant, from_name) = after.unwrap_or((tenant.unwrap_or(""), ""));
             let args = [
                 tenant.map_or(Arg::OptText(None), |t| Arg::OptText(Some(t))),
                 Arg::Text(from_tenant),

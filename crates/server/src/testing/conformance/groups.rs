@@ -170,12 +170,20 @@ pub async fn subscriptions_are_kept_per_tenant(m: &Metadata) {
         .collect();
     assert_eq!(mine, ["a", "b"]);
     let page = s
-        .list_subscriptions(Some("t1"), Some("a"), 10)
+        .list_subscriptions(Some("t1"), Some(("t1", "a")), 10)
         .await
         .expect("list");
     assert_eq!(page.len(), 1);
     let all = s.list_subscriptions(None, None, 10).await.expect("list");
     assert_eq!(all.len(), 3);
+    // Every tenant's, a page at a time by (tenant, name).
+    let page = s.list_subscriptions(None, None, 2).await.expect("list");
+    let last = page.last().expect("a page");
+    let next = s
+        .list_subscriptions(None, Some((&last.tenant, &last.name)), 2)
+        .await
+        .expect("list");
+    assert_eq!((next.len(), next[0].tenant.as_str()), (1, "t2"));
     assert!(
         s.set_subscription_paused("t1", "a", true)
             .await
