@@ -222,6 +222,39 @@ pub(crate) fn read_body(
     axum::body::Body::from_stream(frames)
 }
 
+/// A read response with `fields` written first
+/// (`{"type":"records","subscription":"s1",…,"topic":…}`): streams and
+/// deliveries tag the records they send.
+pub(crate) fn render_tagged(
+    fields: &[(&str, serde_json::Value)],
+    topic: &str,
+    partition: i32,
+    records: &[StoredRecord],
+    next_offset: i64,
+    high_watermark: i64,
+    log_start_offset: i64,
+) -> Vec<u8> {
+    let body = render_read(
+        topic,
+        partition,
+        records,
+        next_offset,
+        high_watermark,
+        log_start_offset,
+    );
+    let mut out = Vec::with_capacity(body.len() + 48 * fields.len());
+    out.push(b'{');
+    for (k, v) in fields {
+        push_str(&mut out, k);
+        out.push(b':');
+        // Writing into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut out, v);
+        out.push(b',');
+    }
+    out.extend_from_slice(&body[1..]);
+    out
+}
+
 /// Renders a whole read response.
 pub(crate) fn render_read(
     topic: &str,

@@ -21,14 +21,12 @@ use serde::Deserialize;
 use super::error::{ApiError, ErrorCode};
 use super::extract::ApiQuery;
 use super::groups::GroupPath;
-use super::members::AutoOffsetReset;
+use super::members::{AutoOffsetReset, join_spec};
 use super::sse::{error_event, last_event_id, open_slot, session_error, sse_response};
 use super::{AppState, paths};
 use crate::auth::{Action, Caller};
 use crate::groups::GroupError;
-use crate::groups::assign::Reset;
-use crate::groups::members::{FetchLimits, Fetcher, JoinSpec, MemberView};
-use crate::render::render_read;
+use crate::groups::members::{FetchLimits, Fetcher, MemberView};
 
 const DEFAULT_SESSION_MS: i64 = 10_000;
 
@@ -136,35 +134,21 @@ pub(super) async fn stream(
     GroupPath { tenant, group }: GroupPath,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let mut topics: Vec<String> = q
+    let topics: Vec<String> = q
         .topics
         .split(',')
         .map(str::trim)
         .filter(|t| !t.is_empty())
         .map(str::to_string)
         .collect();
-    topics.sort();
-    topics.dedup();
-    if topics.is_empty() || topics.len() > 100 {
-        return Err(ApiError::new(
-            ErrorCode::InvalidQuery,
-            "topics must name 1 to 100 topics, comma-separated",
-        )
-        .with_field("topics")
-        .with_limit(100));
-    }
-    for t in &topics {
-        super::auth::require(&caller, Action::Consume, t)?;
-    }
-    let session = q.session_timeout_ms.unwrap_or(DEFAULT_SESSION_MS);
-    if !(1_000..=300_000).contains(&session) {
-        return Err(ApiError::new(
-            ErrorCode::InvalidQuery,
-            "session_timeout_ms must be 1000 to 300000",
-        )
-        .with_field("session_timeout_ms")
-        .with_limit(300_000));
-    }
+    let spec = join_spec(
+        &caller,
+        topics,
+        q.session_timeout_ms.unwrap_or(DEFAULT_SESSION_MS),
+        q.auto_offset_reset,
+        ErrorCode::InvalidQuery,
+    )?;
+    let session = spec.session_timeout_ms;
     let limit = q.limit.unwrap_or(1000);
     if !(1..=10_000).contains(&limit) {
         return Err(
@@ -174,14 +158,7 @@ pub(super) async fn stream(
         );
     }
     let slot = open_slot(&state, &caller)?;
-    let spec = JoinSpec {
-        topics,
-        session_timeout_ms: session,
-        reset: match q.auto_offset_reset.unwrap_or_default() {
-            AutoOffsetReset::Earliest => Reset::Earliest,
-            AutoOffsetReset::Latest => Reset::Latest,
-        },
-    };
+
     let resumed = match last_event_id(&headers)
         .filter(|id| id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
     {
@@ -263,25 +240,10 @@ pub(super) async fn stream(
                         s.pending.push_back(assignment_event(&s.group, &f.view));
                     }
                     for b in &f.batches {
-                        let body = render_read(
-                            &b.topic,
-                            b.partition,
-                            &b.records,
-                            b.next_offset,
-                            b.high_watermark,
-                            b.log_start_offset,
-                        );
-                        let mut data = Vec::with_capacity(body.len() + 96);
-                        data.extend_from_slice(b"{\"member_id\":");
-                        data.extend_from_slice(
-                            serde_json::to_string(&s.member)
-                                .unwrap_or_default()
-                                .as_bytes(),
-                        );
-                        data.extend_from_slice(b",\"generation\":");
-                        data.extend_from_slice(f.view.generation.to_string().as_bytes());
-                        data.push(b',');
-                        data.extend_from_slice(&body[1..]);
+                        let data = b.render(&[
+                            ("member_id", s.member.as_str().into()),
+                            ("generation", f.view.generation.into()),
+                        ]);
                         s.pending.push_back(
                             Event::default()
                                 .event("records")

@@ -21,7 +21,6 @@ use crate::groups::assign::Reset;
 use crate::groups::members::{Assigned, FetchLimits, Fetcher, JoinSpec, MemberView};
 use crate::model::Tenant;
 use crate::read::follow::StartAt;
-use crate::render::render_read;
 
 const MAX_TOPICS_PER_MEMBER: usize = 100;
 const MIN_SESSION_MS: i64 = 1_000;
@@ -148,6 +147,48 @@ fn member_out(group: String, v: MemberView) -> MemberOut {
     }
 }
 
+/// A join as every front end asks for it (REST, SSE, WebSocket): 1 to 100
+/// topics the caller may consume (sorted, each once) and a session of 1 s
+/// to 5 min. A bad field answers with `code` (a body field or a query
+/// parameter) naming it.
+pub(super) fn join_spec(
+    caller: &Caller,
+    mut topics: Vec<String>,
+    session_timeout_ms: i64,
+    reset: Option<AutoOffsetReset>,
+    code: ErrorCode,
+) -> Result<JoinSpec, ApiError> {
+    if topics.is_empty() || topics.len() > MAX_TOPICS_PER_MEMBER {
+        return Err(ApiError::new(
+            code,
+            format!("topics must name 1 to {MAX_TOPICS_PER_MEMBER} topics"),
+        )
+        .with_field("topics")
+        .with_limit(MAX_TOPICS_PER_MEMBER as u64));
+    }
+    topics.sort();
+    topics.dedup();
+    for t in &topics {
+        super::auth::require(caller, Action::Consume, t)?;
+    }
+    if !(MIN_SESSION_MS..=MAX_SESSION_MS).contains(&session_timeout_ms) {
+        return Err(ApiError::new(
+            code,
+            format!("session_timeout_ms must be {MIN_SESSION_MS} to {MAX_SESSION_MS}"),
+        )
+        .with_field("session_timeout_ms")
+        .with_limit(MAX_SESSION_MS as u64));
+    }
+    Ok(JoinSpec {
+        topics,
+        session_timeout_ms,
+        reset: match reset.unwrap_or_default() {
+            AutoOffsetReset::Earliest => Reset::Earliest,
+            AutoOffsetReset::Latest => Reset::Latest,
+        },
+    })
+}
+
 /// Join a group: the member gets an id, a generation and its partitions.
 #[utoipa::path(post, path = paths::GROUP_MEMBERS, tag = "groups", params(("group" = String, Path)),
     request_body = JoinBody,
@@ -167,35 +208,13 @@ pub(super) async fn join(
     let req: JoinBody = super::json::from_object(&body).map_err(|e| {
         ApiError::new(ErrorCode::InvalidJson, format!("invalid join: {e}")).with_field("body")
     })?;
-    if req.topics.is_empty() || req.topics.len() > MAX_TOPICS_PER_MEMBER {
-        return Err(ApiError::field(
-            "topics",
-            format!("topics must name 1 to {MAX_TOPICS_PER_MEMBER} topics"),
-        )
-        .with_limit(MAX_TOPICS_PER_MEMBER as u64));
-    }
-    let mut topics = req.topics;
-    topics.sort();
-    topics.dedup();
-    for t in &topics {
-        super::auth::require(&caller, Action::Consume, t)?;
-    }
-    let session = req.session_timeout_ms.unwrap_or(DEFAULT_SESSION_MS);
-    if !(MIN_SESSION_MS..=MAX_SESSION_MS).contains(&session) {
-        return Err(ApiError::field(
-            "session_timeout_ms",
-            format!("session_timeout_ms must be {MIN_SESSION_MS} to {MAX_SESSION_MS}"),
-        )
-        .with_limit(MAX_SESSION_MS as u64));
-    }
-    let spec = JoinSpec {
-        topics,
-        session_timeout_ms: session,
-        reset: match req.auto_offset_reset.unwrap_or_default() {
-            AutoOffsetReset::Earliest => Reset::Earliest,
-            AutoOffsetReset::Latest => Reset::Latest,
-        },
-    };
+    let spec = join_spec(
+        &caller,
+        req.topics,
+        req.session_timeout_ms.unwrap_or(DEFAULT_SESSION_MS),
+        req.auto_offset_reset,
+        ErrorCode::InvalidField,
+    )?;
     let v = state.groups.join(tenant.as_str(), &group, &spec).await?;
     Ok((StatusCode::CREATED, Json(member_out(group, v))).into_response())
 }
@@ -351,14 +370,7 @@ pub(super) async fn fetch(
         if i > 0 {
             out.push(b',');
         }
-        out.extend_from_slice(&render_read(
-            &b.topic,
-            b.partition,
-            &b.records,
-            b.next_offset,
-            b.high_watermark,
-            b.log_start_offset,
-        ));
+        out.extend_from_slice(&b.render(&[]));
     }
     out.extend_from_slice(b"]}");
     Ok(([(header::CONTENT_TYPE, "application/json")], out).into_response())

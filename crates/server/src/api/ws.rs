@@ -42,11 +42,10 @@ use super::error::{ApiError, ErrorCode};
 use super::extract::{partition_of, resolve_topic};
 use super::produce::{check_idempotency_key, fingerprint};
 use super::records_in::parse_json;
-use super::records_out::render_read;
+use super::records_out::render_tagged;
 use super::{AppState, paths};
 use crate::auth::{Action, Caller, SessionEnd, StreamSlot};
-use crate::groups::assign::Reset;
-use crate::groups::members::{FetchLimits, Fetcher, JoinSpec, MemberView};
+use crate::groups::members::{FetchLimits, Fetcher, MemberView};
 use crate::ingest::{Append, RequestKey};
 use crate::model::Tenant;
 use crate::read::follow::{Follower, StartAt};
@@ -862,7 +861,11 @@ async fn follow(
         };
         match batch {
             Ok(b) => {
-                let body = render_read(
+                let body = render_tagged(
+                    &[
+                        ("type", "records".into()),
+                        ("subscription", id.as_str().into()),
+                    ],
                     &b.topic.name,
                     b.partition,
                     &b.records,
@@ -870,12 +873,10 @@ async fn follow(
                     b.high_watermark,
                     0,
                 );
-                let mut text = String::with_capacity(body.len() + 64);
-                text.push_str("{\"type\":\"records\",\"subscription\":");
-                text.push_str(&Value::String(id.clone()).to_string());
-                text.push(',');
-                text.push_str(&String::from_utf8_lossy(&body[1..]));
-                if !outbox.send(text).await {
+                if !outbox
+                    .send(String::from_utf8_lossy(&body).into_owned())
+                    .await
+                {
                     return;
                 }
             }
@@ -974,14 +975,6 @@ async fn subscribe_group(
             "a group subscription takes no partitions or from: the group assigns partitions and positions",
         ));
     }
-    let session = ask.session_timeout_ms.unwrap_or(10_000);
-    if !(1_000..=300_000).contains(&session) {
-        return Err(ApiError::field(
-            "session_timeout_ms",
-            "session_timeout_ms must be 1000 to 300000",
-        )
-        .with_limit(300_000));
-    }
     let topic = resolve_topic(state, &caller.tenant, ask.topic)
         .await
         .map_err(|e| e.with_field("topic"))?;
@@ -994,11 +987,13 @@ async fn subscribe_group(
             format!("a connection may follow at most {max} partitions (ws-max-partitions)"),
         ));
     }
-    let spec = JoinSpec {
-        topics: vec![topic.name.clone()],
-        session_timeout_ms: session,
-        reset: Reset::Earliest,
-    };
+    let spec = super::members::join_spec(
+        caller,
+        vec![topic.name.clone()],
+        ask.session_timeout_ms.unwrap_or(10_000),
+        None,
+        ErrorCode::InvalidField,
+    )?;
     let member = state
         .groups
         .join(caller.tenant.as_str(), ask.group, &spec)
@@ -1075,25 +1070,18 @@ async fn follow_group(
             }
         }
         for b in &f.batches {
-            let body = render_read(
-                &b.topic,
-                b.partition,
-                &b.records,
-                b.next_offset,
-                b.high_watermark,
-                b.log_start_offset,
-            );
-            let mut text = String::with_capacity(body.len() + 128);
-            text.push_str("{\"type\":\"records\",\"subscription\":");
-            text.push_str(&Value::String(id.clone()).to_string());
-            text.push_str(",\"member_id\":");
-            text.push_str(&Value::String(member_id.clone()).to_string());
-            text.push_str(",\"generation\":");
-            text.push_str(&sent.max(f.view.generation).to_string());
-            text.push(',');
-            text.push_str(&String::from_utf8_lossy(&body[1..]));
-            if !outbox.send(text).await {
+            let body = b.render(&[
+                ("type", "records".into()),
+                ("subscription", id.as_str().into()),
+                ("member_id", member_id.as_str().into()),
+                ("generation", f.view.generation.into()),
+            ]);
+            if !outbox
+                .send(String::from_utf8_lossy(&body).into_owned())
+                .await
+            {
                 cancel.cancel();
+                break;
             }
         }
     }

@@ -98,6 +98,21 @@ pub struct MemberBatch {
     pub log_start_offset: i64,
 }
 
+impl MemberBatch {
+    /// As a read response (JSON), with `fields` first.
+    pub fn render(&self, fields: &[(&str, serde_json::Value)]) -> Vec<u8> {
+        crate::render::render_tagged(
+            fields,
+            &self.topic,
+            self.partition,
+            &self.records,
+            self.next_offset,
+            self.high_watermark,
+            self.log_start_offset,
+        )
+    }
+}
+
 /// A member's fetch: what it was told and what it was given.
 #[derive(Debug, Clone)]
 pub struct Fetched {

@@ -22,7 +22,6 @@ use crate::groups::{Committer, GroupError, OffsetEntry};
 use crate::ingest::{Append, NewRecord};
 use crate::metadata::{DeliveryNote, SubscriptionRow, subscription_group};
 use crate::model::{Header, NewTopic, Record, Tenant, TopicSettings};
-use crate::render::render_read;
 
 /// Bytes of records one delivery carries at most.
 const MAX_DELIVERY_BYTES: usize = 1 << 20;
@@ -562,20 +561,6 @@ impl Worker {
 
     /// The delivery body: a read response with the subscription's name.
     fn render(&self, b: &MemberBatch) -> Bytes {
-        let read = render_read(
-            &b.topic,
-            b.partition,
-            &b.records,
-            b.next_offset,
-            b.high_watermark,
-            b.log_start_offset,
-        );
-        let name = serde_json::to_string(&self.sub.name).unwrap_or_else(|_| "\"\"".into());
-        let mut out = Vec::with_capacity(read.len() + name.len() + 20);
-        out.extend_from_slice(b"{\"subscription\":");
-        out.extend_from_slice(name.as_bytes());
-        out.push(b',');
-        out.extend_from_slice(&read[1..]);
-        Bytes::from(out)
+        Bytes::from(b.render(&[("subscription", self.sub.name.as_str().into())]))
     }
 }
