@@ -126,7 +126,8 @@ async fn compaction_trim_and_deletion_across_three_agents_with_one_killed() {
         assert_eq!((*offset, v), (i as i64, &value(i)));
     }
     // The survivors finish: no flush object is left, and a partition's
-    // 700 KB end in a few objects (size-tiered merges).
+    // 700 KB end in a few objects (size-tiered merges of at most four
+    // small objects, beside at most one over half the target).
     wait_for(
         "compaction by the survivors",
         Duration::from_secs(60),
@@ -134,7 +135,9 @@ async fn compaction_trim_and_deletion_across_three_agents_with_one_killed() {
             let d = a2.describe("f").await.expect(200);
             let parts = d["partition_details"].as_array().unwrap().clone();
             let lag = metric(&a2, "streamhouse_compaction_lag_seconds").await;
-            (lag == 0.0 && parts.iter().all(|p| p["objects"].as_i64().unwrap() <= 4)).then_some(())
+            let objects: Vec<_> = parts.iter().map(|p| p["objects"].clone()).collect();
+            eprintln!("compaction lag {lag}, objects per partition {objects:?}");
+            (lag == 0.0 && parts.iter().all(|p| p["objects"].as_i64().unwrap() <= 5)).then_some(())
         },
     )
     .await;

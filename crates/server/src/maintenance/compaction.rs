@@ -41,6 +41,8 @@ const PAGE: u32 = 1000;
 const BATCH_BYTES: usize = 8 << 20;
 /// Rewrites one job does at most (the rest waits for the next tick).
 const MAX_RUNS: usize = 16;
+/// Objects a run may span before it merges whole, size tiers or not.
+const MAX_RUN_OBJECTS: usize = 4;
 /// Chunks fetched at once.
 const FETCHES: usize = 8;
 /// Largest offset delta a batch may hold (Kafka's are 32-bit).
@@ -374,9 +376,14 @@ impl Compaction<'_> {
 /// Drops compacted objects from the front of a run while one is larger
 /// than everything after it, so an object merges only with about as much
 /// new data as it holds: each byte is rewritten a few times (about log2 of
-/// target / run size), not once per tick.
+/// target / run size), not once per tick. A run spread over more than
+/// [`MAX_RUN_OBJECTS`] objects merges whole instead, so a partition that
+/// fills slowly still ends in a few objects.
 fn tiered(run: &mut Vec<IndexedChunk>) {
     loop {
+        if objects_in(run) > MAX_RUN_OBJECTS {
+            return;
+        }
         let Some(first) = run.first() else { return };
         if first.in_flush_object {
             return;
@@ -390,6 +397,16 @@ fn tiered(run: &mut Vec<IndexedChunk>) {
         }
         run.drain(..head);
     }
+}
+
+/// How many objects a run's chunks are in (rows of one object are
+/// consecutive in a run).
+fn objects_in(run: &[IndexedChunk]) -> usize {
+    run.len()
+        - run
+            .windows(2)
+            .filter(|w| w[0].row.object_id == w[1].row.object_id)
+            .count()
 }
 
 /// The object a rewrite builds, batch by batch.
@@ -435,4 +452,57 @@ fn worth_rewriting(run: &[IndexedChunk]) -> bool {
         || run
             .windows(2)
             .any(|w| w[0].row.object_id != w[1].row.object_id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A run of one chunk per object, compacted objects of `sizes` (bytes)
+    /// followed by `flushes` flush chunks of 10 bytes.
+    fn run(sizes: &[u32], flushes: usize) -> Vec<IndexedChunk> {
+        let compacted = sizes.iter().map(|&n| (n, false));
+        let flush = std::iter::repeat_n((10, true), flushes);
+        compacted
+            .chain(flush)
+            .enumerate()
+            .map(|(i, (len, in_flush_object))| IndexedChunk {
+                row: BatchRow {
+                    base_offset: i as i64,
+                    last_offset: i as i64,
+                    object_id: Uuid::now_v7(),
+                    byte_offset: 0,
+                    byte_len: len,
+                    record_count: 1,
+                    max_timestamp: 0,
+                },
+                in_flush_object,
+                object_created_at_ms: 0,
+                object_size: i64::from(len),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn tiers_keep_large_objects_out_of_small_merges() {
+        let mut r = run(&[400, 100], 2);
+        tiered(&mut r);
+        // 400 is more than the 120 after it and leaves; so does 100 (> 20).
+        assert_eq!(r.len(), 2);
+        assert!(r.iter().all(|c| c.in_flush_object));
+        let mut r = run(&[30], 3);
+        tiered(&mut r);
+        assert_eq!(r.len(), 4, "an object no larger than the rest merges");
+    }
+
+    #[test]
+    fn a_run_over_too_many_objects_merges_whole() {
+        let mut r = run(&[800, 400, 200, 100], 1);
+        assert_eq!(objects_in(&r), 5);
+        tiered(&mut r);
+        assert_eq!(r.len(), 5, "five objects merge into one");
+        let mut r = run(&[800, 400, 200], 1);
+        tiered(&mut r);
+        assert_eq!(r.len(), 1);
+    }
 }
