@@ -120,6 +120,7 @@ fn bind<'q>(mut q: PgQuery<'q>, args: &[Arg<'q>]) -> PgQuery<'q> {
 impl Dialect for Postgres {
     type Row = PgRow;
     type Tx = Transaction<'static, sqlx::Postgres>;
+    type Conn = sqlx::pool::PoolConnection<sqlx::Postgres>;
 
     const NOW_MS: &'static str = sql::NOW_MS;
     const LOCK_ROWS: &'static str = " FOR UPDATE";
@@ -137,8 +138,25 @@ impl Dialect for Postgres {
         vec![sql::advance(chunks)]
     }
 
+    fn commit_in_one(insert_object: &str, chunks: &str) -> Option<String> {
+        Some(sql::commit_in_one(insert_object, chunks, sql::NOW_MS))
+    }
+
     async fn begin(&self) -> Result<Self::Tx, sqlx::Error> {
         self.pool.begin().await
+    }
+
+    async fn acquire(&self) -> Result<Self::Conn, sqlx::Error> {
+        self.pool.acquire().await
+    }
+
+    async fn fetch_on(
+        &self,
+        conn: &mut Self::Conn,
+        sql: &str,
+        args: &[Arg<'_>],
+    ) -> Result<Vec<PgRow>, sqlx::Error> {
+        bind(sqlx::query(sql), args).fetch_all(&mut **conn).await
     }
 
     async fn commit(&self, tx: Self::Tx) -> Result<(), sqlx::Error> {

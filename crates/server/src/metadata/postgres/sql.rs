@@ -3,7 +3,8 @@
 //! commit locks its partition rows in a fixed order (the planner chooses an
 //! UPDATE's lock order, so the explicit sorted lock prevents deadlocks),
 //! and one data-modifying CTE advances the partitions and inserts the index
-//! rows in a single round trip.
+//! rows in a single round trip. A flush commit without idempotency keys is
+//! one statement in all (`commit_in_one`).
 
 use crate::metadata::sql::ColType;
 
@@ -53,5 +54,43 @@ pub(super) fn advance(chunks: &str) -> String {
          byte_offset, byte_len, record_count, max_timestamp) \
          SELECT topic_id, partition, next_offset - 1, next_offset - cnt, $1, off, len, cnt, \
          max_timestamp FROM u RETURNING topic_id, partition, base_offset, max_timestamp"
+    )
+}
+
+/// The whole flush commit as one statement, run on its own (so in one
+/// round trip, and partition rows stay locked only while it runs and
+/// commits, not while the agent sends the next statement). `insert_object`
+/// takes `$1..$7` and returns `id`; `chunks` is the chunk row set from `$8`.
+///
+/// The object row goes in first; only if it did are the partitions locked
+/// in key order (a materialized, sorted `FOR UPDATE`: every row the UPDATE
+/// touches comes through it, so rows are locked in that order and two
+/// commits cannot deadlock), advanced, and indexed. If the object aged past
+/// its limit (`$6`, from its birth `$7`) while the statement waited for the
+/// locks, the offset it sets is NULL, which `NOT NULL` refuses: the
+/// statement fails whole and nothing is applied.
+///
+/// Returns one row per index row (`kind` = `chunk`) and one with `kind` =
+/// `object` when the object row went in.
+pub(super) fn commit_in_one(insert_object: &str, chunks: &str, now: &str) -> String {
+    format!(
+        "WITH o AS ({insert_object}), \
+         c AS (SELECT * FROM {chunks}), \
+         l AS MATERIALIZED (SELECT p.topic_id, p.partition FROM partitions p \
+         WHERE (p.topic_id, p.partition) IN (SELECT c.t, c.n FROM c) AND EXISTS (SELECT 1 FROM o) \
+         ORDER BY p.topic_id, p.partition FOR UPDATE), \
+         u AS (UPDATE partitions AS p SET next_offset = p.next_offset + c.cnt \
+         + CASE WHEN CAST($6 AS BIGINT) IS NOT NULL AND CAST($7 AS BIGINT) < {now} - CAST($6 AS BIGINT) \
+         THEN NULL ELSE 0 END, \
+         max_timestamp = GREATEST(p.max_timestamp, c.mts), bytes = p.bytes + c.len \
+         FROM c, l WHERE p.topic_id = c.t AND p.partition = c.n \
+         AND l.topic_id = c.t AND l.partition = c.n \
+         RETURNING p.topic_id, p.partition, p.next_offset, p.max_timestamp, c.cnt, c.off, c.len), \
+         i AS (INSERT INTO batches (topic_id, partition, last_offset, base_offset, object_id, \
+         byte_offset, byte_len, record_count, max_timestamp) \
+         SELECT topic_id, partition, next_offset - 1, next_offset - cnt, $1, off, len, cnt, \
+         max_timestamp FROM u RETURNING topic_id, partition, base_offset, max_timestamp) \
+         SELECT 'chunk' AS kind, topic_id, partition, base_offset, max_timestamp FROM i \
+         UNION ALL SELECT 'object', NULL, NULL, NULL, NULL FROM o"
     )
 }

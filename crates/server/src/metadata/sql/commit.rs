@@ -1,6 +1,7 @@
 //! The flush commit: one transaction and a constant number of round trips
-//! whatever the number of partitions in it (five on either backend; seven
-//! with idempotency keys).
+//! whatever the number of partitions in it. On PostgreSQL a commit without
+//! idempotency keys is one statement (one round trip); otherwise, and on
+//! SQLite, it is five (seven with idempotency keys), as follows.
 //!
 //! Insert the object row keyed on its id, refused when the object is older
 //! than the commit allows by the store's clock. If the row exists already
@@ -102,7 +103,6 @@ impl<D: Dialect> SqlStore<D> {
         commit: &FlushCommit,
         rows: &CommitRows,
     ) -> Result<Vec<ChunkOutcome>, Failure> {
-        let mut tx = self.begin().await?;
         let key = object_key(commit.object_id);
         let object = [
             Arg::Uuid(commit.object_id),
@@ -113,6 +113,15 @@ impl<D: Dialect> SqlStore<D> {
             Arg::OptBigInt(commit.max_object_age_ms),
             Arg::BigInt(uuid_v7_ms(commit.object_id).unwrap_or(i64::MAX)),
         ];
+        if commit.keys.is_empty()
+            && let Some(sql) = &self.sql.commit_in_one
+            && let Some(outcomes) = self.commit_in_one(sql, commit, &object, rows).await?
+        {
+            return Ok(outcomes);
+        }
+        // The object row was there already, or the object is too old: the
+        // transaction below tells which.
+        let mut tx = self.begin().await?;
         let inserted = self
             .fetch_optional(On::Tx(&mut tx), &self.sql.insert_object, &object)
             .await?;
@@ -166,6 +175,64 @@ impl<D: Dialect> SqlStore<D> {
         self.commit(tx).await?;
         self.metrics.metadata_commits.inc();
         Ok(outcomes)
+    }
+
+    /// The commit as one statement (see `postgres::sql::commit_in_one`).
+    /// `None` when the object row did not go in: it existed already, or the
+    /// object is too old.
+    async fn commit_in_one(
+        &self,
+        sql: &str,
+        commit: &FlushCommit,
+        object: &[Arg<'_>],
+        rows: &CommitRows,
+    ) -> Result<Option<Vec<ChunkOutcome>>, Failure> {
+        let mut args = object.to_vec();
+        args.push(Arg::Rows(&rows.chunks));
+        // Not getting a connection applies nothing; the statement commits on
+        // its own, so an answer lost once it is sent leaves it ambiguous, as
+        // a lost COMMIT would.
+        let mut conn = self.db.acquire().await?;
+        self.count(1);
+        let found = self
+            .db
+            .fetch_on(&mut conn, sql, &args)
+            .await
+            .map_err(|e| match &e {
+                sqlx::Error::Database(db) if db.code().as_deref() == Some("23502") => {
+                    Failure::Definite(MetadataError::Unavailable(
+                        "the flush waited too long for its partitions to commit (older than half the orphan grace); retry"
+                            .into(),
+                    ))
+                }
+                _ => super::classify(e, true),
+            })?;
+        let mut object_in = false;
+        let mut bases = HashMap::with_capacity(found.len());
+        for r in &found {
+            if r.text("kind")? == "object" {
+                object_in = true;
+            } else {
+                bases.insert(
+                    (r.uuid("topic_id")?, r.int("partition")?),
+                    (r.big("base_offset")?, r.big("max_timestamp")?),
+                );
+            }
+        }
+        if !object_in {
+            return Ok(None);
+        }
+        if bases.is_empty() {
+            // Every topic in the object was deleted meanwhile.
+            self.execute(
+                On::Write,
+                &self.sql.abandon_object,
+                &[Arg::Uuid(commit.object_id)],
+            )
+            .await?;
+        }
+        self.metrics.metadata_commits.inc();
+        Ok(Some(outcomes_from(&commit.chunks, &bases)))
     }
 
     /// Refuses the commit when its object is now older than it may be, by

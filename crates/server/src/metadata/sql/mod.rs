@@ -150,6 +150,8 @@ pub(crate) use try_get_columns;
 pub(crate) trait Dialect: Send + Sync + Debug + 'static {
     type Row: SqlRow;
     type Tx: Send;
+    /// A connection taken from the pool for one statement.
+    type Conn: Send;
 
     /// An SQL expression for the store's clock: milliseconds since the epoch.
     const NOW_MS: &'static str;
@@ -179,7 +181,23 @@ pub(crate) trait Dialect: Send + Sync + Debug + 'static {
     /// row it indexed.
     fn advance(chunks: &str) -> Vec<String>;
 
+    /// The flush commit without idempotency keys as one statement, where
+    /// the store can: `insert_object` (taking `$1..$7`) and the chunk rows
+    /// (from `$8`); see `postgres::sql::commit_in_one` for what it returns.
+    fn commit_in_one(_insert_object: &str, _chunks: &str) -> Option<String> {
+        None
+    }
+
     async fn begin(&self) -> Result<Self::Tx, sqlx::Error>;
+    /// A writing connection, for a statement that is its own transaction.
+    async fn acquire(&self) -> Result<Self::Conn, sqlx::Error>;
+    /// Runs one statement on `conn`.
+    async fn fetch_on(
+        &self,
+        conn: &mut Self::Conn,
+        sql: &str,
+        args: &[Arg<'_>],
+    ) -> Result<Vec<Self::Row>, sqlx::Error>;
     async fn commit(&self, tx: Self::Tx) -> Result<(), sqlx::Error>;
     async fn fetch(
         &self,

@@ -86,6 +86,7 @@ pub(super) struct Statements {
     pub(super) recorded_keys: String,
     pub(super) lock_partitions: Option<String>,
     pub(super) advance: Vec<String>,
+    pub(super) commit_in_one: Option<String>,
     pub(super) answer_keys: String,
     // Group offsets.
     pub(super) upsert_group_offsets: String,
@@ -104,6 +105,16 @@ impl Statements {
     pub(super) fn new<D: Dialect>() -> Statements {
         let rows = D::rows_from;
         let now = D::NOW_MS;
+        // The object row goes in only while the object is young enough by
+        // the store's clock (the orphan collector judges age by the same
+        // clock); a conflict means the commit happened before, and on
+        // PostgreSQL the insert waits for a still-running one.
+        let insert_object = format!(
+            "INSERT INTO objects (id, object_key, size, state, writer, created_at) \
+             SELECT $1, $2, $3, 'live', $4, $5 \
+             WHERE CAST($6 AS BIGINT) IS NULL OR CAST($7 AS BIGINT) >= {now} - CAST($6 AS BIGINT) \
+             ON CONFLICT (id) DO NOTHING RETURNING id"
+        );
         Statements {
             insert_topic: "INSERT INTO topics (id, tenant, name, partition_count, retention_ms, \
                  compression, created_at, retention_bytes, cleanup_policy, delete_retention_ms) \
@@ -170,16 +181,8 @@ impl Statements {
             ),
             now_ms: format!("SELECT {now} AS now_ms"),
 
-            // The row goes in only while the object is young enough by the
-            // store's clock (the orphan collector judges age by the same
-            // clock); a conflict means the commit happened before, and on
-            // PostgreSQL the insert waits for a still-running one.
-            insert_object: format!(
-                "INSERT INTO objects (id, object_key, size, state, writer, created_at) \
-                 SELECT $1, $2, $3, 'live', $4, $5 \
-                 WHERE CAST($6 AS BIGINT) IS NULL OR CAST($7 AS BIGINT) >= {now} - CAST($6 AS BIGINT) \
-                 ON CONFLICT (id) DO NOTHING RETURNING id"
-            ),
+            commit_in_one: D::commit_in_one(&insert_object, &rows(8, "c", CHUNK_COLS)),
+            insert_object,
             committed_chunks:
                 "SELECT topic_id, partition, base_offset, max_timestamp FROM batches \
                  WHERE object_id = $1"

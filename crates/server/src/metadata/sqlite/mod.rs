@@ -103,6 +103,7 @@ fn bind<'q>(mut q: SqliteQuery<'q>, args: &[Arg<'q>]) -> SqliteQuery<'q> {
 impl Dialect for Sqlite {
     type Row = SqliteRow;
     type Tx = Transaction<'static, sqlx::Sqlite>;
+    type Conn = sqlx::pool::PoolConnection<sqlx::Sqlite>;
 
     const NOW_MS: &'static str = sql::NOW_MS;
     // `BEGIN IMMEDIATE` holds the database's one write lock.
@@ -124,6 +125,19 @@ impl Dialect for Sqlite {
 
     async fn begin(&self) -> Result<Self::Tx, sqlx::Error> {
         self.writer.begin_with("BEGIN IMMEDIATE").await
+    }
+
+    async fn acquire(&self) -> Result<Self::Conn, sqlx::Error> {
+        self.writer.acquire().await
+    }
+
+    async fn fetch_on(
+        &self,
+        conn: &mut Self::Conn,
+        sql: &str,
+        args: &[Arg<'_>],
+    ) -> Result<Vec<SqliteRow>, sqlx::Error> {
+        bind(sqlx::query(sql), args).fetch_all(&mut **conn).await
     }
 
     async fn commit(&self, tx: Self::Tx) -> Result<(), sqlx::Error> {
