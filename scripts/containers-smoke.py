@@ -15,6 +15,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+import uuid
 from urllib.parse import urlparse
 
 LB = os.environ["LB"]
@@ -40,9 +41,18 @@ def call(method, path, body=None, headers=None, timeout=60):
 
 
 def produce(value, partition, key=None):
-    h = {"Idempotency-Key": key} if key else None
-    return call("POST", f"/v1/topics/{TOPIC}/records",
-                {"records": [{"value": value, "partition": partition}]}, h)
+    """Produces one record; a 503 (nothing appended) is retried twice with
+    the same Idempotency-Key, as the API asks of clients."""
+    key = key or f"smoke-{uuid.uuid4()}"
+    for attempt in range(3):
+        s, b = call("POST", f"/v1/topics/{TOPIC}/records",
+                    {"records": [{"value": value, "partition": partition}]},
+                    {"Idempotency-Key": key})
+        if s != 503:
+            return s, b
+        print(f"retrying a 503 (attempt {attempt + 1}): {b}", file=sys.stderr)
+        time.sleep(1)
+    return s, b
 
 
 def check(cond, what):
