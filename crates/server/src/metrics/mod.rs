@@ -287,7 +287,7 @@ impl Default for Metrics {
         );
         let commit_lock_seconds = histogram(
             "streamhouse_commit_lock_seconds",
-            "Time a flush commit spends locking its partition rows (waiting for other commits of them).",
+            "Time a flush commit with idempotency keys spends locking its partition rows (waiting for other commits of them). A commit without keys on PostgreSQL or CockroachDB locks inside its one statement: streamhouse_commit_seconds counts it.",
             seconds(),
         );
 

@@ -91,6 +91,7 @@ pub(super) fn commit_in_one(insert_object: &str, chunks: &str, now: &str) -> Str
          SELECT topic_id, partition, next_offset - 1, next_offset - cnt, $1, off, len, cnt, \
          max_timestamp FROM u RETURNING topic_id, partition, base_offset, max_timestamp) \
          SELECT 'chunk' AS kind, topic_id, partition, base_offset, max_timestamp FROM i \
-         UNION ALL SELECT 'object', NULL, NULL, NULL, NULL FROM o"
+         UNION ALL SELECT 'object', CAST(NULL AS UUID), CAST(NULL AS INT), CAST(NULL AS BIGINT), \
+         CAST(NULL AS BIGINT) FROM o"
     )
 }
