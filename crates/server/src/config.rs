@@ -282,6 +282,11 @@ pub struct ServeArgs {
     )]
     pub compaction_target_bytes: ByteSize,
 
+    /// Most bytes per second one agent's compaction reads (0: no limit),
+    /// to bound the bandwidth and GETs it spends on a backlog.
+    #[arg(long, env = "STREAMHOUSE_COMPACTION_MAX_RATE", default_value = "0")]
+    pub compaction_max_rate: ByteSize,
+
     /// How long an object replaced by compaction or released by retention
     /// stays before it is deleted; must exceed twice the index cache TTL.
     #[arg(long, env = "STREAMHOUSE_GC_GRACE", default_value = "15m")]

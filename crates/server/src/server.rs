@@ -225,6 +225,7 @@ pub async fn build_with(args: &ServeArgs, layers: Layers) -> Result<Agent, BootE
             interval: args.compaction_interval.0,
             min_age: args.compaction_min_age.0,
             target_bytes: args.compaction_target_bytes.0,
+            max_rate: args.compaction_max_rate.0,
             gc_grace: args.gc_grace.0,
             max_object_age: args.orphan_grace.0 / 2,
             owner: agent_id,

@@ -236,6 +236,7 @@ impl Compaction<'_> {
         let store = &self.m.store;
         futures_util::stream::iter(chunks.iter().map(move |c| async move {
             let row = c.row;
+            self.m.pace.take(u64::from(row.byte_len)).await;
             let bytes = store
                 .get_range(
                     &object_key(row.object_id),

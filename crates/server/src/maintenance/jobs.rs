@@ -32,6 +32,8 @@ pub struct LifecycleConfig {
     pub min_age: Duration,
     /// Size of the per-partition objects compaction writes.
     pub target_bytes: u64,
+    /// Bytes per second compaction reads at most (0: no limit).
+    pub max_rate: u64,
     /// How long a released object stays before it is deleted.
     pub gc_grace: Duration,
     /// A compacted object older than this (by the store's clock) is not
@@ -78,6 +80,48 @@ pub struct Maintainer {
     pub(super) watermarks: Arc<Watermarks>,
     pub(super) metrics: Arc<Metrics>,
     pub(super) config: LifecycleConfig,
+    /// Paces compaction's reads to `config.max_rate`.
+    pub(super) pace: Pace,
+}
+
+/// A token bucket over bytes: `take` waits until the bytes fit the rate
+/// (a burst of up to one second's worth goes at once).
+#[derive(Debug)]
+pub(super) struct Pace {
+    rate: u64,
+    /// Bytes available, and when that was computed.
+    bucket: std::sync::Mutex<(f64, tokio::time::Instant)>,
+}
+
+impl Pace {
+    fn new(rate: u64) -> Self {
+        Pace {
+            rate,
+            bucket: std::sync::Mutex::new((rate as f64, tokio::time::Instant::now())),
+        }
+    }
+
+    /// Waits until `bytes` more may be read.
+    pub(super) async fn take(&self, bytes: u64) {
+        if self.rate == 0 {
+            return;
+        }
+        let rate = self.rate as f64;
+        let wait = {
+            let mut b = self
+                .bucket
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let now = tokio::time::Instant::now();
+            let available = (b.0 + now.duration_since(b.1).as_secs_f64() * rate).min(rate);
+            *b = (available - bytes as f64, now);
+            // In debt: wait until the bucket is back at zero.
+            (b.0 < 0.0).then(|| Duration::from_secs_f64(-b.0 / rate))
+        };
+        if let Some(wait) = wait {
+            tokio::time::sleep(wait).await;
+        }
+    }
 }
 
 impl Maintainer {
@@ -93,6 +137,7 @@ impl Maintainer {
             store,
             watermarks,
             metrics,
+            pace: Pace::new(config.max_rate),
             config,
         }
     }
@@ -208,5 +253,26 @@ impl Maintainer {
 
     pub(super) fn grace_ms(&self) -> i64 {
         self.config.gc_grace.as_millis() as i64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn pace_lets_a_second_of_bytes_through_then_holds_to_the_rate() {
+        let pace = Pace::new(1000);
+        let start = tokio::time::Instant::now();
+        pace.take(1000).await;
+        assert_eq!(start.elapsed(), Duration::ZERO, "a second's worth at once");
+        pace.take(500).await;
+        assert_eq!(start.elapsed(), Duration::from_millis(500));
+        pace.take(2000).await;
+        assert_eq!(start.elapsed(), Duration::from_millis(2500));
+        // No limit: never waits.
+        let free = Pace::new(0);
+        free.take(u64::MAX).await;
+        assert_eq!(start.elapsed(), Duration::from_millis(2500));
     }
 }
