@@ -47,6 +47,7 @@ macro_rules! metadata_conformance {
             concurrent_wide_commits_get_unique_gapless_offsets,
             a_deleted_topic_frees_its_name_and_hides_its_records,
             a_commit_into_a_deleted_topic_drops_only_its_chunks,
+            an_object_all_of_whose_topics_are_gone_is_garbage_at_once,
             the_topic_epoch_moves_on_deletion,
             group_offsets_upsert_per_partition_and_tenant,
             a_deleted_topic_takes_its_group_offsets,
@@ -382,6 +383,25 @@ pub async fn a_commit_into_a_deleted_topic_drops_only_its_chunks(m: &Metadata) {
             .await
             .expect("find")
             .is_empty()
+    );
+}
+
+/// A flush whose every topic was deleted meanwhile commits no chunk, and
+/// its object is due for deletion at once; a rerun answers the same.
+pub async fn an_object_all_of_whose_topics_are_gone_is_garbage_at_once(m: &Metadata) {
+    let t = create(m, "gone", 2).await;
+    m.topics
+        .delete_topic("t1", "gone", 2)
+        .await
+        .expect("delete");
+    let f = flush(vec![chunk(t.id, 0, 1, 1), chunk(t.id, 1, 2, 2)]);
+    let out = m.log.commit_flush(&f).await.expect("commit");
+    assert_eq!(out, [ChunkOutcome::TopicGone, ChunkOutcome::TopicGone]);
+    assert_eq!(m.log.commit_flush(&f).await.expect("rerun"), out);
+    let expired = m.lifecycle.expired_objects(100).await.expect("expired");
+    assert!(
+        expired.iter().any(|o| o.id == f.object_id),
+        "the object is handed to the collector"
     );
 }
 
