@@ -194,7 +194,7 @@ impl<D: Dialect> SqlStore<D> {
         // a lost COMMIT would.
         let mut conn = self.db.acquire().await?;
         self.count(1);
-        let found = self
+        let mut found = self
             .db
             .fetch_on(&mut conn, sql, &args)
             .await
@@ -207,21 +207,13 @@ impl<D: Dialect> SqlStore<D> {
                 }
                 _ => super::classify(e, true),
             })?;
-        let mut object_in = false;
-        let mut bases = HashMap::with_capacity(found.len());
-        for r in &found {
-            if r.text("kind")? == "object" {
-                object_in = true;
-            } else {
-                bases.insert(
-                    (r.uuid("topic_id")?, r.int("partition")?),
-                    (r.big("base_offset")?, r.big("max_timestamp")?),
-                );
-            }
-        }
-        if !object_in {
+        // One row marks that the object row went in; the rest are index rows.
+        let before = found.len();
+        found.retain(|r| !r.text("kind").is_ok_and(|k| k == "object"));
+        if found.len() == before {
             return Ok(None);
         }
+        let bases = bases_of(&found)?;
         if bases.is_empty() {
             // Every topic in the object was deleted meanwhile.
             self.execute(
