@@ -11,10 +11,12 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-/// A base port whose 14 ports are all free now.
+/// A base port whose 14 ports are all free now, below Linux's ephemeral
+/// range (32768 and up) so that no outgoing connection of another test
+/// takes one of them between this check and the bind.
 fn free_base() -> u16 {
     for attempt in 0..200u32 {
-        let base = 20_000 + ((std::process::id() * 7919 + attempt * 104_729) % 30_000) as u16;
+        let base = 12_000 + ((std::process::id() * 7919 + attempt * 104_729) % 20_000) as u16;
         let held: Vec<TcpListener> = (base..base + 14)
             .filter_map(|p| TcpListener::bind(("127.0.0.1", p)).ok())
             .collect();
@@ -63,7 +65,10 @@ async fn up_serves_and_down_leaves_nothing_running() {
     let data = dir.path().join("cluster");
     let base = free_base();
     let up = script("up", &data, base);
-    assert!(up.status.success(), "up failed");
+    if !up.status.success() {
+        script("down", &data, base);
+        panic!("up failed");
+    }
     let urls: Vec<String> = String::from_utf8_lossy(&up.stdout)
         .lines()
         .filter_map(|l| l.split(": ").nth(1).map(str::to_string))
