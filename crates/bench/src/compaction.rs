@@ -76,11 +76,6 @@ struct Detail {
     partition_details: Vec<Partition>,
 }
 
-#[derive(Deserialize)]
-struct ReadPage {
-    next_offset: i64,
-}
-
 async fn partition(c: &reqwest::Client, a: &CompactionArgs) -> anyhow::Result<Partition> {
     let d: Detail = c
         .get(format!("{}/v1/topics/{}", a.url, a.topic))
@@ -114,20 +109,14 @@ async fn catch_up(
             format!("{}/v1/topics/{}/partitions/0/records", a.url, a.topic),
         );
         async move {
-            let (mut offset, mut bytes) = (from, 0u64);
+            let (mut offset, mut bytes, mut buf) = (from, 0u64, Vec::new());
             while offset < to {
                 let limit = (to - offset).min(10_000);
-                let body = c
-                    .get(format!(
-                        "{url}?offset={offset}&limit={limit}&max_bytes=67108864"
-                    ))
-                    .send()
+                let page_url = format!("{url}?offset={offset}&limit={limit}&max_bytes=67108864");
+                offset = super::page::fetch(&c, &page_url, &mut buf)
                     .await?
-                    .error_for_status()?
-                    .bytes()
-                    .await?;
-                bytes += body.len() as u64;
-                offset = serde_json::from_slice::<ReadPage>(&body)?.next_offset;
+                    .next_offset;
+                bytes += buf.len() as u64;
             }
             anyhow::Ok(bytes)
         }

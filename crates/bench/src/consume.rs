@@ -53,12 +53,6 @@ struct Detail {
     partition_details: Vec<Partition>,
 }
 
-#[derive(Deserialize)]
-struct ReadPage {
-    records: Vec<serde::de::IgnoredAny>,
-    next_offset: i64,
-}
-
 async fn describe(
     client: &reqwest::Client,
     url: &str,
@@ -124,24 +118,18 @@ pub(crate) async fn run(a: &ConsumeArgs) -> anyhow::Result<String> {
         let (client, parts, next) = (client.clone(), parts.clone(), next.clone());
         let (url, topic, limit) = (a.url.clone(), a.topic.clone(), a.limit);
         tokio::spawn(async move {
-            let (mut records, mut bytes, mut lat) = (0usize, 0usize, Vec::new());
+            let (mut records, mut bytes, mut lat, mut buf) = (0u64, 0usize, Vec::new(), Vec::new());
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(p) = parts.get(i) else { break };
                 let mut offset = 0;
                 while offset < p.high_watermark {
                     let t = Instant::now();
-                    let body = client
-                        .get(format!("{url}/v1/topics/{topic}/partitions/{}/records?offset={offset}&limit={limit}&max_bytes=67108864", p.partition))
-                        .send()
-                        .await?
-                        .error_for_status()?
-                        .bytes()
-                        .await?;
-                    let page: ReadPage = serde_json::from_slice(&body)?;
+                    let page_url = format!("{url}/v1/topics/{topic}/partitions/{}/records?offset={offset}&limit={limit}&max_bytes=67108864", p.partition);
+                    let page = super::page::fetch(&client, &page_url, &mut buf).await?;
                     lat.push(t.elapsed().as_micros() as u64);
-                    bytes += body.len();
-                    records += page.records.len();
+                    bytes += buf.len();
+                    records += page.records;
                     offset = page.next_offset;
                 }
             }

@@ -324,19 +324,6 @@ pub(crate) async fn run(a: &E2eArgs) -> anyhow::Result<String> {
     .to_string())
 }
 
-#[derive(serde::Deserialize)]
-struct PageRecord<'a> {
-    #[serde(borrow)]
-    value: &'a serde_json::value::RawValue,
-}
-
-#[derive(serde::Deserialize)]
-struct Page<'a> {
-    #[serde(borrow)]
-    records: Vec<PageRecord<'a>>,
-    next_offset: i64,
-}
-
 /// Reads one range of a partition over REST; returns records and value bytes.
 async fn read_range(
     http: reqwest::Client,
@@ -346,26 +333,18 @@ async fn read_range(
     from: i64,
     to: i64,
 ) -> anyhow::Result<(u64, u64)> {
-    let (mut n, mut bytes, mut offset) = (0u64, 0u64, from);
+    let (mut n, mut bytes, mut offset, mut buf) = (0u64, 0u64, from, Vec::new());
     while offset < to {
         let limit = (to - offset).min(10_000);
-        let body = http
-            .get(format!("{base}/v1/topics/{topic}/partitions/{p}/records?offset={offset}&limit={limit}&max_bytes=67108864"))
-            .send()
-            .await?
-            .error_for_status()?
-            .bytes()
-            .await?;
-        let page: Page<'_> = serde_json::from_slice(&body)?;
-        if page.records.is_empty() {
+        let url = format!(
+            "{base}/v1/topics/{topic}/partitions/{p}/records?offset={offset}&limit={limit}&max_bytes=67108864"
+        );
+        let page = super::page::fetch(&http, &url, &mut buf).await?;
+        if page.records == 0 {
             break;
         }
-        n += page.records.len() as u64;
-        bytes += page
-            .records
-            .iter()
-            .map(|r| r.value.get().len() as u64)
-            .sum::<u64>();
+        n += page.records;
+        bytes += page.value_bytes;
         offset = page.next_offset;
     }
     Ok((n, bytes))

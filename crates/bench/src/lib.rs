@@ -13,6 +13,7 @@ mod consume;
 mod e2e;
 mod groups;
 mod http;
+mod page;
 mod pathological;
 mod produce;
 mod scrape;

@@ -18,6 +18,8 @@
 //! varint length (-1 for null). The decoder never trusts a length: every
 //! read is bounds-checked and malformed input returns [`FormatError`].
 
+use std::ops::Range;
+
 use bytes::Bytes;
 
 use super::FormatError;
@@ -186,6 +188,11 @@ pub struct BatchHeader {
 /// Parses and checks the header of the batch at the start of `bytes`,
 /// including its CRC. Returns the header and the batch's total length.
 pub fn read_header(bytes: &[u8]) -> Result<(BatchHeader, usize), FormatError> {
+    parse_header(bytes, true)
+}
+
+/// [`read_header`], with the CRC checked only when `check_crc` is set.
+fn parse_header(bytes: &[u8], check_crc: bool) -> Result<(BatchHeader, usize), FormatError> {
     if bytes.len() < BATCH_HEADER_LEN {
         return Err(FormatError::Truncated("batch header"));
     }
@@ -202,7 +209,7 @@ pub fn read_header(bytes: &[u8]) -> Result<(BatchHeader, usize), FormatError> {
         return Err(FormatError::Unsupported("record batch magic other than 2"));
     }
     let stored_crc = be_i32(bytes, CRC_OFFSET) as u32;
-    if crc32c::crc32c(&bytes[ATTRIBUTES_OFFSET..total]) != stored_crc {
+    if check_crc && crc32c::crc32c(&bytes[ATTRIBUTES_OFFSET..total]) != stored_crc {
         return Err(FormatError::Corrupt("batch CRC mismatch"));
     }
     let header = BatchHeader {
@@ -219,21 +226,23 @@ pub fn read_header(bytes: &[u8]) -> Result<(BatchHeader, usize), FormatError> {
     Ok((header, total))
 }
 
-fn get_opt_bytes(body: &Bytes, pos: &mut usize) -> Result<Option<Bytes>, FormatError> {
-    let len = get_varint(body, pos)?;
+/// The range of the next length-prefixed field of `rec` (a record's bytes),
+/// `None` for a null field.
+fn get_opt_range(rec: &[u8], pos: &mut usize) -> Result<Option<Range<usize>>, FormatError> {
+    let len = get_varint(rec, pos)?;
     if len < 0 {
         if len != -1 {
             return Err(FormatError::Corrupt("negative byte length"));
         }
         return Ok(None);
     }
-    let end = pos
+    let start = *pos;
+    let end = start
         .checked_add(len as usize)
-        .filter(|&e| e <= body.len())
+        .filter(|&e| e <= rec.len())
         .ok_or(FormatError::Truncated("record field"))?;
-    let b = body.slice(*pos..end);
     *pos = end;
-    Ok(Some(b))
+    Ok(Some(start..end))
 }
 
 /// Which records of a batch a read wants: those at or after `from`, at
@@ -288,7 +297,19 @@ impl OpenBatch {
 
 /// Checks the batch at the start of `chunk` and decompresses its records.
 pub fn open_batch(chunk: &Bytes) -> Result<OpenBatch, FormatError> {
-    let (header, total) = read_header(chunk)?;
+    open_checked(chunk, true)
+}
+
+/// [`open_batch`] for bytes this process encoded and kept in memory since:
+/// their CRC was computed from these very bytes, so it is not computed
+/// again (every length is still checked). Bytes read back from storage go
+/// through [`open_batch`].
+pub fn open_written_batch(chunk: &Bytes) -> Result<OpenBatch, FormatError> {
+    open_checked(chunk, false)
+}
+
+fn open_checked(chunk: &Bytes, check_crc: bool) -> Result<OpenBatch, FormatError> {
+    let (header, total) = parse_header(chunk, check_crc)?;
     if header.attributes & CONTROL_MASK != 0 {
         // Control batches (transaction markers) carry no user records.
         return Ok(OpenBatch {
@@ -365,20 +386,22 @@ pub fn decode_open(
             pos = end;
             continue;
         }
-        let rec = body.slice(..end);
-        let key = get_opt_bytes(&rec, &mut pos)?;
-        let value = get_opt_bytes(&rec, &mut pos)?;
-        let header_count = get_varint(&rec, &mut pos)?;
+        // Fields are sliced from the batch bounded by the record's end:
+        // one reference count per field kept, none for the record itself.
+        let rec = &body[..end];
+        let key = get_opt_range(rec, &mut pos)?.map(|r| body.slice(r));
+        let value = get_opt_range(rec, &mut pos)?.map(|r| body.slice(r));
+        let header_count = get_varint(rec, &mut pos)?;
         if header_count < 0 || header_count as usize > end.saturating_sub(pos) {
             return Err(FormatError::Corrupt("header count"));
         }
         let mut headers = Vec::with_capacity(header_count as usize);
         for _ in 0..header_count {
-            let k =
-                get_opt_bytes(&rec, &mut pos)?.ok_or(FormatError::Corrupt("null header key"))?;
-            let key = String::from_utf8(k.to_vec())
-                .map_err(|_| FormatError::Corrupt("header key is not UTF-8"))?;
-            let value = get_opt_bytes(&rec, &mut pos)?;
+            let k = get_opt_range(rec, &mut pos)?.ok_or(FormatError::Corrupt("null header key"))?;
+            let key = std::str::from_utf8(&rec[k])
+                .map_err(|_| FormatError::Corrupt("header key is not UTF-8"))?
+                .to_owned();
+            let value = get_opt_range(rec, &mut pos)?.map(|r| body.slice(r));
             headers.push(Header { key, value });
         }
         if pos != end {
@@ -432,6 +455,33 @@ mod tests {
             assert_eq!(back[499].offset, 599);
             assert_eq!(back[3].value, records[3].value);
         }
+    }
+
+    #[test]
+    fn written_batches_skip_only_the_crc() {
+        let mut out = Vec::new();
+        let recs = [Record {
+            key: None,
+            value: Some(Bytes::from_static(b"v")),
+            headers: vec![],
+            timestamp: 1,
+        }];
+        encode_batch(&mut out, recs.iter(), Compression::None);
+        // The value's one byte (before the header count): only the CRC
+        // notices the change.
+        let v = out.len() - 2;
+        out[v] ^= 0x01;
+        let flipped = Bytes::from(out.clone());
+        assert_eq!(
+            open_batch(&flipped).unwrap_err(),
+            FormatError::Corrupt("batch CRC mismatch")
+        );
+        assert!(open_written_batch(&flipped).is_ok());
+        let cut = Bytes::from(out[..out.len() - 2].to_vec());
+        assert!(
+            open_written_batch(&cut).is_err(),
+            "lengths are still checked"
+        );
     }
 
     #[test]

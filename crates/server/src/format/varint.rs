@@ -27,7 +27,15 @@ pub fn varlong_len(value: i64) -> usize {
 }
 
 /// Reads a zigzag varlong at `*pos`, advancing it.
+#[inline]
 pub fn get_varlong(buf: &[u8], pos: &mut usize) -> Result<i64, FormatError> {
+    // Most varints in a batch (small lengths and deltas) are one byte.
+    if let Some(&byte) = buf.get(*pos)
+        && byte & 0x80 == 0
+    {
+        *pos += 1;
+        return Ok(i64::from(byte >> 1) ^ -i64::from(byte & 1));
+    }
     let mut raw: u64 = 0;
     let mut shift = 0u32;
     loop {
@@ -49,6 +57,7 @@ pub fn get_varlong(buf: &[u8], pos: &mut usize) -> Result<i64, FormatError> {
 }
 
 /// Reads a zigzag varint that must fit 32 bits.
+#[inline]
 pub fn get_varint(buf: &[u8], pos: &mut usize) -> Result<i32, FormatError> {
     let v = get_varlong(buf, pos)?;
     i32::try_from(v).map_err(|_| FormatError::Corrupt("varint out of 32-bit range"))

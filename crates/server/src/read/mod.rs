@@ -17,12 +17,14 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 
-use crate::format::{FormatError, OpenBatch, RecordWindow, decode_open, open_batch};
+use crate::format::{
+    FormatError, OpenBatch, RecordWindow, decode_open, open_batch, open_written_batch,
+};
 use crate::metadata::{BatchRow, Log, MetadataError};
 use crate::metrics::Metrics;
 use crate::model::StoredRecord;
 use crate::model::{PartitionKey, TopicMeta, object_key};
-use crate::store::{SharedStore, StoreError};
+use crate::store::{Origin, SharedStore, StoreError};
 use crate::tail::Watermarks;
 
 /// Chunks fetched concurrently by one read.
@@ -297,14 +299,17 @@ impl Reader {
             Some(batch) => batch,
             None => {
                 let start = row.byte_offset;
-                let bytes = self
+                let (bytes, origin) = self
                     .store
-                    .get_range(
+                    .get_range_with_origin(
                         &object_key(row.object_id),
                         start..start + u64::from(row.byte_len),
                     )
                     .await?;
-                let batch = open_batch(&bytes)?;
+                let batch = match origin {
+                    Origin::Written => open_written_batch(&bytes)?,
+                    Origin::Stored => open_batch(&bytes)?,
+                };
                 if batch.was_compressed() {
                     self.metrics.chunks_decompressed.inc();
                     self.opened.insert(id, batch.clone());

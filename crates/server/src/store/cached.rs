@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use moka::future::Cache;
 
-use super::{DeleteOutcome, ListPage, ObjectStore, SharedStore, StoreError};
+use super::{DeleteOutcome, ListPage, ObjectStore, Origin, SharedStore, StoreError};
 use crate::metrics::Metrics;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -72,6 +72,16 @@ impl ObjectStore for CachedStore {
     }
 
     async fn get_range(&self, key: &str, range: Range<u64>) -> Result<Bytes, StoreError> {
+        self.get_range_with_origin(key, range).await.map(|(b, _)| b)
+    }
+
+    /// Bytes cut from a whole object kept since its put are `Written`;
+    /// anything fetched (now or earlier) is `Stored`.
+    async fn get_range_with_origin(
+        &self,
+        key: &str,
+        range: Range<u64>,
+    ) -> Result<(Bytes, Origin), StoreError> {
         let key: Arc<str> = key.into();
         let whole = CacheKey {
             key: key.clone(),
@@ -83,7 +93,10 @@ impl ObjectStore for CachedStore {
         {
             self.metrics.chunk_cache.hits.inc();
             let end = range.end.min(object.len() as u64);
-            return Ok(object.slice(range.start as usize..end as usize));
+            return Ok((
+                object.slice(range.start as usize..end as usize),
+                Origin::Written,
+            ));
         }
         let k = CacheKey {
             key: key.clone(),
@@ -104,7 +117,7 @@ impl ObjectStore for CachedStore {
         } else {
             self.metrics.chunk_cache.hits.inc();
         }
-        r.map_err(|e| (*e).clone())
+        r.map(|b| (b, Origin::Stored)).map_err(|e| (*e).clone())
     }
 
     async fn delete_many(&self, keys: &[String]) -> DeleteOutcome {
@@ -187,5 +200,19 @@ mod tests {
             .unwrap();
         assert_eq!(&cached.get_range("o", 2..4).await.unwrap()[..], b"cd");
         assert_eq!(metrics.object_gets.get(), 0);
+        let (_, origin) = cached.get_range_with_origin("o", 2..4).await.unwrap();
+        assert_eq!(origin, Origin::Written, "kept since its put");
+    }
+
+    #[tokio::test]
+    async fn fetched_ranges_are_stored_bytes_even_when_cached() {
+        let metrics = Arc::new(Metrics::default());
+        let mem: SharedStore = Arc::new(MemoryStore::default());
+        mem.put("o", Bytes::from_static(b"abcdef")).await.unwrap();
+        let cached = CachedStore::new(mem, 1 << 20, metrics);
+        for _ in 0..2 {
+            let (b, origin) = cached.get_range_with_origin("o", 1..3).await.unwrap();
+            assert_eq!((&b[..], origin), (&b"bc"[..], Origin::Stored));
+        }
     }
 }

@@ -74,6 +74,15 @@ pub struct DeleteOutcome {
     pub failed: Vec<(String, StoreError)>,
 }
 
+/// Where the bytes of a read came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// Kept in memory since this process put them: written and checked here.
+    Written,
+    /// Read from storage (or from a cache of what was read).
+    Stored,
+}
+
 /// Immutable, write-once object storage.
 #[async_trait]
 pub trait ObjectStore: Send + Sync + Debug {
@@ -84,6 +93,16 @@ pub trait ObjectStore: Send + Sync + Debug {
     /// Reads bytes `range` of the object; a range running past the end is
     /// cut at the end.
     async fn get_range(&self, key: &str, range: Range<u64>) -> Result<Bytes, StoreError>;
+
+    /// [`get_range`](Self::get_range), saying where the bytes came from, so
+    /// a reader can skip checks of bytes this process wrote itself.
+    async fn get_range_with_origin(
+        &self,
+        key: &str,
+        range: Range<u64>,
+    ) -> Result<(Bytes, Origin), StoreError> {
+        Ok((self.get_range(key, range).await?, Origin::Stored))
+    }
 
     /// Deletes every key it can and reports each one.
     async fn delete_many(&self, keys: &[String]) -> DeleteOutcome;
