@@ -69,7 +69,7 @@ fn records() -> Vec<Record> {
             },
             headers: (0..(i % 3))
                 .map(|h| Header {
-                    key: format!("h{h}"),
+                    key: format!("h{h}").into(),
                     value: if h == 1 {
                         None
                     } else {

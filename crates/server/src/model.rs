@@ -1,5 +1,6 @@
 //! Plain types shared by every layer: topics, partitions, tenants, keys.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -173,7 +174,9 @@ pub fn object_key(object_id: Uuid) -> String {
 /// One record header: a UTF-8 key and an optional byte value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Header {
-    pub key: String,
+    /// Borrowed for the names the agent writes itself (`content-type` on
+    /// every JSON value), so the common record allocates no name.
+    pub key: Cow<'static, str>,
     pub value: Option<Bytes>,
 }
 

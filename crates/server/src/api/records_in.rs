@@ -375,7 +375,9 @@ fn convert(
                 format!("{} and key_b64 are mutually exclusive", at("key")),
             ));
         }
-        (Some(k), None) => Some(Bytes::copy_from_slice(k.as_bytes())),
+        // A key with no escapes is borrowed from the body, not copied.
+        (Some(Cow::Borrowed(k)), None) => Some(body.slice_ref(k.as_bytes())),
+        (Some(Cow::Owned(k)), None) => Some(Bytes::from(k)),
         (None, Some(k)) => Some(decode_b64(at("key_b64"), &k)?),
         (None, None) => None,
     };
@@ -402,7 +404,7 @@ fn convert(
             content_type = v.clone();
         }
         headers.push(Header {
-            key: k,
+            key: k.into(),
             value: v.map(Bytes::from),
         });
     }

@@ -18,6 +18,7 @@
 //! varint length (-1 for null). The decoder never trusts a length: every
 //! read is bounds-checked and malformed input returns [`FormatError`].
 
+use std::borrow::Cow;
 use std::ops::Range;
 
 use bytes::Bytes;
@@ -398,9 +399,14 @@ pub fn decode_open(
         let mut headers = Vec::with_capacity(header_count as usize);
         for _ in 0..header_count {
             let k = get_opt_range(rec, &mut pos)?.ok_or(FormatError::Corrupt("null header key"))?;
-            let key = std::str::from_utf8(&rec[k])
-                .map_err(|_| FormatError::Corrupt("header key is not UTF-8"))?
-                .to_owned();
+            let key = match &rec[k] {
+                b"content-type" => Cow::Borrowed("content-type"),
+                other => Cow::Owned(
+                    std::str::from_utf8(other)
+                        .map_err(|_| FormatError::Corrupt("header key is not UTF-8"))?
+                        .to_owned(),
+                ),
+            };
             let value = get_opt_range(rec, &mut pos)?.map(|r| body.slice(r));
             headers.push(Header { key, value });
         }
@@ -552,7 +558,7 @@ mod tests {
                 headers: headers
                     .into_iter()
                     .map(|(key, value)| Header {
-                        key,
+                        key: key.into(),
                         value: value.map(Bytes::from),
                     })
                     .collect(),

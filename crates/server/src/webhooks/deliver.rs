@@ -464,7 +464,7 @@ impl Worker {
                     ("streamhouse-dlq-error", error.to_string()),
                 ] {
                     headers.push(Header {
-                        key: k.to_string(),
+                        key: k.into(),
                         value: Some(Bytes::from(v)),
                     });
                 }
