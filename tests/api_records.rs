@@ -379,3 +379,46 @@ async fn deleting_a_topic_while_producing_never_exposes_its_records() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_reader_paging_on_finds_its_next_chunk_fetched_ahead() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    let a = TestAgent::start_with(common::serve_args(&["--data-dir", data])).await;
+    a.create_topic("t", 1).await;
+    // Four acknowledged produces: four flushes, four chunks of ten.
+    for i in 0..4 {
+        let recs: Vec<Value> = (0..10).map(|j| json!({"value": i * 10 + j})).collect();
+        a.produce("t", json!({"records": recs})).await;
+    }
+    a.stop().await;
+
+    // A restarted agent holds no chunk in memory: each costs a GET.
+    let b = TestAgent::start_with(common::serve_args(&["--data-dir", data])).await;
+    let ahead = |n: u64| {
+        let m = b.metrics.clone();
+        common::wait_for("read-ahead", Duration::from_secs(10), move || {
+            let done = m.chunks_read_ahead.get() >= n;
+            async move { done.then_some(()) }
+        })
+    };
+    let page = b.read("t", 0, "offset=0&limit=10").await;
+    assert_eq!(page["records"][9]["value"], 9);
+    ahead(1).await;
+    let gets = b.metrics.object_gets.get();
+    // The second page is in memory; reading it fetches the third ahead.
+    let page = b.read("t", 0, "offset=10&limit=10").await;
+    assert_eq!(page["records"][0]["value"], 10);
+    ahead(2).await;
+    assert_eq!(
+        b.metrics.object_gets.get(),
+        gets + 1,
+        "only the third chunk"
+    );
+    // A page that does not fill up (the reader is at the end) fetches
+    // nothing ahead.
+    let page = b.read("t", 0, "offset=20&limit=100").await;
+    assert_eq!(page["records"].as_array().unwrap().len(), 20);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(b.metrics.chunks_read_ahead.get(), 2);
+}

@@ -115,6 +115,7 @@ pub struct Metrics {
     pub object_deletes: Counter,
     pub object_lists: Counter,
     pub chunks_decompressed: Counter,
+    pub chunks_read_ahead: Counter,
     pub object_errors: Counter,
     pub metadata_commits: Counter,
     pub metadata_statements: Counter,
@@ -214,6 +215,10 @@ impl Default for Metrics {
         let chunks_decompressed = counter(
             "streamhouse_chunks_decompressed",
             "Compressed chunks decompressed for reads (misses of the decompressed cache).",
+        );
+        let chunks_read_ahead = counter(
+            "streamhouse_chunks_read_ahead",
+            "Chunks fetched into the cache ahead of a reader's next page.",
         );
         let object_errors = counter("streamhouse_object_errors", "Failed object store calls.");
         let metadata_commits = counter(
@@ -400,6 +405,7 @@ impl Default for Metrics {
             object_deletes,
             object_lists,
             chunks_decompressed,
+            chunks_read_ahead,
             object_errors,
             metadata_commits,
             metadata_statements,

@@ -6,7 +6,8 @@
 //! through the shared byte cache, and decodes records from the offset on
 //! until the record or byte limit is reached. Compressed chunks are kept
 //! decompressed (`--decompressed-cache-bytes`), so paging through one
-//! decompresses it once.
+//! decompresses it once. A read that fills its page fetches the next chunk
+//! into the shared cache in the background, for the reader's next page.
 
 pub mod follow;
 pub mod snapshot;
@@ -195,6 +196,10 @@ impl Reader {
             log_start_offset: log_start,
         };
         let mut bytes = 0usize;
+        // The first chunk after those this read used, when the index named
+        // it: what a reader paging on will need next.
+        let mut ahead: Option<BatchRow> = None;
+        let mut full = false;
         // The index may answer in pieces (the cache holds a contiguous run),
         // so keep asking from where the last piece ended.
         'index: while result.next_offset < hw {
@@ -218,15 +223,18 @@ impl Reader {
                 req.max_bytes.saturating_sub(bytes),
             );
             let (mut held_records, mut held_bytes) = (0usize, 0usize);
-            let rows: Vec<BatchRow> = rows
-                .into_iter()
+            let mut rows = rows;
+            let wanted = rows
+                .iter()
                 .take_while(|r| {
                     let take = held_records < room_records && held_bytes < room_bytes.max(1);
                     held_records += r.record_count as usize;
                     held_bytes += r.byte_len as usize;
                     take
                 })
-                .collect();
+                .count();
+            ahead = rows.get(wanted).copied();
+            rows.truncate(wanted);
             let before = result.next_offset;
             // Each chunk decodes only what this read can still return.
             let window = RecordWindow {
@@ -263,6 +271,7 @@ impl Reader {
                     if !result.records.is_empty()
                         && (result.records.len() >= req.max_records || bytes + size > req.max_bytes)
                     {
+                        full = true;
                         break 'index;
                     }
                     bytes += size;
@@ -280,12 +289,37 @@ impl Reader {
             }
         }
         result.high_watermark = result.high_watermark.max(result.next_offset);
+        if let Some(row) = ahead
+            && (full || result.records.len() >= req.max_records)
+            && result.next_offset < result.high_watermark
+        {
+            self.read_ahead(row);
+        }
         self.metrics.read_requests.inc();
         self.metrics
             .read_records
             .inc_by(result.records.len() as u64);
         self.metrics.read_bytes.inc_by(bytes as u64);
         Ok(result)
+    }
+
+    /// Fetches `row`'s chunk into the shared cache in the background: a
+    /// reader that filled a page asks for the next one at once, and finds
+    /// the chunk in memory (or its GET under way) instead of waiting for
+    /// it. A failure is left to that read to meet and report.
+    fn read_ahead(&self, row: BatchRow) {
+        let (store, metrics) = (self.store.clone(), self.metrics.clone());
+        tokio::spawn(async move {
+            let start = row.byte_offset;
+            let range = start..start + u64::from(row.byte_len);
+            if store
+                .get_range(&object_key(row.object_id), range)
+                .await
+                .is_ok()
+            {
+                metrics.chunks_read_ahead.inc();
+            }
+        });
     }
 
     /// Fetches one chunk and decodes the records of it `window` wants.
