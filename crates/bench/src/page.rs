@@ -90,7 +90,8 @@ impl<'a> Cursor<'a> {
         self.expect(b'"')?;
         let start = self.i;
         loop {
-            let Some(k) = memchr::memchr2(b'"', b'\\', &self.b[self.i..]) else {
+            let rest = self.b.get(self.i..).unwrap_or_default();
+            let Some(k) = memchr::memchr2(b'"', b'\\', rest) else {
                 bail!("unterminated string from byte {start}");
             };
             let at = self.i + k;
@@ -256,6 +257,7 @@ mod tests {
             br#"{"records":[{"value":"x}],"next_offset":1}"#,
             br#"{"records":[],"next_offset":1} x"#,
             br#"{"records":[]}"#,
+            br#"{"records":[{"value":"x\"#,
         ] {
             assert!(skim(bad).is_err(), "{}", String::from_utf8_lossy(bad));
         }

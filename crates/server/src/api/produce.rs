@@ -96,7 +96,6 @@ pub(super) fn fingerprint(parts: &[&[u8]]) -> String {
     h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Renders an answer; a replayed one is marked `Idempotency-Replayed: true`.
 /// The body of a [`ProduceResponse`], written by hand: a batch answers one
 /// object per record, and this is most of a produce's serializing.
 fn response_body(produced: &Produced) -> Vec<u8> {
@@ -117,6 +116,7 @@ fn response_body(produced: &Produced) -> Vec<u8> {
     out
 }
 
+/// Renders an answer; a replayed one is marked `Idempotency-Replayed: true`.
 fn respond(produced: &Produced) -> Response {
     let mut resp = (
         [(

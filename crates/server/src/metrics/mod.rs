@@ -218,7 +218,7 @@ impl Default for Metrics {
         );
         let chunks_read_ahead = counter(
             "streamhouse_chunks_read_ahead",
-            "Chunks fetched into the cache ahead of a reader's next page.",
+            "Chunks asked for ahead of a reader's next page (fetched into the cache unless there already).",
         );
         let object_errors = counter("streamhouse_object_errors", "Failed object store calls.");
         let metadata_commits = counter(

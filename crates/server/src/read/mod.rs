@@ -233,8 +233,16 @@ impl Reader {
                     take
                 })
                 .count();
-            ahead = rows.get(wanted).copied();
+            let after = rows.get(wanted).copied();
             rows.truncate(wanted);
+            // A pass that wants no chunk (the page is full: it only looked
+            // for where the data goes on) does not move `ahead` back onto
+            // the chunk just read.
+            if wanted > 0 {
+                ahead = after;
+            }
+            let wanted_rows = rows.clone();
+            let mut taken = 0usize;
             let before = result.next_offset;
             // Each chunk decodes only what this read can still return.
             let window = RecordWindow {
@@ -246,6 +254,7 @@ impl Reader {
                     .buffered(FETCH_CONCURRENCY);
             while let Some(chunk) = chunks.next().await {
                 let (row, records) = chunk?;
+                taken += 1;
                 if result.records.is_empty() && row.base_offset > result.next_offset {
                     // Retention removed the offset between the checks above
                     // and here, or key compaction removed the records there.
@@ -271,7 +280,10 @@ impl Reader {
                     if !result.records.is_empty()
                         && (result.records.len() >= req.max_records || bytes + size > req.max_bytes)
                     {
+                        // The page ends inside this chunk: the reader's
+                        // next page goes on from it, into the chunk after.
                         full = true;
+                        ahead = wanted_rows.get(taken).copied().or(after);
                         break 'index;
                     }
                     bytes += size;

@@ -22,11 +22,12 @@ use crate::metrics::Metrics;
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct CacheKey {
     key: Arc<str>,
-    start: u64,
-    end: u64,
+    /// `None` for a whole object kept from its put; a fetched range never
+    /// shares a key with one, whatever its bounds.
+    range: Option<(u64, u64)>,
 }
 
-const WHOLE: u64 = u64::MAX;
+const WHOLE: Option<(u64, u64)> = None;
 
 /// Byte cache layer; see the module header.
 #[derive(Debug)]
@@ -64,8 +65,7 @@ impl ObjectStore for CachedStore {
         self.inner.put(key, body.clone()).await?;
         let k = CacheKey {
             key: key.into(),
-            start: 0,
-            end: WHOLE,
+            range: WHOLE,
         };
         self.cache.insert(k, body).await;
         Ok(())
@@ -85,8 +85,7 @@ impl ObjectStore for CachedStore {
         let key: Arc<str> = key.into();
         let whole = CacheKey {
             key: key.clone(),
-            start: 0,
-            end: WHOLE,
+            range: WHOLE,
         };
         if let Some(object) = self.cache.get(&whole).await
             && (range.start < object.len() as u64 || object.is_empty())
@@ -100,8 +99,7 @@ impl ObjectStore for CachedStore {
         }
         let k = CacheKey {
             key: key.clone(),
-            start: range.start,
-            end: range.end,
+            range: Some((range.start, range.end)),
         };
         let missed = AtomicBool::new(false);
         let inner = &self.inner;
@@ -125,8 +123,7 @@ impl ObjectStore for CachedStore {
             self.cache
                 .invalidate(&CacheKey {
                     key: k.as_str().into(),
-                    start: 0,
-                    end: WHOLE,
+                    range: WHOLE,
                 })
                 .await;
         }
