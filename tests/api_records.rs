@@ -430,4 +430,19 @@ async fn a_reader_paging_on_finds_its_next_chunk_fetched_ahead() {
     assert_eq!(page["records"].as_array().unwrap().len(), 25);
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(b.metrics.chunks_read_ahead.get(), 2);
+    b.stop().await;
+
+    // With a chunk cache too small to hold a chunk fetched ahead for long,
+    // none is.
+    let c = TestAgent::start_with(common::serve_args(&[
+        "--data-dir",
+        data,
+        "--chunk-cache-bytes",
+        "1KiB",
+    ]))
+    .await;
+    let page = c.read("t", 0, "offset=0&limit=5").await;
+    assert_eq!(page["records"][4]["value"], 4);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(c.metrics.chunks_read_ahead.get(), 0);
 }

@@ -28,6 +28,11 @@ use crate::metadata::{
 use crate::metrics::Metrics;
 use crate::read::Reader;
 use crate::store::{CachedStore, InstrumentedStore, LocalStore, S3Config, S3Store, SharedStore};
+
+/// A read-ahead may fetch a chunk of at most this share of the chunk
+/// cache: with a small cache, readers' fetched-ahead chunks would evict
+/// each other before they are read.
+const READ_AHEAD_SHARE: u64 = 8;
 use crate::tail::Watermarks;
 
 /// Why an agent could not start.
@@ -238,6 +243,7 @@ pub async fn build_with(args: &ServeArgs, layers: Layers) -> Result<Agent, BootE
         watermarks.clone(),
         metrics.clone(),
         args.decompressed_cache_bytes.0,
+        args.chunk_cache_bytes.0 / READ_AHEAD_SHARE,
     );
     let auth = Arc::new(Auth::from_args(&args.access, clock.clone()).map_err(BootError::Config)?);
     auth.spawn_background(&tracker, background.clone());

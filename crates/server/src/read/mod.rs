@@ -7,7 +7,8 @@
 //! until the record or byte limit is reached. Compressed chunks are kept
 //! decompressed (`--decompressed-cache-bytes`), so paging through one
 //! decompresses it once. A read that fills its page fetches the next chunk
-//! into the shared cache in the background, for the reader's next page.
+//! (up to an eighth of the chunk cache) into the shared cache in the
+//! background, for the reader's next page.
 
 pub mod follow;
 pub mod snapshot;
@@ -112,6 +113,8 @@ pub struct Reader {
     /// Compressed chunks, decompressed, so that paging through one does not
     /// decompress it again for every page. Weighed in decompressed bytes.
     opened: moka::sync::Cache<ChunkId, OpenBatch>,
+    /// Largest chunk a read fetches ahead (a share of the chunk cache).
+    read_ahead_max_bytes: u64,
 }
 
 impl Reader {
@@ -121,6 +124,7 @@ impl Reader {
         watermarks: Arc<Watermarks>,
         metrics: Arc<Metrics>,
         decompressed_cache_bytes: u64,
+        read_ahead_max_bytes: u64,
     ) -> Self {
         let opened = moka::sync::Cache::builder()
             .max_capacity(decompressed_cache_bytes)
@@ -133,6 +137,7 @@ impl Reader {
             watermarks,
             metrics,
             opened,
+            read_ahead_max_bytes,
         }
     }
 
@@ -302,6 +307,7 @@ impl Reader {
         }
         result.high_watermark = result.high_watermark.max(result.next_offset);
         if let Some(row) = ahead
+            && u64::from(row.byte_len) <= self.read_ahead_max_bytes
             && (full || result.records.len() >= req.max_records)
             && result.next_offset < result.high_watermark
         {
