@@ -238,15 +238,16 @@ impl Reader {
                     take
                 })
                 .count();
-            let after = rows.get(wanted).copied();
-            rows.truncate(wanted);
             // A pass that wants no chunk (the page is full: it only looked
             // for where the data goes on) does not move `ahead` back onto
             // the chunk just read.
             if wanted > 0 {
-                ahead = after;
+                ahead = rows.get(wanted).copied();
             }
-            let wanted_rows = rows.clone();
+            // The wanted rows and the one after: where a page ending inside
+            // the n-th wanted chunk goes on to (`rows[n]`).
+            rows.truncate(wanted + 1);
+            let fetching = rows[..wanted].to_vec();
             let mut taken = 0usize;
             let before = result.next_offset;
             // Each chunk decodes only what this read can still return.
@@ -255,7 +256,7 @@ impl Reader {
                 max_records: req.max_records - result.records.len(),
             };
             let mut chunks =
-                futures_util::stream::iter(rows.into_iter().map(|row| self.fetch(row, window)))
+                futures_util::stream::iter(fetching.into_iter().map(|row| self.fetch(row, window)))
                     .buffered(FETCH_CONCURRENCY);
             while let Some(chunk) = chunks.next().await {
                 let (row, records) = chunk?;
@@ -288,7 +289,7 @@ impl Reader {
                         // The page ends inside this chunk: the reader's
                         // next page goes on from it, into the chunk after.
                         full = true;
-                        ahead = wanted_rows.get(taken).copied().or(after);
+                        ahead = rows.get(taken).copied();
                         break 'index;
                     }
                     bytes += size;
