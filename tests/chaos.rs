@@ -157,7 +157,10 @@ async fn chaos_loses_and_duplicates_nothing() {
     let started = Instant::now();
     let (mut kills, mut s3_outage, mut pg_restart) = (0u64, false, false);
     let mut victim = 0usize;
-    while started.elapsed() < run_for {
+    // Run for `run_for`, and on (on a slow machine, where restarts take
+    // long) until every kind of chaos has happened at least as often as
+    // the checks below ask.
+    while started.elapsed() < run_for || kills < 3 || !s3_outage || !pg_restart {
         tokio::time::sleep(Duration::from_millis(2500 + (kills % 3) * 500)).await;
         let t = started.elapsed();
         if !s3_outage && t > run_for / 3 {
