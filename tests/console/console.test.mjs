@@ -134,7 +134,9 @@ test('topic page: produce form, live tail within a second, filters, pause and re
   // Key and header filters.
   await page.fill('#tail-key', 'bob');
   await post('/v1/topics/orders/records', { records: [{ key: 'alice', value: 1 }, { key: 'bob', value: 2, headers: { region: 'eu' } }, { key: 'bobby', value: 3 }] });
+  // The keys may sit in different partitions, whose records arrive apart.
   await page.waitForSelector('#tail-rows li[data-key="bobby"]');
+  await page.waitForSelector('#tail-rows li[data-key="bob"]');
   assert.deepEqual(await page.$$eval('#tail-rows li', (els) => els.map((e) => e.dataset.key).sort()), ['bob', 'bobby']);
   await page.fill('#tail-header', 'region=eu');
   await until(page, () => document.querySelectorAll('#tail-rows li').length === 1);
