@@ -4,26 +4,24 @@ use std::time::Instant;
 
 use serde_json::json;
 
+use super::Common;
+use super::raw::{Conn, Target};
 use super::stats::{percentiles, r2};
-use super::{Common, client};
 
 pub(crate) async fn run(c: &Common) -> anyhow::Result<String> {
-    let client = client(c.concurrency)?;
-    let url = format!("{}/healthz", c.url);
+    let target = Target::new(&c.url).await?;
+    let request = target.request("GET", "/healthz", "", None);
     let deadline = Instant::now() + c.duration.0;
     let started = Instant::now();
     let workers = (0..c.concurrency).map(|_| {
-        let (client, url) = (client.clone(), url.clone());
+        let (mut conn, request) = (Conn::new(target.clone()), request.clone());
         tokio::spawn(async move {
             let mut lat = Vec::new();
             let mut errors = 0u64;
             while Instant::now() < deadline {
                 let t = Instant::now();
-                match client.get(&url).send().await {
-                    Ok(r) if r.status().is_success() => {
-                        let _ = r.bytes().await;
-                        lat.push(t.elapsed().as_micros() as u64);
-                    }
+                match conn.send(&request).await {
+                    Ok(s) if (200..300).contains(&s) => lat.push(t.elapsed().as_micros() as u64),
                     _ => errors += 1,
                 }
             }

@@ -16,6 +16,7 @@ mod http;
 mod page;
 mod pathological;
 mod produce;
+mod raw;
 mod scrape;
 mod stats;
 

@@ -5,6 +5,7 @@ use std::time::Instant;
 use clap::Args;
 use serde_json::json;
 
+use super::raw::{Conn, Target};
 use super::stats::{percentiles, r2};
 use super::{Common, client, ensure_topic};
 
@@ -54,35 +55,34 @@ pub(crate) async fn run(a: &ProduceArgs) -> anyhow::Result<String> {
     let c = &a.common;
     let client = client(c.concurrency)?;
     ensure_topic(&client, &c.url, &a.topic, a.partitions).await?;
-    let url = format!("{}/v1/topics/{}/records", c.url, a.topic);
+    let target = Target::new(&c.url).await?;
+    let path = format!("/v1/topics/{}/records", a.topic);
     let deadline = Instant::now() + c.duration.0;
     let started = Instant::now();
     let workers = (0..c.concurrency).map(|w| {
-        let (client, url) = (client.clone(), url.clone());
-        let payload = bytes::Bytes::from(body(a.records_per_request, a.record_size, w));
+        let (target, path) = (target.clone(), path.clone());
+        let payload = body(a.records_per_request, a.record_size, w);
         let keyed = a.idempotency_keys;
         let run = uuid::Uuid::now_v7().simple().to_string();
         tokio::spawn(async move {
+            let mut conn = Conn::new(target.clone());
+            let fixed = target.request("POST", &path, "", Some(&payload));
             let mut lat = Vec::new();
             let (mut errors, mut rejected) = (0u64, 0u64);
             let mut n = 0u64;
             while Instant::now() < deadline {
                 let t = Instant::now();
                 n += 1;
-                let mut req = client
-                    .post(&url)
-                    .header("content-type", "application/json")
-                    .body(payload.clone());
-                if keyed {
-                    req = req.header("idempotency-key", format!("{run}-{w}-{n}"));
-                }
-                let r = req.send().await;
-                match r {
-                    Ok(r) if r.status().is_success() => {
-                        let _ = r.bytes().await;
-                        lat.push(t.elapsed().as_micros() as u64);
-                    }
-                    Ok(r) if r.status().as_u16() == 429 => {
+                let status = if keyed {
+                    let key = format!("Idempotency-Key: {run}-{w}-{n}\r\n");
+                    conn.send(&target.request("POST", &path, &key, Some(&payload)))
+                        .await
+                } else {
+                    conn.send(&fixed).await
+                };
+                match status {
+                    Ok(s) if (200..300).contains(&s) => lat.push(t.elapsed().as_micros() as u64),
+                    Ok(429) => {
                         rejected += 1;
                         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
                     }
