@@ -16,6 +16,7 @@ use clap::Args;
 use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 
+use super::raw::{Pool, Target};
 use super::scrape::{Scrape, delta, histogram_quantile, scrape};
 use super::stats::{percentiles, r2};
 use super::{client, ensure_topic};
@@ -114,6 +115,10 @@ pub(crate) async fn run(a: &PathologicalArgs) -> anyhow::Result<String> {
     let before: Vec<Scrape> =
         futures_util::future::try_join_all(a.urls.iter().map(|u| scrape(&client, u))).await?;
 
+    let mut pools = Vec::with_capacity(a.urls.len());
+    for u in &a.urls {
+        pools.push(Arc::new(Pool::new(Target::new(u).await?)));
+    }
     let value = "v".repeat(a.record_size.saturating_sub(2).max(1));
     let total = u64::from(a.rate) * a.duration.0.as_secs().max(1);
     let inflight = Arc::new(Semaphore::new(a.max_inflight));
@@ -131,9 +136,8 @@ pub(crate) async fn run(a: &PathologicalArgs) -> anyhow::Result<String> {
                 continue;
             };
             let idx = (k % u64::from(a.partitions)) as u32;
-            let url = format!(
-                "{}/v1/topics/{}/records",
-                a.urls[(k % a.urls.len() as u64) as usize],
+            let path = format!(
+                "/v1/topics/{}/records",
                 topic_name(&a.topic_prefix, a.partitions, idx / PER_TOPIC)
             );
             let body = format!(
@@ -141,15 +145,16 @@ pub(crate) async fn run(a: &PathologicalArgs) -> anyhow::Result<String> {
                 idx % PER_TOPIC
             );
             let due_at = started + Duration::from_secs_f64(k as f64 / f64::from(a.rate));
-            let (client, tx) = (client.clone(), tx.clone());
+            let pool = pools[(k % a.urls.len() as u64) as usize].clone();
+            let tx = tx.clone();
             tokio::spawn(async move {
-                let r = client
-                    .post(url)
-                    .header("content-type", "application/json")
-                    .body(body)
-                    .send()
-                    .await;
-                let ok = matches!(&r, Ok(r) if r.status().is_success());
+                let request = pool
+                    .target
+                    .request("POST", &path, "", Some(body.as_bytes()));
+                let mut conn = pool.take();
+                let r = conn.send(&request).await;
+                pool.give(conn);
+                let ok = matches!(r, Ok(s) if (200..300).contains(&s));
                 let _ = tx.send(if ok {
                     Ok(due_at.elapsed().as_micros() as u64)
                 } else {

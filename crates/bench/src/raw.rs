@@ -186,6 +186,36 @@ impl Conn {
     }
 }
 
+/// Idle connections to one agent, for open-loop benches whose requests
+/// come and go as tasks: a task takes one (or opens one), sends, and gives
+/// it back.
+#[derive(Debug)]
+pub(crate) struct Pool {
+    pub(crate) target: Target,
+    idle: std::sync::Mutex<Vec<Conn>>,
+}
+
+impl Pool {
+    pub(crate) fn new(target: Target) -> Pool {
+        Pool {
+            target,
+            idle: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+
+    pub(crate) fn take(&self) -> Conn {
+        let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        idle.unwrap_or_else(|| Conn::new(self.target.clone()))
+    }
+
+    pub(crate) fn give(&self, conn: Conn) {
+        self.idle
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(conn);
+    }
+}
+
 async fn read_more(stream: &mut TcpStream, buf: &mut Vec<u8>) -> anyhow::Result<()> {
     buf.reserve(16 * 1024);
     if stream.read_buf(buf).await? == 0 {
