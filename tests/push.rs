@@ -1,5 +1,6 @@
 //! Push between agents on PostgreSQL: a commit on one agent wakes readers
-//! on another through NOTIFY, long before the (slowed) poll would.
+//! on another through NOTIFY, long before the (slowed) poll would, and
+//! hands it the index rows so the woken readers look nothing up.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -7,8 +8,19 @@ mod common;
 
 use std::time::Duration;
 
+use common::api::Api;
 use common::fleet::Fleet;
 use serde_json::json;
+
+/// A counter's value in an agent's `/metrics` (0 when absent).
+async fn metric(api: &Api, line_start: &str) -> f64 {
+    let text = api.get("/metrics").await.text;
+    text.lines()
+        .find(|l| l.starts_with(line_start))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_commit_on_one_agent_wakes_a_long_poll_on_another_through_notify() {
@@ -19,6 +31,8 @@ async fn a_commit_on_one_agent_wakes_a_long_poll_on_another_through_notify() {
     a.create_topic("pushed", 1).await.expect(201);
     // Let the second agent's listener connect.
     tokio::time::sleep(Duration::from_secs(1)).await;
+    let misses = r#"streamhouse_cache_misses_total{cache="index"}"#;
+    let misses_before = metric(&b, misses).await;
     for i in 0..5 {
         let reader = b.clone();
         let waiting = tokio::spawn(async move {
@@ -34,4 +48,10 @@ async fn a_commit_on_one_agent_wakes_a_long_poll_on_another_through_notify() {
         let page = waiting.await.unwrap();
         assert_eq!(page["records"][0]["value"], i, "woken by the push: {page}");
     }
+    assert!(metric(&b, "streamhouse_index_rows_announced_total").await >= 5.0);
+    assert_eq!(
+        metric(&b, misses).await,
+        misses_before,
+        "the woken readers found the announced rows cached"
+    );
 }

@@ -190,17 +190,28 @@ pub async fn build_with(args: &ServeArgs, layers: Layers) -> Result<Agent, BootE
             metadata: metadata.clone(),
             watermarks: watermarks.clone(),
             metrics: metrics.clone(),
-            clock: store_clock,
+            clock: store_clock.clone(),
         },
         background.clone(),
         &tracker,
     );
-    tracker.spawn(cache.keep_current(args.watermark_poll_interval.0, background.clone()));
+    tracker.spawn(
+        cache
+            .clone()
+            .keep_current(args.watermark_poll_interval.0, background.clone()),
+    );
     let listening = Arc::new(std::sync::atomic::AtomicBool::new(false));
     if let Some(feed) = metadata.feed.clone() {
+        let seed = crate::tail::notify::IndexSeed {
+            cache: cache.clone(),
+            clock: store_clock.clone(),
+            max_age: args.index_cache_ttl.0 / 2,
+            metrics: metrics.clone(),
+        };
         tracker.spawn(crate::tail::notify::run(
             feed,
             watermarks.clone(),
+            Some(seed),
             listening.clone(),
             background.clone(),
         ));

@@ -1,10 +1,12 @@
 //! A flush's last step: answering every producer waiting in it, and
 //! returning their bytes to the buffer's budget.
 
+use uuid::Uuid;
+
 use super::batcher::{Pending, Shared};
 use super::encode::Placement;
 use super::{IdempotencyKey, ProduceError, Produced, RecordOffset};
-use crate::metadata::{ChunkCommit, ChunkOutcome, RecordedKey};
+use crate::metadata::{Advance, Announcement, BatchRow, ChunkCommit, ChunkOutcome, RecordedKey};
 use crate::metrics::ObserveDuration;
 
 /// The answer a recorded idempotency key gives a request carrying it: the
@@ -68,28 +70,50 @@ pub(super) fn committed(
     shared: &Shared,
     batch: Vec<Pending>,
     placement: Placement,
+    object_id: Uuid,
     chunks: &[ChunkCommit],
     outcomes: &[ChunkOutcome],
 ) {
     let metrics = &shared.deps.metrics;
     let feed = &shared.deps.metadata.feed;
-    let mut advanced = Vec::with_capacity(if feed.is_some() { chunks.len() } else { 0 });
+    let mut advances = Vec::with_capacity(if feed.is_some() { chunks.len() } else { 0 });
     for (chunk, outcome) in chunks.iter().zip(outcomes) {
-        if let ChunkOutcome::Committed { base_offset, .. } = outcome {
+        if let ChunkOutcome::Committed {
+            base_offset,
+            max_timestamp,
+        } = outcome
+        {
             let key = (chunk.topic_id, chunk.partition);
             let hw = base_offset + i64::from(chunk.record_count);
             shared.deps.watermarks.advance(key, hw);
             if feed.is_some() {
-                advanced.push((key, hw));
+                advances.push(Advance {
+                    key,
+                    high_watermark: hw,
+                    row: Some(BatchRow {
+                        base_offset: *base_offset,
+                        last_offset: hw - 1,
+                        object_id,
+                        byte_offset: chunk.byte_offset,
+                        byte_len: chunk.byte_len,
+                        record_count: chunk.record_count,
+                        max_timestamp: *max_timestamp,
+                    }),
+                });
             }
         }
     }
-    // Other agents hear of it now rather than at their next poll; the
-    // producers are not kept waiting for it.
+    // Other agents hear of it now rather than at their next poll, with the
+    // index rows, so their readers need not look them up; the producers
+    // are not kept waiting for it.
     if let Some(feed) = feed.clone()
-        && !advanced.is_empty()
+        && !advances.is_empty()
     {
-        tokio::spawn(async move { feed.announce(&advanced).await });
+        let announcement = Announcement {
+            at_ms: Some(shared.deps.clock.now_ms()),
+            advances,
+        };
+        tokio::spawn(async move { feed.announce(&announcement).await });
     }
     let released: usize = batch.iter().map(|p| p.held).sum();
     for (p, places) in batch.into_iter().zip(placement) {

@@ -94,7 +94,14 @@ async fn flush_once(shared: &Shared, batch: Vec<Pending>) -> Option<Vec<Pending>
         .partitions_per_flush
         .observe(flush.chunks.len() as f64);
     metrics.records_per_flush.observe(encoded.records as f64);
-    answer::committed(shared, batch, encoded.placement, &flush.chunks, &outcomes);
+    answer::committed(
+        shared,
+        batch,
+        encoded.placement,
+        object_id,
+        &flush.chunks,
+        &outcomes,
+    );
     None
 }
 

@@ -37,7 +37,7 @@ use crate::model::{NewTopic, PartitionKey, PartitionState, TopicMeta, TopicSetti
 
 pub use cache::{CacheConfig, MetadataCache};
 pub use clock::StoreClock;
-pub use feed::WatermarkFeed;
+pub use feed::{Advance, Announcement, WatermarkFeed};
 pub use keys::{KeyCommit, RecordedKey, key_response, parse_response};
 pub use lifecycle::Lifecycle;
 pub use membership::{GroupDoc, GroupMembership, GroupWrite};

@@ -116,6 +116,7 @@ pub struct Metrics {
     pub object_lists: Counter,
     pub chunks_decompressed: Counter,
     pub chunks_read_ahead: Counter,
+    pub index_rows_announced: Counter,
     pub object_errors: Counter,
     pub metadata_commits: Counter,
     pub metadata_statements: Counter,
@@ -219,6 +220,10 @@ impl Default for Metrics {
         let chunks_read_ahead = counter(
             "streamhouse_chunks_read_ahead",
             "Chunks asked for ahead of a reader's next page (fetched into the cache unless there already).",
+        );
+        let index_rows_announced = counter(
+            "streamhouse_index_rows_announced",
+            "Index rows cached from other agents' announcements, so their readers need no lookup.",
         );
         let object_errors = counter("streamhouse_object_errors", "Failed object store calls.");
         let metadata_commits = counter(
@@ -406,6 +411,7 @@ impl Default for Metrics {
             object_lists,
             chunks_decompressed,
             chunks_read_ahead,
+            index_rows_announced,
             object_errors,
             metadata_commits,
             metadata_statements,

@@ -1,6 +1,9 @@
 //! Listening to other agents' announcements (the metadata store's
 //! watermark feed): each one advances the watches of the partitions this
-//! agent tracks, waking their readers at once. While the listener is
+//! agent tracks, waking their readers at once. The index rows an
+//! announcement carries are cached first (when it is no older than half
+//! the index cache's lifetime), so the woken readers find where the new
+//! records are without a metadata lookup. While the listener is
 //! connected the poller runs at a tenth of its rate; when it drops, the
 //! poller is back to full rate until the listener reconnects.
 
@@ -12,12 +15,43 @@ use futures_util::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 use super::Watermarks;
-use crate::metadata::WatermarkFeed;
+use crate::clock::SharedClock;
+use crate::metadata::{Announcement, MetadataCache, WatermarkFeed};
+use crate::metrics::Metrics;
+
+/// Where announced index rows are cached, and how old they may be.
+#[derive(Debug, Clone)]
+pub struct IndexSeed {
+    pub cache: Arc<MetadataCache>,
+    /// The metadata store's time as this agent tracks it: what the
+    /// announcer stamps with.
+    pub clock: SharedClock,
+    /// Half the index cache's lifetime: a row cached no later than this
+    /// after its commit expires before its object can be collected.
+    pub max_age: Duration,
+    pub metrics: Arc<Metrics>,
+}
+
+impl IndexSeed {
+    fn learn(&self, a: &Announcement) {
+        let Some(at) = a.at_ms else { return };
+        if self.clock.now_ms() - at > self.max_age.as_millis() as i64 {
+            return;
+        }
+        for adv in &a.advances {
+            if let Some(row) = adv.row {
+                self.cache.learn_row(adv.key.0, adv.key.1, row);
+                self.metrics.index_rows_announced.inc();
+            }
+        }
+    }
+}
 
 /// Runs the listener until `cancel` fires, reconnecting with backoff.
 pub async fn run(
     feed: Arc<dyn WatermarkFeed>,
     watermarks: Arc<Watermarks>,
+    seed: Option<IndexSeed>,
     listening: Arc<AtomicBool>,
     cancel: CancellationToken,
 ) {
@@ -31,9 +65,12 @@ pub async fn run(
                     tokio::select! {
                         _ = cancel.cancelled() => break,
                         next = stream.next() => match next {
-                            Some(advanced) => {
-                                for (key, hw) in advanced {
-                                    watermarks.advance_known(key, hw);
+                            Some(announcement) => {
+                                if let Some(seed) = &seed {
+                                    seed.learn(&announcement);
+                                }
+                                for adv in announcement.advances {
+                                    watermarks.advance_known(adv.key, adv.high_watermark);
                                 }
                             }
                             None => break,

@@ -6,7 +6,9 @@
 //! keyed by their base offset: a reader that consumed a chunk asks next for
 //! the offset right after it, which is the next chunk's base offset, so a
 //! sequential reader walks the cache without touching the metadata store.
-//! Local commits insert their rows at once; reads insert what they fetch.
+//! Local commits insert their rows at once, other agents' commits when
+//! their announcements arrive (no older than half the lifetime, so the
+//! bound holds); reads insert what they fetch.
 
 use std::time::Duration;
 

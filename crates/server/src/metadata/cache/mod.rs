@@ -96,6 +96,11 @@ impl MetadataCache {
         (layered, cache)
     }
 
+    /// Caches an index row another agent announced with its commit.
+    pub fn learn_row(&self, topic_id: Uuid, partition: i32, row: BatchRow) {
+        self.index.insert(topic_id, partition, row);
+    }
+
     /// Polls the topic epoch every `interval` until `cancel` fires; when it
     /// moved (a topic was deleted somewhere), forgets every cached topic
     /// that is no longer live.

@@ -7,8 +7,7 @@ use futures_util::stream::BoxStream;
 use sqlx::postgres::{PgListener, PgPool};
 
 use crate::metadata::MetadataError;
-use crate::metadata::feed::{Advanced, WatermarkFeed, parse, payloads};
-use crate::model::PartitionKey;
+use crate::metadata::feed::{Announcement, WatermarkFeed, parse, payloads};
 
 /// The channel every agent listens on.
 const CHANNEL: &str = "streamhouse_watermarks";
@@ -24,11 +23,11 @@ pub(crate) struct PgFeed {
 
 #[async_trait]
 impl WatermarkFeed for PgFeed {
-    async fn announce(&self, advanced: &[(PartitionKey, i64)]) {
-        if advanced.is_empty() {
+    async fn announce(&self, announcement: &Announcement) {
+        if announcement.advances.is_empty() {
             return;
         }
-        let chunks = payloads(advanced, MAX_PAYLOAD);
+        let chunks = payloads(announcement, MAX_PAYLOAD);
         self.metrics.metadata_statements.inc();
         let sent = sqlx::query("SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p")
             .bind(CHANNEL)
@@ -40,7 +39,7 @@ impl WatermarkFeed for PgFeed {
         }
     }
 
-    async fn listen(&self) -> Result<BoxStream<'static, Advanced>, MetadataError> {
+    async fn listen(&self) -> Result<BoxStream<'static, Announcement>, MetadataError> {
         let mut listener = PgListener::connect_with(&self.pool)
             .await
             .map_err(|e| MetadataError::Unavailable(e.to_string().into()))?;
