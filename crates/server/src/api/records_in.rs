@@ -302,8 +302,14 @@ pub(super) fn parse_json(
     now_ms: i64,
 ) -> Result<Vec<NewRecord>, ApiError> {
     parsing(body, limits, now_ms, || {
-        let Object(parsed): Object<ProduceBody> =
-            serde_json::from_slice(body).map_err(|e| json_error(&e, 0))?;
+        // Checked as UTF-8 once here, the body's strings and raw values are
+        // not checked again one by one; a body that is not UTF-8 gets the
+        // parser's own error, naming where.
+        let parsed: Result<Object<ProduceBody>, _> = match std::str::from_utf8(body) {
+            Ok(text) => serde_json::from_str(text),
+            Err(_) => serde_json::from_slice(body),
+        };
+        let Object(parsed) = parsed.map_err(|e| json_error(&e, 0))?;
         Ok(parsed.records.0)
     })
 }
@@ -317,6 +323,8 @@ pub(super) fn parse_ndjson(
     parsing(body, limits, now_ms, || {
         let mut out = Vec::new();
         let mut start = 0;
+        // As for JSON bodies: checked as UTF-8 once, not per string.
+        let text = std::str::from_utf8(body).ok();
         for (line_no, line) in body.split(|&b| b == b'\n').enumerate() {
             let this = start;
             start += line.len() + 1;
@@ -325,9 +333,12 @@ pub(super) fn parse_ndjson(
                 continue;
             }
             check_count(out.len() + 1, limits)?;
-            let Object(r): Object<InRecord<'_>> =
-                serde_json::from_slice(&body[this..this + trimmed.len()])
-                    .map_err(|e| json_error(&e, line_no))?;
+            let bytes = &body[this..this + trimmed.len()];
+            let r: Result<Object<InRecord<'_>>, _> = match text {
+                Some(text) => serde_json::from_str(&text[this..this + trimmed.len()]),
+                None => serde_json::from_slice(bytes),
+            };
+            let Object(r) = r.map_err(|e| json_error(&e, line_no))?;
             // A broken limit is in the context, and `parsing` reports it.
             let rec =
                 convert_in_context(r).map_err(|msg| ApiError::new(ErrorCode::InvalidField, msg))?;
@@ -568,6 +579,37 @@ mod tests {
         assert_eq!(recs[2].record.key.as_deref(), Some(&b"k"[..]));
         assert_eq!(recs[0].record.timestamp, 7);
         assert_eq!(recs[0].record.headers[0].key, "content-type");
+    }
+
+    #[test]
+    fn bodies_are_checked_as_utf8_once_and_still_refused_when_not() {
+        let l = limits();
+        let ok = Bytes::from("{\"records\":[{\"key\":\"clé\",\"value\":\"naïve ✓\"}]}");
+        let recs = parse_json(&ok, &l, 0).unwrap();
+        assert_eq!(recs[0].record.key.as_deref(), Some("clé".as_bytes()));
+        assert_eq!(
+            recs[0].record.value.as_deref(),
+            Some("\"naïve ✓\"".as_bytes())
+        );
+        let nd = Bytes::from("{\"value\":\"é\"}\r\n{\"value\":2}\n");
+        let recs = parse_ndjson(&nd, &l, 0).unwrap();
+        assert_eq!(recs[0].record.value.as_deref(), Some("\"é\"".as_bytes()));
+        assert_eq!(recs[1].record.value.as_deref(), Some(&b"2"[..]));
+        for bad in [
+            &b"{\"records\":[{\"value\":\"\xff\"}]}"[..],
+            &b"{\"records\":[{\"key\":\"\xc3\",\"value\":1}]}"[..],
+        ] {
+            let e = parse_json(&Bytes::copy_from_slice(bad), &l, 0).unwrap_err();
+            assert_eq!(e.code, ErrorCode::InvalidJson, "{}", e.detail);
+        }
+        let e = parse_ndjson(
+            &Bytes::from_static(b"{\"value\":1}\n{\"value\":\"\xff\"}\n"),
+            &l,
+            0,
+        )
+        .unwrap_err();
+        assert_eq!(e.code, ErrorCode::InvalidJson, "{}", e.detail);
+        assert!(e.detail.contains("line 2"), "{}", e.detail);
     }
 
     #[test]
