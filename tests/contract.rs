@@ -2,7 +2,8 @@
 //! OpenAPI description (schemathesis) drives a real agent. Every answer
 //! must be documented (status, content type, schema, headers), nothing may
 //! answer 5xx, and requests outside the description must be refused.
-//! The WebSocket route is left out: it is a protocol, not a request.
+//! The WebSocket route is left out: it is a protocol, not a request. A run
+//! that fails with no check failing (the tool crashed) is run once more.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -46,23 +47,38 @@ async fn the_agent_keeps_its_openapi_contract() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let examples =
         std::env::var("STREAMHOUSE_CONTRACT_EXAMPLES").unwrap_or_else(|_| EXAMPLES.to_string());
-    let out = Command::new(st)
-        .current_dir(dir.path())
-        .arg("--config-file")
-        .arg(root.join("tests/schemathesis.toml"))
-        .arg("run")
-        .arg(root.join("openapi/openapi.json"))
-        .args(["--url", &agent.url])
-        .args([
-            "--checks",
-            "not_a_server_error,status_code_conformance,content_type_conformance,\
-             response_schema_conformance,response_headers_conformance,negative_data_rejection",
-        ])
-        .args(["--max-examples", &examples, "--workers", "2", "--seed", "1"])
-        .args(["--request-timeout", "5", "--exclude-path", "/v1/ws"])
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("run schemathesis");
+    let run = || {
+        Command::new(&st)
+            .current_dir(dir.path())
+            .arg("--config-file")
+            .arg(root.join("tests/schemathesis.toml"))
+            .arg("run")
+            .arg(root.join("openapi/openapi.json"))
+            .args(["--url", &agent.url])
+            .args([
+                "--checks",
+                "not_a_server_error,status_code_conformance,content_type_conformance,\
+                 response_schema_conformance,response_headers_conformance,negative_data_rejection",
+            ])
+            .args(["--max-examples", &examples, "--workers", "2", "--seed", "1"])
+            .args(["--request-timeout", "5", "--exclude-path", "/v1/ws"])
+            .env("NO_COLOR", "1")
+            .output()
+            .expect("run schemathesis")
+    };
+    let mut out = run();
+    // A failed check is reported under FAILURES and fails the test at once.
+    // A run that failed with no check failing crashed inside the tool (a
+    // rare internal error of its coverage phase was seen): it runs once
+    // more, and that run's verdict stands.
+    if !out.status.success() && !String::from_utf8_lossy(&out.stdout).contains("FAILURES") {
+        println!(
+            "schemathesis failed with no failed check; running it once more:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out = run();
+    }
     let report = String::from_utf8_lossy(&out.stdout);
     let summary: Vec<&str> = report
         .lines()
