@@ -112,6 +112,9 @@ fn push_int(out: &mut Vec<u8>, n: i64) {
     out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
 }
 
+/// The media type the agent labels JSON values with.
+const JSON_MEDIA_TYPE: &[u8] = b"application/json";
+
 /// Appends one record object.
 pub(crate) fn write_record(out: &mut Vec<u8>, r: &StoredRecord) {
     out.extend_from_slice(b"{\"offset\":");
@@ -133,10 +136,9 @@ pub(crate) fn write_record(out: &mut Vec<u8>, r: &StoredRecord) {
     }
     let json = r.headers.iter().any(|h| {
         h.key.eq_ignore_ascii_case("content-type")
-            && h.value
-                .as_deref()
-                .and_then(|v| std::str::from_utf8(v).ok())
-                .is_some_and(is_json_media_type)
+            && h.value.as_deref().is_some_and(|v| {
+                v == JSON_MEDIA_TYPE || std::str::from_utf8(v).is_ok_and(is_json_media_type)
+            })
     });
     match &r.value {
         None => out.extend_from_slice(b",\"value\":null,\"value_encoding\":\"tombstone\""),
@@ -155,6 +157,11 @@ pub(crate) fn write_record(out: &mut Vec<u8>, r: &StoredRecord) {
     for (i, h) in r.headers.iter().enumerate() {
         if i > 0 {
             out.push(b',');
+        }
+        // The header the agent writes on every JSON value, as it renders.
+        if h.key == "content-type" && h.value.as_deref() == Some(JSON_MEDIA_TYPE) {
+            out.extend_from_slice(br#"{"key":"content-type","value":"application/json"}"#);
+            continue;
         }
         out.extend_from_slice(b"{\"key\":");
         push_str(out, &h.key);
@@ -351,17 +358,34 @@ mod tests {
                 value: None,
                 headers: vec![],
             },
+            StoredRecord {
+                offset: 6,
+                timestamp: 12,
+                key: None,
+                value: Some(Bytes::from_static(b"[1]")),
+                headers: vec![Header {
+                    key: "Content-Type".into(),
+                    value: Some(Bytes::from_static(b"Application/vnd.x+JSON; v=1")),
+                }],
+            },
         ];
-        let body = render_read("t", 2, &recs, 6, 6, 0);
+        let body = render_read("t", 2, &recs, 7, 7, 0);
         let text = String::from_utf8(body.clone()).unwrap();
         assert!(
             text.contains("123456789012345678901234567890"),
             "big numbers are spliced verbatim"
         );
         let parsed: ReadResponse = serde_json::from_slice(&body).unwrap();
-        assert_eq!(parsed.records.len(), 3);
+        assert_eq!(parsed.records.len(), 4);
         assert_eq!(parsed.records[0].key.as_deref(), Some("k\"1"));
         assert_eq!(parsed.records[0].value_encoding, ValueEncoding::Json);
+        let h = &parsed.records[0].headers[0];
+        assert_eq!(
+            (h.key.as_str(), h.value.as_deref()),
+            ("content-type", Some("application/json"))
+        );
+        assert_eq!(parsed.records[3].value_encoding, ValueEncoding::Json);
+        assert_eq!(parsed.records[3].value, serde_json::json!([1]));
         assert_eq!(parsed.records[1].key_b64.as_deref(), Some("/wA="));
         assert_eq!(parsed.records[1].value, serde_json::json!("AQID"));
         assert_eq!(
@@ -369,7 +393,7 @@ mod tests {
             Some("/g==")
         );
         assert_eq!(parsed.records[2].value_encoding, ValueEncoding::Tombstone);
-        assert_eq!(parsed.next_offset, 6);
+        assert_eq!(parsed.next_offset, 7);
     }
 
     #[test]

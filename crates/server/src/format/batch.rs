@@ -407,7 +407,12 @@ pub fn decode_open(
                         .to_owned(),
                 ),
             };
-            let value = get_opt_range(rec, &mut pos)?.map(|r| body.slice(r));
+            // The value the agent writes on every JSON record costs no
+            // reference count.
+            let value = get_opt_range(rec, &mut pos)?.map(|r| match &rec[r.clone()] {
+                b"application/json" => Bytes::from_static(b"application/json"),
+                _ => body.slice(r),
+            });
             headers.push(Header { key, value });
         }
         if pos != end {
