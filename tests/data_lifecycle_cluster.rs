@@ -38,16 +38,6 @@ const FLAGS: &[&str] = &[
     "1s",
 ];
 
-/// A counter's value in an agent's `/metrics` (0 when absent).
-async fn metric(api: &Api, line_start: &str) -> f64 {
-    let text = api.get("/metrics").await.text;
-    text.lines()
-        .find(|l| l.starts_with(line_start))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
-}
-
 fn value(n: usize) -> Value {
     json!({"n": n, "pad": "x".repeat(400)})
 }
@@ -113,7 +103,9 @@ async fn compaction_trim_and_deletion_across_three_agents_with_one_killed() {
         "agent 0 to lease a compaction",
         Duration::from_secs(30),
         || async {
-            (metric(&a0, "streamhouse_jobs_claimed_total{kind=\"compact\"}").await > 0.0)
+            (a0.metric("streamhouse_jobs_claimed_total{kind=\"compact\"}")
+                .await
+                > 0.0)
                 .then_some(())
         },
     )
@@ -134,7 +126,7 @@ async fn compaction_trim_and_deletion_across_three_agents_with_one_killed() {
         || async {
             let d = a2.describe("f").await.expect(200);
             let parts = d["partition_details"].as_array().unwrap().clone();
-            let lag = metric(&a2, "streamhouse_compaction_lag_seconds").await;
+            let lag = a2.metric("streamhouse_compaction_lag_seconds").await;
             let objects: Vec<_> = parts.iter().map(|p| p["objects"].clone()).collect();
             eprintln!("compaction lag {lag}, objects per partition {objects:?}");
             (lag == 0.0 && parts.iter().all(|p| p["objects"].as_i64().unwrap() <= 5)).then_some(())
@@ -177,8 +169,8 @@ async fn compaction_trim_and_deletion_across_three_agents_with_one_killed() {
         page.objects.is_empty().then_some(())
     })
     .await;
-    let deleted = metric(&a1, "streamhouse_gc_objects_deleted_total").await
-        + metric(&a2, "streamhouse_gc_objects_deleted_total").await;
+    let deleted = a1.metric("streamhouse_gc_objects_deleted_total").await
+        + a2.metric("streamhouse_gc_objects_deleted_total").await;
     assert!(deleted > 0.0);
 }
 

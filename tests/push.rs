@@ -8,19 +8,8 @@ mod common;
 
 use std::time::Duration;
 
-use common::api::Api;
 use common::fleet::Fleet;
 use serde_json::json;
-
-/// A counter's value in an agent's `/metrics` (0 when absent).
-async fn metric(api: &Api, line_start: &str) -> f64 {
-    let text = api.get("/metrics").await.text;
-    text.lines()
-        .find(|l| l.starts_with(line_start))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_commit_on_one_agent_wakes_a_long_poll_on_another_through_notify() {
@@ -32,7 +21,7 @@ async fn a_commit_on_one_agent_wakes_a_long_poll_on_another_through_notify() {
     // Let the second agent's listener connect.
     tokio::time::sleep(Duration::from_secs(1)).await;
     let misses = r#"streamhouse_cache_misses_total{cache="index"}"#;
-    let misses_before = metric(&b, misses).await;
+    let misses_before = b.metric(misses).await;
     for i in 0..5 {
         let reader = b.clone();
         let waiting = tokio::spawn(async move {
@@ -48,9 +37,9 @@ async fn a_commit_on_one_agent_wakes_a_long_poll_on_another_through_notify() {
         let page = waiting.await.unwrap();
         assert_eq!(page["records"][0]["value"], i, "woken by the push: {page}");
     }
-    assert!(metric(&b, "streamhouse_index_rows_announced_total").await >= 5.0);
+    assert!(b.metric("streamhouse_index_rows_announced_total").await >= 5.0);
     assert_eq!(
-        metric(&b, misses).await,
+        b.metric(misses).await,
         misses_before,
         "the woken readers found the announced rows cached"
     );

@@ -179,6 +179,17 @@ impl Api {
         .await
     }
 
+    /// A value in the agent's `/metrics`: the first line starting with
+    /// `line_start` (0 when there is none).
+    pub async fn metric(&self, line_start: &str) -> f64 {
+        let text = self.get("/metrics").await.text;
+        text.lines()
+            .find(|l| l.starts_with(line_start))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0)
+    }
+
     /// Every record of a partition from its log start to its high
     /// watermark, page by page.
     pub async fn read_all(&self, topic: &str, partition: i64) -> Vec<Value> {
