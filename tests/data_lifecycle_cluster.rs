@@ -133,6 +133,11 @@ async fn compaction_trim_and_deletion_across_three_agents_with_one_killed() {
         },
     )
     .await;
+    // Their swaps were announced: the survivors forgot the rewritten
+    // partitions' cached index rows on hearing of them.
+    let heard = a1.metric("streamhouse_index_rewrites_heard_total").await
+        + a2.metric("streamhouse_index_rewrites_heard_total").await;
+    assert!(heard > 0.0, "no compaction swap was announced");
     let errors = pager.await.unwrap();
     assert!(errors.is_empty(), "{errors:?}");
     for p in 0..2 {

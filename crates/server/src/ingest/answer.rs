@@ -112,6 +112,7 @@ pub(super) fn committed(
         let announcement = Announcement {
             at_ms: Some(shared.deps.clock.now_ms()),
             advances,
+            rewritten: Vec::new(),
         };
         tokio::spawn(async move { feed.announce(&announcement).await });
     }

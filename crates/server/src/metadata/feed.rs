@@ -1,6 +1,8 @@
 //! Push between agents: after a commit, the committing agent announces
 //! which partitions advanced, and every other agent hears it at once
-//! instead of at its next watermark poll. PostgreSQL carries it as
+//! instead of at its next watermark poll. After a compaction's swap, the
+//! compacting agent announces the rewritten partition, so the others
+//! forget its cached index rows. PostgreSQL carries it as
 //! `NOTIFY` (sent after the commit, never inside it: a NOTIFY in a
 //! transaction serializes commits on a global lock). CockroachDB and
 //! SQLite have no feed; the poll is their only path, and it stays the
@@ -33,6 +35,15 @@ pub struct Advance {
 pub struct Announcement {
     pub at_ms: Option<i64>,
     pub advances: Vec<Advance>,
+    /// Partitions whose index rows a compaction replaced: listeners forget
+    /// the rows they cached, rather than serve them until they expire.
+    pub rewritten: Vec<PartitionKey>,
+}
+
+impl Announcement {
+    pub fn is_empty(&self) -> bool {
+        self.advances.is_empty() && self.rewritten.is_empty()
+    }
 }
 
 /// See the module header.
@@ -52,13 +63,18 @@ pub trait WatermarkFeed: Send + Sync + Debug {
 /// `<topic id, 32 hex>:<partition>:<high watermark>`, followed, when the
 /// row is known, by `:<object id, 32 hex>:<byte offset>:<byte length>:<record
 /// count>:<max timestamp>` (the row's offsets follow from the watermark
-/// and the count). A listener that reads only the first three fields of
-/// each entry, and skips what it cannot parse, still understands it.
+/// and the count). A rewritten partition is `r=<topic id>:<partition>`. A
+/// listener that reads only the first three fields of each entry, and
+/// skips what it cannot parse, still understands it.
 pub(crate) fn payloads(a: &Announcement, max: usize) -> Vec<String> {
     let stamp = a.at_ms.map(|ms| format!("t={ms}"));
     let mut out = Vec::new();
     let mut cur = String::new();
-    for adv in &a.advances {
+    let rewritten = a
+        .rewritten
+        .iter()
+        .map(|(topic, partition)| format!("r={}:{partition}", topic.simple()));
+    let advances = a.advances.iter().map(|adv| {
         let (topic, partition) = adv.key;
         let mut entry = format!("{}:{partition}:{}", topic.simple(), adv.high_watermark);
         if let Some(r) = &adv.row {
@@ -72,6 +88,9 @@ pub(crate) fn payloads(a: &Announcement, max: usize) -> Vec<String> {
                 r.max_timestamp
             );
         }
+        entry
+    });
+    for entry in rewritten.chain(advances) {
         if cur.len() + 1 + entry.len() > max && cur.len() > stamp.as_ref().map_or(0, String::len) {
             out.push(std::mem::take(&mut cur));
         }
@@ -98,6 +117,15 @@ pub(crate) fn parse(payload: &str) -> Announcement {
     for e in payload.split(',') {
         if let Some(ms) = e.strip_prefix("t=") {
             out.at_ms = ms.parse().ok();
+            continue;
+        }
+        if let Some(key) = e.strip_prefix("r=") {
+            let mut parts = key.split(':');
+            let topic = parts.next().and_then(|t| Uuid::parse_str(t).ok());
+            let partition = parts.next().and_then(|p| p.parse::<i32>().ok());
+            if let (Some(topic), Some(partition)) = (topic, partition) {
+                out.rewritten.push((topic, partition));
+            }
             continue;
         }
         let parts: Vec<&str> = e.split(':').collect();
@@ -162,6 +190,7 @@ mod tests {
                     row: (p % 3 != 0).then(|| row(i64::from(p) * 1000 + 7, 1 + p as u32)),
                 })
                 .collect(),
+            rewritten: vec![],
         };
         let chunks = payloads(&a, 1000);
         assert!(chunks.len() > 1);
@@ -174,6 +203,15 @@ mod tests {
         }
         back.at_ms = a.at_ms;
         assert_eq!(back, a);
+
+        let r = Announcement {
+            at_ms: None,
+            advances: vec![],
+            rewritten: vec![(t, 3), (t, 12)],
+        };
+        let chunks = payloads(&r, 1000);
+        assert_eq!(chunks.len(), 1);
+        assert_eq!(parse(&chunks[0]), r);
         assert!(parse("garbage,also:bad").advances.is_empty());
     }
 

@@ -117,6 +117,7 @@ pub struct Metrics {
     pub chunks_decompressed: Counter,
     pub chunks_read_ahead: Counter,
     pub index_rows_announced: Counter,
+    pub index_rewrites_heard: Counter,
     pub object_errors: Counter,
     pub metadata_commits: Counter,
     pub metadata_statements: Counter,
@@ -224,6 +225,10 @@ impl Default for Metrics {
         let index_rows_announced = counter(
             "streamhouse_index_rows_announced",
             "Index rows cached from other agents' announcements, so their readers need no lookup.",
+        );
+        let index_rewrites_heard = counter(
+            "streamhouse_index_rewrites_heard",
+            "Announced compactions of a partition, on hearing which this agent forgot the partition's cached index rows.",
         );
         let object_errors = counter("streamhouse_object_errors", "Failed object store calls.");
         let metadata_commits = counter(
@@ -412,6 +417,7 @@ impl Default for Metrics {
             chunks_decompressed,
             chunks_read_ahead,
             index_rows_announced,
+            index_rewrites_heard,
             object_errors,
             metadata_commits,
             metadata_statements,

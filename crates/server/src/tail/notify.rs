@@ -3,7 +3,8 @@
 //! agent tracks, waking their readers at once. The index rows an
 //! announcement carries are cached first (when it is no older than half
 //! the index cache's lifetime), so the woken readers find where the new
-//! records are without a metadata lookup. While the listener is
+//! records are without a metadata lookup; a partition a compaction
+//! rewrote has its cached rows forgotten. While the listener is
 //! connected the poller runs at a tenth of its rate; when it drops, the
 //! poller is back to full rate until the listener reconnects.
 
@@ -34,6 +35,10 @@ pub struct IndexSeed {
 
 impl IndexSeed {
     fn learn(&self, a: &Announcement) {
+        for &(topic, partition) in &a.rewritten {
+            self.cache.forget_partition_index(topic, partition);
+            self.metrics.index_rewrites_heard.inc();
+        }
         let Some(at) = a.at_ms else { return };
         if self.clock.now_ms() - at > self.max_age.as_millis() as i64 {
             return;

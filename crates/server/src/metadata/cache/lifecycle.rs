@@ -5,11 +5,11 @@ use async_trait::async_trait;
 use uuid::Uuid;
 
 use super::MetadataCache;
-use crate::metadata::MetadataError;
 use crate::metadata::lifecycle::{
     ExpiredObject, IndexedChunk, Job, Lifecycle, PartitionObjects, Released, StorageReport, Swap,
     SwapOutcome, TrimOutcome,
 };
+use crate::metadata::{Announcement, MetadataError};
 use crate::model::TopicMeta;
 
 #[async_trait]
@@ -86,6 +86,16 @@ impl Lifecycle for MetadataCache {
     async fn swap_chunks(&self, swap: &Swap) -> Result<SwapOutcome, MetadataError> {
         let out = self.inner_lifecycle.swap_chunks(swap).await;
         self.forget_partition_index(swap.topic_id, swap.partition);
+        // Other agents forget theirs when they hear of it, not when their
+        // cached rows expire; a lost announcement leaves only the expiry.
+        if let (Ok(SwapOutcome::Swapped { .. }), Some(feed)) = (&out, &self.feed) {
+            let announcement = Announcement {
+                at_ms: None,
+                advances: Vec::new(),
+                rewritten: vec![(swap.topic_id, swap.partition)],
+            };
+            feed.announce(&announcement).await;
+        }
         out
     }
 

@@ -26,7 +26,10 @@ use moka::future::Cache;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::{BatchRow, ChunkOutcome, FlushCommit, Lifecycle, Log, Metadata, MetadataError, Topics};
+use super::{
+    BatchRow, ChunkOutcome, FlushCommit, Lifecycle, Log, Metadata, MetadataError, Topics,
+    WatermarkFeed,
+};
 use crate::metrics::Metrics;
 use crate::model::{NewTopic, PartitionKey, PartitionState, TopicMeta, TopicSettings};
 use index::IndexCache;
@@ -52,6 +55,9 @@ pub struct MetadataCache {
     /// followers woken by one commit cost one query. Never holds empty
     /// answers; entries live briefly (rows are immutable, so never wrong).
     lookups: Cache<(Uuid, i32, i64, u32), Arc<Vec<BatchRow>>>,
+    /// Where a compaction's swap is announced, so other agents forget the
+    /// partition's cached rows too.
+    feed: Option<Arc<dyn WatermarkFeed>>,
     metrics: Arc<Metrics>,
 }
 
@@ -80,6 +86,7 @@ impl MetadataCache {
                 .time_to_live(Duration::from_secs(2))
                 .support_invalidation_closures()
                 .build(),
+            feed: inner.feed.clone(),
             metrics,
         });
         let layered = Metadata {
@@ -153,7 +160,7 @@ impl MetadataCache {
     }
 
     /// Forgets the cached index rows of one partition.
-    fn forget_partition_index(&self, id: Uuid, partition: i32) {
+    pub(crate) fn forget_partition_index(&self, id: Uuid, partition: i32) {
         self.index.forget_partition(id, partition);
         let _ = self
             .lookups

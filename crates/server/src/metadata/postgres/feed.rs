@@ -24,7 +24,7 @@ pub(crate) struct PgFeed {
 #[async_trait]
 impl WatermarkFeed for PgFeed {
     async fn announce(&self, announcement: &Announcement) {
-        if announcement.advances.is_empty() {
+        if announcement.is_empty() {
             return;
         }
         let chunks = payloads(announcement, MAX_PAYLOAD);
