@@ -211,7 +211,7 @@ pub async fn build_with(args: &ServeArgs, layers: Layers) -> Result<Agent, BootE
         tracker.spawn(crate::tail::notify::run(
             feed,
             watermarks.clone(),
-            Some(seed),
+            seed,
             listening.clone(),
             background.clone(),
         ));

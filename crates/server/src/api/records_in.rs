@@ -333,10 +333,10 @@ pub(super) fn parse_ndjson(
                 continue;
             }
             check_count(out.len() + 1, limits)?;
-            let bytes = &body[this..this + trimmed.len()];
+            let end = this + trimmed.len();
             let r: Result<Object<InRecord<'_>>, _> = match text {
-                Some(text) => serde_json::from_str(&text[this..this + trimmed.len()]),
-                None => serde_json::from_slice(bytes),
+                Some(text) => serde_json::from_str(&text[this..end]),
+                None => serde_json::from_slice(&body[this..end]),
             };
             let Object(r) = r.map_err(|e| json_error(&e, line_no))?;
             // A broken limit is in the context, and `parsing` reports it.

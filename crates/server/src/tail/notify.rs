@@ -20,7 +20,9 @@ use crate::clock::SharedClock;
 use crate::metadata::{Announcement, MetadataCache, WatermarkFeed};
 use crate::metrics::Metrics;
 
-/// Where announced index rows are cached, and how old they may be.
+/// What the listener does with announced index news: caches the rows of
+/// new chunks (no older than `max_age`) and forgets partitions a
+/// compaction rewrote.
 #[derive(Debug, Clone)]
 pub struct IndexSeed {
     pub cache: Arc<MetadataCache>,
@@ -56,7 +58,7 @@ impl IndexSeed {
 pub async fn run(
     feed: Arc<dyn WatermarkFeed>,
     watermarks: Arc<Watermarks>,
-    seed: Option<IndexSeed>,
+    seed: IndexSeed,
     listening: Arc<AtomicBool>,
     cancel: CancellationToken,
 ) {
@@ -71,9 +73,7 @@ pub async fn run(
                         _ = cancel.cancelled() => break,
                         next = stream.next() => match next {
                             Some(announcement) => {
-                                if let Some(seed) = &seed {
-                                    seed.learn(&announcement);
-                                }
+                                seed.learn(&announcement);
                                 for adv in announcement.advances {
                                     watermarks.advance_known(adv.key, adv.high_watermark);
                                 }
