@@ -66,8 +66,9 @@ pub(super) fn router() -> Router {
 /// What every operation shares, written once: the bearer scheme, the
 /// schemas of the path parameters (`topic`, `partition`, `group`) and the
 /// answers any route can give (400 for a bad parameter, 401/403 for a
-/// missing token or scope, 415 for a body that is not JSON, 421 for a
-/// `Host` the agent does not answer, 503 when the agent refuses the
+/// missing token or scope, 414 for a request target too long for the HTTP
+/// parser, 415 for a body that is not JSON, 421 for a `Host` the agent
+/// does not answer, 503 when the agent refuses the
 /// connection or is shutting down).
 struct Shared;
 
@@ -122,6 +123,20 @@ impl Modify for Shared {
                         problem("The body is not declared as JSON (or NDJSON; publish: not a form type)")
                     });
                 }
+                // The HTTP parser answers this itself, before any route
+                // runs, so it carries no problem document.
+                op.responses
+                    .responses
+                    .entry("414".into())
+                    .or_insert_with(|| {
+                        ResponseBuilder::new()
+                            .description(
+                                "The request target is longer than 65,534 bytes: the HTTP parser \
+                             refuses it before the agent reads the request, with an empty body",
+                            )
+                            .build()
+                            .into()
+                    });
                 op.responses.responses.entry("421".into()).or_insert_with(|| {
                     problem("The Host header names a host this agent does not answer (allowed-hosts)")
                 });
