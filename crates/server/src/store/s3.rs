@@ -20,7 +20,7 @@ use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{Delete, ObjectIdentifier};
 use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
 use super::{DeleteOutcome, ListPage, ObjectMeta, ObjectStore, StoreError};
 
@@ -190,6 +190,27 @@ impl S3Store {
     }
 }
 
+/// A GET's body as one contiguous buffer of about `len` bytes. Each piece
+/// is copied into a buffer sized once and dropped as it arrives, so the
+/// client's read buffers are reused rather than held until the end and
+/// copied again; a body that arrives in one piece is kept as it is.
+async fn read_body(mut body: ByteStream, len: usize) -> Result<Bytes, StoreError> {
+    let Some(first) = body.try_next().await.map_err(StoreError::unavailable)? else {
+        return Ok(Bytes::new());
+    };
+    let Some(second) = body.try_next().await.map_err(StoreError::unavailable)? else {
+        return Ok(first);
+    };
+    let mut buf = BytesMut::with_capacity(len.max(first.len() + second.len()));
+    buf.extend_from_slice(&first);
+    buf.extend_from_slice(&second);
+    drop((first, second));
+    while let Some(piece) = body.try_next().await.map_err(StoreError::unavailable)? {
+        buf.extend_from_slice(&piece);
+    }
+    Ok(buf.freeze())
+}
+
 #[async_trait]
 impl ObjectStore for S3Store {
     async fn put(&self, key: &str, body: Bytes) -> Result<(), StoreError> {
@@ -236,8 +257,12 @@ impl ObjectStore for S3Store {
             }
             Err(e) => return Err(StoreError::Unavailable(describe(&e).into())),
         };
-        let body = out.body.collect().await.map_err(StoreError::unavailable)?;
-        Ok(body.into_bytes())
+        let len = out
+            .content_length
+            .and_then(|n| u64::try_from(n).ok())
+            .unwrap_or(range.end - range.start)
+            .min(range.end - range.start);
+        read_body(out.body, len as usize).await
     }
 
     async fn delete_many(&self, keys: &[String]) -> DeleteOutcome {
