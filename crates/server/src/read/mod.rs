@@ -351,17 +351,19 @@ impl Reader {
         let batch = match self.opened.get(&id) {
             Some(batch) => batch,
             None => {
-                let start = row.byte_offset;
+                let (key, start) = (object_key(row.object_id), row.byte_offset);
+                let range = start..start + u64::from(row.byte_len);
                 let (bytes, origin) = self
                     .store
-                    .get_range_with_origin(
-                        &object_key(row.object_id),
-                        start..start + u64::from(row.byte_len),
-                    )
+                    .get_range_with_origin(&key, range.clone())
                     .await?;
                 let batch = match origin {
-                    Origin::Written => open_written_batch(&bytes)?,
-                    Origin::Stored => open_batch(&bytes)?,
+                    Origin::Written | Origin::Checked => open_written_batch(&bytes)?,
+                    Origin::Stored => {
+                        let batch = open_batch(&bytes)?;
+                        self.store.mark_checked(&key, range, &bytes).await;
+                        batch
+                    }
                 };
                 if batch.was_compressed() {
                     self.metrics.chunks_decompressed.inc();

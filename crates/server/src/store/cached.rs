@@ -5,7 +5,9 @@
 //! asks); a ranged read keeps the range it fetched. Eviction is least
 //! recently used, so a fresh flush always gets in. Concurrent misses on
 //! the same range are coalesced into one GET, so a thousand readers of one
-//! chunk cost the store one request. The cache is weighed in bytes.
+//! chunk cost the store one request. The cache is weighed in bytes. A
+//! fetched range a reader has checked answers `Origin::Checked` while it
+//! stays cached, so a chunk paged through twice is checked once per fetch.
 
 use std::ops::Range;
 use std::sync::Arc;
@@ -29,11 +31,28 @@ struct CacheKey {
 
 const WHOLE: Option<(u64, u64)> = None;
 
+/// Cached bytes, and whether a reader has checked them (fetched ranges
+/// only: a whole object kept from its put was checked as it was written).
+#[derive(Debug, Clone)]
+struct Kept {
+    bytes: Bytes,
+    checked: Arc<AtomicBool>,
+}
+
+impl Kept {
+    fn new(bytes: Bytes) -> Self {
+        Kept {
+            bytes,
+            checked: Arc::new(AtomicBool::new(false)),
+        }
+    }
+}
+
 /// Byte cache layer; see the module header.
 #[derive(Debug)]
 pub struct CachedStore {
     inner: SharedStore,
-    cache: Cache<CacheKey, Bytes>,
+    cache: Cache<CacheKey, Kept>,
     metrics: Arc<Metrics>,
 }
 
@@ -42,8 +61,10 @@ impl CachedStore {
     pub fn new(inner: SharedStore, capacity_bytes: u64, metrics: Arc<Metrics>) -> Self {
         let cache = Cache::builder()
             .max_capacity(capacity_bytes)
-            .weigher(|k: &CacheKey, v: &Bytes| {
-                (v.len() + k.key.len() + 64).try_into().unwrap_or(u32::MAX)
+            .weigher(|k: &CacheKey, v: &Kept| {
+                (v.bytes.len() + k.key.len() + 64)
+                    .try_into()
+                    .unwrap_or(u32::MAX)
             })
             .time_to_idle(Duration::from_secs(600))
             // Least recently used, not TinyLFU: TinyLFU refuses a new
@@ -67,7 +88,7 @@ impl ObjectStore for CachedStore {
             key: key.into(),
             range: WHOLE,
         };
-        self.cache.insert(k, body).await;
+        self.cache.insert(k, Kept::new(body)).await;
         Ok(())
     }
 
@@ -87,7 +108,7 @@ impl ObjectStore for CachedStore {
             key: key.clone(),
             range: WHOLE,
         };
-        if let Some(object) = self.cache.get(&whole).await
+        if let Some(Kept { bytes: object, .. }) = self.cache.get(&whole).await
             && (range.start < object.len() as u64 || object.is_empty())
         {
             self.metrics.chunk_cache.hits.inc();
@@ -107,7 +128,7 @@ impl ObjectStore for CachedStore {
             .cache
             .try_get_with(k, async {
                 missed.store(true, Ordering::Relaxed);
-                inner.get_range(&key, range).await
+                inner.get_range(&key, range).await.map(Kept::new)
             })
             .await;
         if missed.load(Ordering::Relaxed) {
@@ -115,7 +136,28 @@ impl ObjectStore for CachedStore {
         } else {
             self.metrics.chunk_cache.hits.inc();
         }
-        r.map(|b| (b, Origin::Stored)).map_err(|e| (*e).clone())
+        let kept = r.map_err(|e| (*e).clone())?;
+        let origin = match kept.checked.load(Ordering::Acquire) {
+            true => Origin::Checked,
+            false => Origin::Stored,
+        };
+        Ok((kept.bytes, origin))
+    }
+
+    /// Marks the cached range checked when it still holds these very bytes
+    /// (the same memory: both are alive, so equal addresses are one
+    /// buffer), not a copy fetched again after an eviction.
+    async fn mark_checked(&self, key: &str, range: Range<u64>, bytes: &Bytes) {
+        let k = CacheKey {
+            key: key.into(),
+            range: Some((range.start, range.end)),
+        };
+        if let Some(kept) = self.cache.get(&k).await
+            && kept.bytes.as_ptr() == bytes.as_ptr()
+            && kept.bytes.len() == bytes.len()
+        {
+            kept.checked.store(true, Ordering::Release);
+        }
     }
 
     async fn delete_many(&self, keys: &[String]) -> DeleteOutcome {
@@ -183,6 +225,40 @@ mod tests {
         let gets = metrics.object_gets.get();
         assert_eq!(&cached.get_range("fresh", 0..2).await.unwrap()[..], &[2, 2]);
         assert_eq!(metrics.object_gets.get(), gets, "served from memory");
+    }
+
+    #[tokio::test]
+    async fn a_fetched_range_is_checked_once_per_fetch() {
+        let metrics = Arc::new(Metrics::default());
+        let mem: SharedStore = Arc::new(MemoryStore::default());
+        mem.put("o", Bytes::from(vec![7u8; 1000])).await.unwrap();
+        let cached = CachedStore::new(mem, 1 << 20, metrics);
+        let (bytes, origin) = cached.get_range_with_origin("o", 0..100).await.unwrap();
+        assert_eq!(origin, Origin::Stored);
+        // A copy is not the cached memory: marking it changes nothing.
+        let copy = Bytes::copy_from_slice(&bytes);
+        cached.mark_checked("o", 0..100, &copy).await;
+        assert_eq!(
+            cached.get_range_with_origin("o", 0..100).await.unwrap().1,
+            Origin::Stored
+        );
+        cached.mark_checked("o", 0..100, &bytes).await;
+        assert_eq!(
+            cached.get_range_with_origin("o", 0..100).await.unwrap().1,
+            Origin::Checked
+        );
+        // Another range of the same object was not checked.
+        assert_eq!(
+            cached.get_range_with_origin("o", 0..99).await.unwrap().1,
+            Origin::Stored
+        );
+        // Fetched again after an eviction, the bytes are unchecked again.
+        cached.cache.invalidate_all();
+        cached.cache.run_pending_tasks().await;
+        assert_eq!(
+            cached.get_range_with_origin("o", 0..100).await.unwrap().1,
+            Origin::Stored
+        );
     }
 
     #[tokio::test]

@@ -79,8 +79,12 @@ pub struct DeleteOutcome {
 pub enum Origin {
     /// Kept in memory since this process put them: written and checked here.
     Written,
-    /// Read from storage (or from a cache of what was read).
+    /// Read from storage (or from a cache of what was read), not yet
+    /// checked.
     Stored,
+    /// Read from storage and kept in memory since, where a reader already
+    /// checked these very bytes (see [`ObjectStore::mark_checked`]).
+    Checked,
 }
 
 /// Immutable, write-once object storage.
@@ -103,6 +107,11 @@ pub trait ObjectStore: Send + Sync + Debug {
     ) -> Result<(Bytes, Origin), StoreError> {
         Ok((self.get_range(key, range).await?, Origin::Stored))
     }
+
+    /// Records that a reader checked `bytes`, as returned for `range` of
+    /// `key`, so that later reads of the same bytes in memory answer
+    /// [`Origin::Checked`]. Stores that keep nothing ignore it.
+    async fn mark_checked(&self, _key: &str, _range: Range<u64>, _bytes: &Bytes) {}
 
     /// Deletes every key it can and reports each one.
     async fn delete_many(&self, keys: &[String]) -> DeleteOutcome;
