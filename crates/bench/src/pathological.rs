@@ -46,6 +46,20 @@ pub struct PathologicalArgs {
     /// Topic name prefix.
     #[arg(long, default_value = "patho")]
     pub topic_prefix: String,
+    /// Which agent a request goes to: `spread` (to each in turn, so every
+    /// agent's flushes touch every partition) or `partition` (a partition
+    /// always to the same agent, as a partition-aware client would send it,
+    /// so concurrent flushes touch disjoint partitions).
+    #[arg(long, value_enum, default_value_t = Route::Spread)]
+    pub route: Route,
+}
+
+/// How requests are spread over the agents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Route {
+    Spread,
+    Partition,
 }
 
 const PER_TOPIC: u32 = 1000;
@@ -145,7 +159,11 @@ pub(crate) async fn run(a: &PathologicalArgs) -> anyhow::Result<String> {
                 idx % PER_TOPIC
             );
             let due_at = started + Duration::from_secs_f64(k as f64 / f64::from(a.rate));
-            let pool = pools[(k % a.urls.len() as u64) as usize].clone();
+            let agent = match a.route {
+                Route::Spread => k,
+                Route::Partition => u64::from(idx),
+            } % a.urls.len() as u64;
+            let pool = pools[agent as usize].clone();
             let tx = tx.clone();
             tokio::spawn(async move {
                 let request = pool
@@ -198,6 +216,7 @@ pub(crate) async fn run(a: &PathologicalArgs) -> anyhow::Result<String> {
         "bench": "pathological",
         "agents": a.urls.len(),
         "partitions": a.partitions,
+        "route": a.route,
         "target_rate": a.rate,
         "record_size": a.record_size,
         "duration_s": r2(secs),
