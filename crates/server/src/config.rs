@@ -274,11 +274,14 @@ pub struct ServeArgs {
     #[arg(long, env = "STREAMHOUSE_COMPACTION_MIN_AGE", default_value = "1m")]
     pub compaction_min_age: HumanDuration,
 
-    /// Size of the per-partition objects compaction writes.
+    /// Size of the per-partition objects compaction writes. Reads fetch
+    /// one batch (at most 8 MiB) per GET whatever the object's size, while
+    /// a larger object is one longer PUT that the store serves flushes
+    /// behind.
     #[arg(
         long,
         env = "STREAMHOUSE_COMPACTION_TARGET_BYTES",
-        default_value = "64MiB"
+        default_value = "16MiB"
     )]
     pub compaction_target_bytes: ByteSize,
 
