@@ -292,6 +292,94 @@ async fn beyond_max_connections_a_connection_gets_503_and_is_closed() {
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
 }
 
+#[tokio::test]
+async fn request_heads_the_parser_refuses_get_problem_documents() {
+    use tokio::io::AsyncWriteExt;
+    let a = TestAgent::start(&[]).await;
+    let long_target = format!(
+        "GET /{} HTTP/1.1\r\nhost: localhost\r\n\r\n",
+        "a".repeat(70_000)
+    );
+    let big_head = format!(
+        "GET /healthz HTTP/1.1\r\nhost: localhost\r\nx-big: {}\r\n\r\n",
+        "b".repeat(500_000)
+    );
+    let many_fields = format!(
+        "GET /healthz HTTP/1.1\r\nhost: localhost\r\n{}\r\n",
+        (0..150)
+            .map(|i| format!("x-h{i}: v\r\n"))
+            .collect::<String>()
+    );
+    // After a normal exchange on the same connection too.
+    let after_one = format!("GET /healthz HTTP/1.1\r\nhost: localhost\r\n\r\n{long_target}");
+    for (request, status, kind, limit) in [
+        (
+            long_target.as_str(),
+            "414",
+            "uri-too-long",
+            Some("\"limit\":65534"),
+        ),
+        (
+            big_head.as_str(),
+            "431",
+            "head-too-large",
+            Some("\"limit\":417792"),
+        ),
+        (
+            many_fields.as_str(),
+            "431",
+            "head-too-large",
+            Some("\"limit\":417792"),
+        ),
+        ("NOT HTTP AT ALL\r\n\r\n", "400", "malformed-request", None),
+        (
+            after_one.as_str(),
+            "414",
+            "uri-too-long",
+            Some("\"limit\":65534"),
+        ),
+    ] {
+        let mut c = connect(&a).await;
+        // The agent may answer and close before a large head is all sent.
+        let _ = c.write_all(request.as_bytes()).await;
+        let (closed, answer) = closed_within(&mut c, Duration::from_secs(5)).await;
+        assert!(closed, "the connection is closed after the answer");
+        // The last status line (the agent's detail text says HTTP/1.1 too).
+        let last = answer
+            .match_indices("HTTP/1.1 ")
+            .filter(|(i, _)| answer[i + 9..].starts_with(|c: char| c.is_ascii_digit()))
+            .last()
+            .expect("an answer")
+            .0;
+        let answer = &answer[last..];
+        assert!(
+            answer.starts_with(&format!("HTTP/1.1 {status} ")),
+            "{answer}"
+        );
+        assert!(
+            answer.contains("content-type: application/problem+json"),
+            "{answer}"
+        );
+        assert!(
+            answer.contains(&format!("urn:streamhouse:problem:{kind}")),
+            "{answer}"
+        );
+        if let Some(limit) = limit {
+            assert!(answer.contains(limit), "{answer}");
+        }
+    }
+    // The agent still serves.
+    assert_eq!(
+        a.client
+            .get(format!("{}/healthz", a.url))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+}
+
 type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 

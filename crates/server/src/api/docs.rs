@@ -65,11 +65,11 @@ pub(super) fn router() -> Router {
 
 /// What every operation shares, written once: the bearer scheme, the
 /// schemas of the path parameters (`topic`, `partition`, `group`) and the
-/// answers any route can give (400 for a bad parameter, 401/403 for a
-/// missing token or scope, 414 for a request target too long for the HTTP
-/// parser, 415 for a body that is not JSON, 421 for a `Host` the agent
-/// does not answer, 503 when the agent refuses the
-/// connection or is shutting down).
+/// answers any route can give (400 for a bad parameter or a request that
+/// is not HTTP, 401/403 for a missing token or scope, 414 and 431 for a
+/// request target or head beyond the HTTP parser's limits, 415 for a body
+/// that is not JSON, 421 for a `Host` the agent does not answer, 503 when
+/// the agent refuses the connection or is shutting down).
 struct Shared;
 
 impl Modify for Shared {
@@ -123,20 +123,15 @@ impl Modify for Shared {
                         problem("The body is not declared as JSON (or NDJSON; publish: not a form type)")
                     });
                 }
-                // The HTTP parser answers this itself, before any route
-                // runs, so it carries no problem document.
+                // The HTTP parser refuses these before any route runs; the
+                // agent answers them with problem documents (`bare.rs`).
                 op.responses
                     .responses
                     .entry("414".into())
-                    .or_insert_with(|| {
-                        ResponseBuilder::new()
-                            .description(
-                                "The request target is longer than 65,534 bytes: the HTTP parser \
-                             refuses it before the agent reads the request, with an empty body",
-                            )
-                            .build()
-                            .into()
-                    });
+                    .or_insert_with(|| problem("The request target is longer than 65,534 bytes"));
+                op.responses.responses.entry("431".into()).or_insert_with(|| {
+                    problem("The request head is larger than 417,792 bytes or has more than 100 header fields")
+                });
                 op.responses.responses.entry("421".into()).or_insert_with(|| {
                     problem("The Host header names a host this agent does not answer (allowed-hosts)")
                 });
@@ -150,11 +145,13 @@ impl Modify for Shared {
                     }
                 }
                 let answers = &mut op.responses.responses;
-                if takes_input {
-                    answers
-                        .entry("400".into())
-                        .or_insert_with(|| problem("Invalid parameter or body"));
-                }
+                answers.entry("400".into()).or_insert_with(|| {
+                    problem(if takes_input {
+                        "Invalid parameter or body, or a request that is not valid HTTP/1.1"
+                    } else {
+                        "The request is not valid HTTP/1.1"
+                    })
+                });
                 answers.entry("503".into()).or_insert_with(|| {
                     problem("Too many connections (max-connections), or the agent is shutting down")
                 });

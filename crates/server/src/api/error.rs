@@ -23,6 +23,9 @@ pub enum ErrorCode {
     InvalidJson,
     InvalidField,
     InvalidQuery,
+    MalformedRequest,
+    UriTooLong,
+    HeadTooLarge,
     UnsupportedMediaType,
     PayloadTooLarge,
     Unauthorized,
@@ -60,9 +63,12 @@ impl ErrorCode {
     /// The one place statuses are chosen.
     pub fn status(self) -> StatusCode {
         match self {
-            ErrorCode::InvalidJson | ErrorCode::InvalidField | ErrorCode::InvalidQuery => {
-                StatusCode::BAD_REQUEST
-            }
+            ErrorCode::InvalidJson
+            | ErrorCode::InvalidField
+            | ErrorCode::InvalidQuery
+            | ErrorCode::MalformedRequest => StatusCode::BAD_REQUEST,
+            ErrorCode::UriTooLong => StatusCode::URI_TOO_LONG,
+            ErrorCode::HeadTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorCode::Unauthorized | ErrorCode::TokenExpired => StatusCode::UNAUTHORIZED,
@@ -100,6 +106,9 @@ impl ErrorCode {
             ErrorCode::InvalidJson => "invalid-json",
             ErrorCode::InvalidField => "invalid-field",
             ErrorCode::InvalidQuery => "invalid-query",
+            ErrorCode::MalformedRequest => "malformed-request",
+            ErrorCode::UriTooLong => "uri-too-long",
+            ErrorCode::HeadTooLarge => "head-too-large",
             ErrorCode::UnsupportedMediaType => "unsupported-media-type",
             ErrorCode::PayloadTooLarge => "payload-too-large",
             ErrorCode::Unauthorized => "unauthorized",
@@ -139,6 +148,9 @@ impl ErrorCode {
             ErrorCode::InvalidJson => "Malformed JSON",
             ErrorCode::InvalidField => "Invalid field",
             ErrorCode::InvalidQuery => "Invalid query parameter",
+            ErrorCode::MalformedRequest => "Malformed request",
+            ErrorCode::UriTooLong => "Request target too long",
+            ErrorCode::HeadTooLarge => "Request head too large",
             ErrorCode::UnsupportedMediaType => "Unsupported media type",
             ErrorCode::PayloadTooLarge => "Payload too large",
             ErrorCode::Unauthorized => "Authentication required",

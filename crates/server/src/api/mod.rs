@@ -4,6 +4,7 @@
 //! tests can call it directly.
 
 mod auth;
+mod bare;
 mod body;
 mod browser;
 mod conn;

@@ -15,6 +15,10 @@
 //! - A closing connection drains what the client still sends for a moment
 //!   (`Lingering`), so an early 413 or 429 reaches a client that is still
 //!   uploading instead of a connection reset.
+//! - A request head the HTTP parser refuses (malformed, a target over
+//!   65,534 bytes, a head over 417,792 bytes or 100 fields) is answered
+//!   400/414/431 with a problem document naming the limit
+//!   (`ProblemAnswers`), not the parser's empty answer.
 //!
 //! When draining begins the loop stops accepting, and every open
 //! connection finishes its request in flight and closes.
@@ -34,6 +38,7 @@ use tokio_util::sync::CancellationToken;
 
 use axum::response::IntoResponse;
 
+use super::bare::{Answers, MAX_HEAD_BYTES, MAX_HEADERS, ProblemAnswers};
 use super::conn::{IdleGuard, StallGuard};
 use super::error::{ApiError, ErrorCode};
 use super::linger::Lingering;
@@ -60,6 +65,7 @@ pub async fn serve(
     draining: CancellationToken,
 ) -> io::Result<()> {
     let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let answers = Answers::render().await;
     // Every connection task holds a receiver; the loop waits for them all.
     let (open_tx, open_rx) = watch::channel(());
     loop {
@@ -81,13 +87,16 @@ pub async fn serve(
             tokio::spawn(refuse(stream, limits.max_connections));
             continue;
         };
-        let io = IdleGuard::new(
-            StallGuard::new(
-                Lingering::new(stream),
-                limits.stall_timeout,
-                limits.min_write_rate,
+        let io = ProblemAnswers::new(
+            IdleGuard::new(
+                StallGuard::new(
+                    Lingering::new(stream),
+                    limits.stall_timeout,
+                    limits.min_write_rate,
+                ),
+                limits.idle_timeout,
             ),
-            limits.idle_timeout,
+            answers.clone(),
         );
         let (app, draining, open, metrics) = (
             app.clone(),
@@ -109,7 +118,7 @@ pub async fn serve(
 }
 
 async fn serve_connection(
-    io: IdleGuard<StallGuard<Lingering<TcpStream>>>,
+    io: ProblemAnswers<IdleGuard<StallGuard<Lingering<TcpStream>>>>,
     app: Router,
     limits: ConnectionLimits,
     draining: CancellationToken,
@@ -118,7 +127,9 @@ async fn serve_connection(
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout);
+        .header_read_timeout(limits.header_read_timeout)
+        .max_buf_size(MAX_HEAD_BYTES)
+        .max_headers(MAX_HEADERS);
     builder.http2().timer(TokioTimer::new());
     let conn =
         builder.serve_connection_with_upgrades(TokioIo::new(io), TowerToHyperService::new(app));
