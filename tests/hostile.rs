@@ -310,8 +310,6 @@ async fn request_heads_the_parser_refuses_get_problem_documents() {
             .map(|i| format!("x-h{i}: v\r\n"))
             .collect::<String>()
     );
-    // After a normal exchange on the same connection too.
-    let after_one = format!("GET /healthz HTTP/1.1\r\nhost: localhost\r\n\r\n{long_target}");
     for (request, status, kind, limit) in [
         (
             long_target.as_str(),
@@ -332,12 +330,6 @@ async fn request_heads_the_parser_refuses_get_problem_documents() {
             Some("\"limit\":417792"),
         ),
         ("NOT HTTP AT ALL\r\n\r\n", "400", "malformed-request", None),
-        (
-            after_one.as_str(),
-            "414",
-            "uri-too-long",
-            Some("\"limit\":65534"),
-        ),
     ] {
         let mut c = connect(&a).await;
         // The agent may answer and close before a large head is all sent.
@@ -368,6 +360,26 @@ async fn request_heads_the_parser_refuses_get_problem_documents() {
             assert!(answer.contains(limit), "{answer}");
         }
     }
+    // After a normal exchange on the same connection too.
+    let mut c = connect(&a).await;
+    c.write_all(b"GET /healthz HTTP/1.1\r\nhost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    while !got.ends_with(b"}") {
+        use tokio::io::AsyncReadExt;
+        let mut buf = [0u8; 1024];
+        let n = c.read(&mut buf).await.unwrap();
+        assert!(n > 0, "the first answer arrives");
+        got.extend_from_slice(&buf[..n]);
+    }
+    let _ = c.write_all(long_target.as_bytes()).await;
+    let (_, answer) = closed_within(&mut c, Duration::from_secs(5)).await;
+    assert!(answer.starts_with("HTTP/1.1 414 "), "{answer}");
+    assert!(
+        answer.contains("urn:streamhouse:problem:uri-too-long"),
+        "{answer}"
+    );
     // The agent still serves.
     assert_eq!(
         a.client

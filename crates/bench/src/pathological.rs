@@ -159,8 +159,10 @@ pub(crate) async fn run(a: &PathologicalArgs) -> anyhow::Result<String> {
                 idx % PER_TOPIC
             );
             let due_at = started + Duration::from_secs_f64(k as f64 / f64::from(a.rate));
+            // Spread: each pass over the partitions moves every partition
+            // on to the next agent, whatever the two counts.
             let agent = match a.route {
-                Route::Spread => k,
+                Route::Spread => u64::from(idx) + k / u64::from(a.partitions),
                 Route::Partition => u64::from(idx),
             } % a.urls.len() as u64;
             let pool = pools[agent as usize].clone();

@@ -32,6 +32,9 @@ pub(crate) const MAX_HEAD_BYTES: usize = 8192 + 4096 * 100;
 /// Most header fields in one request head.
 pub(crate) const MAX_HEADERS: usize = 100;
 
+/// Longest empty answer of the parser (its status line, three headers).
+const BARE_MAX: usize = 160;
+
 /// The problem bodies, rendered once.
 #[derive(Debug)]
 pub(super) struct Answers {
@@ -117,6 +120,8 @@ pub(super) struct ProblemAnswers<T> {
     /// A replacement accepted from the parser, and how much of it the
     /// socket has taken.
     pending: Option<(Vec<u8>, usize)>,
+    /// Set once a `101` answer went out: what follows is another protocol.
+    upgraded: bool,
 }
 
 impl<T> ProblemAnswers<T> {
@@ -125,6 +130,7 @@ impl<T> ProblemAnswers<T> {
             inner,
             answers,
             pending: None,
+            upgraded: false,
         }
     }
 }
@@ -169,7 +175,13 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for ProblemAnswers<T> {
         if this.drain(cx)?.is_pending() {
             return Poll::Pending;
         }
-        if let Some(replacement) = this.answers.replace(buf) {
+        if buf.starts_with(b"HTTP/1.1 101 ") {
+            this.upgraded = true;
+        }
+        if let Some(replacement) = (!this.upgraded && buf.len() <= BARE_MAX)
+            .then(|| this.answers.replace(buf))
+            .flatten()
+        {
             this.pending = Some((replacement, 0));
             // Taken whole: the rest goes out on the next write, flush or
             // shutdown, which the parser always calls after its answer.
@@ -273,6 +285,22 @@ mod tests {
         ] {
             assert!(answers.replace(&other).is_none());
         }
+    }
+
+    #[tokio::test]
+    async fn nothing_is_rewritten_after_an_upgrade() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (client, server) = tokio::io::duplex(4096);
+        let mut io = ProblemAnswers::new(server, Answers::render().await);
+        let upgrade = b"HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\n\r\n";
+        io.write_all(upgrade).await.unwrap();
+        io.write_all(&bare("414 URI Too Long")).await.unwrap();
+        io.shutdown().await.unwrap();
+        drop(io);
+        let mut got = Vec::new();
+        let mut client = client;
+        client.read_to_end(&mut got).await.unwrap();
+        assert_eq!(got, [&upgrade[..], &bare("414 URI Too Long")].concat());
     }
 
     #[tokio::test]

@@ -190,22 +190,36 @@ impl S3Store {
     }
 }
 
-/// A GET's body as one contiguous buffer of about `len` bytes. Each piece
-/// is copied into a buffer sized once and dropped as it arrives, so the
-/// client's read buffers are reused rather than held until the end and
-/// copied again; a body that arrives in one piece is kept as it is.
-async fn read_body(mut body: ByteStream, len: usize) -> Result<Bytes, StoreError> {
+/// A GET's body as one contiguous buffer of about `len` bytes, refusing
+/// more than `max`. Each piece is copied into a buffer sized once and
+/// dropped as it arrives, so the client's read buffers are reused rather
+/// than held until the end and copied again; a body that arrives in one
+/// piece is kept as it is.
+async fn read_body(mut body: ByteStream, len: usize, max: usize) -> Result<Bytes, StoreError> {
+    let too_long = || {
+        StoreError::Unavailable(format!("the store sent more than the {max} bytes asked").into())
+    };
     let Some(first) = body.try_next().await.map_err(StoreError::unavailable)? else {
         return Ok(Bytes::new());
     };
     let Some(second) = body.try_next().await.map_err(StoreError::unavailable)? else {
-        return Ok(first);
+        return if first.len() <= max {
+            Ok(first)
+        } else {
+            Err(too_long())
+        };
     };
-    let mut buf = BytesMut::with_capacity(len.max(first.len() + second.len()));
-    buf.extend_from_slice(&first);
-    buf.extend_from_slice(&second);
-    drop((first, second));
+    let mut buf = BytesMut::with_capacity(len.max(first.len() + second.len()).min(max));
+    for piece in [first, second] {
+        if buf.len() + piece.len() > max {
+            return Err(too_long());
+        }
+        buf.extend_from_slice(&piece);
+    }
     while let Some(piece) = body.try_next().await.map_err(StoreError::unavailable)? {
+        if buf.len() + piece.len() > max {
+            return Err(too_long());
+        }
         buf.extend_from_slice(&piece);
     }
     Ok(buf.freeze())
@@ -257,12 +271,30 @@ impl ObjectStore for S3Store {
             }
             Err(e) => return Err(StoreError::Unavailable(describe(&e).into())),
         };
+        // A store that ignored the range would hand back other bytes.
+        let from = format!("bytes {}-", range.start);
+        match out.content_range.as_deref() {
+            Some(r) if r.starts_with(&from) => {}
+            None if range.start == 0 => {}
+            answered => {
+                return Err(StoreError::Unavailable(
+                    format!(
+                        "asked {key} for bytes {}..{}, the store answered {}",
+                        range.start,
+                        range.end,
+                        answered.unwrap_or("the whole object")
+                    )
+                    .into(),
+                ));
+            }
+        }
+        let want = range.end - range.start;
         let len = out
             .content_length
             .and_then(|n| u64::try_from(n).ok())
-            .unwrap_or(range.end - range.start)
-            .min(range.end - range.start);
-        read_body(out.body, len as usize).await
+            .unwrap_or(want)
+            .min(want);
+        read_body(out.body, len as usize, want as usize).await
     }
 
     async fn delete_many(&self, keys: &[String]) -> DeleteOutcome {
