@@ -199,30 +199,29 @@ async fn read_body(mut body: ByteStream, len: usize, max: usize) -> Result<Bytes
     let too_long = || {
         StoreError::Unavailable(format!("the store sent more than the {max} bytes asked").into())
     };
-    let Some(first) = body.try_next().await.map_err(StoreError::unavailable)? else {
+    let mut next = async || body.try_next().await.map_err(StoreError::unavailable);
+    let Some(first) = next().await? else {
         return Ok(Bytes::new());
     };
-    let Some(second) = body.try_next().await.map_err(StoreError::unavailable)? else {
-        return if first.len() <= max {
-            Ok(first)
-        } else {
-            Err(too_long())
-        };
+    if first.len() > max {
+        return Err(too_long());
+    }
+    let Some(mut piece) = next().await? else {
+        return Ok(first);
     };
-    let mut buf = BytesMut::with_capacity(len.max(first.len() + second.len()).min(max));
-    for piece in [first, second] {
+    let mut buf = BytesMut::with_capacity(len.max(first.len() + piece.len()).min(max));
+    buf.extend_from_slice(&first);
+    drop(first);
+    loop {
         if buf.len() + piece.len() > max {
             return Err(too_long());
         }
         buf.extend_from_slice(&piece);
-    }
-    while let Some(piece) = body.try_next().await.map_err(StoreError::unavailable)? {
-        if buf.len() + piece.len() > max {
-            return Err(too_long());
+        match next().await? {
+            Some(p) => piece = p,
+            None => return Ok(buf.freeze()),
         }
-        buf.extend_from_slice(&piece);
     }
-    Ok(buf.freeze())
 }
 
 #[async_trait]
