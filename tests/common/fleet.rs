@@ -55,6 +55,11 @@ impl Fleet {
         ];
         flags.extend(self.s3.agent_flags(&self.prefix));
         flags.extend(self.extra.iter().cloned());
+        // Agents that share a peer secret each advertise their own URL.
+        if self.extra.iter().any(|f| f == "--peer-secret") {
+            flags.push("--advertise-url".to_string());
+            flags.push(format!("http://127.0.0.1:{}", self.ports[i]));
+        }
         flags
     }
 

@@ -235,6 +235,18 @@ pub struct ServeArgs {
     )]
     pub watermark_push: bool,
 
+    /// The base URL other agents reach this one at (`http://10.0.0.5:8080`).
+    /// With `--peer-secret`, this agent serves the objects it wrote from
+    /// memory to the other agents, and reads fresh objects other agents
+    /// announce from them before the object store.
+    #[arg(long, env = "STREAMHOUSE_ADVERTISE_URL")]
+    pub advertise_url: Option<String>,
+
+    /// The secret every agent of the cluster shares to authorize peer
+    /// reads (32 bytes or more); needs `--advertise-url`.
+    #[arg(long, env = "STREAMHOUSE_PEER_SECRET", hide_env_values = true)]
+    pub peer_secret: Option<String>,
+
     /// Offset-index rows kept in memory.
     #[arg(
         long,
@@ -550,9 +562,20 @@ impl ServeArgs {
         self.validate_stores()
     }
 
+    /// Serving and reading fresh objects between agents, when configured
+    /// (both settings or neither).
+    pub fn peer(&self) -> Result<Option<crate::peer::PeerConfig>, String> {
+        match (&self.advertise_url, &self.peer_secret) {
+            (None, None) => Ok(None),
+            (Some(url), Some(secret)) => crate::peer::PeerConfig::new(url, secret).map(Some),
+            _ => Err("advertise-url and peer-secret go together: set both or neither".into()),
+        }
+    }
+
     /// Checks every setting but who may connect (what `migrate` needs).
     pub fn validate_stores(&self) -> Result<(), String> {
         self.object_store_location()?;
+        self.peer()?;
         if self.max_flush_bytes.0 < 4096 {
             return Err("max-flush-bytes must be at least 4KiB".into());
         }
@@ -768,6 +791,30 @@ mod tests {
         assert!(
             err.to_string().contains("unknown setting \"lingr\""),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn peer_reads_need_both_settings() {
+        let secret = "s".repeat(32);
+        let url = "http://10.0.0.5:8080";
+        for flags in [
+            vec!["--peer-secret", secret.as_str()],
+            vec!["--advertise-url", url],
+            vec!["--advertise-url", url, "--peer-secret", "short"],
+        ] {
+            let args = ServeArgs::parse_flags(flags.clone()).unwrap();
+            assert!(args.validate_stores().is_err(), "{flags:?}");
+        }
+        let args =
+            ServeArgs::parse_flags(["--advertise-url", url, "--peer-secret", &secret]).unwrap();
+        assert_eq!(&*args.peer().unwrap().unwrap().url, url);
+        assert!(
+            ServeArgs::parse_flags::<_, &str>([])
+                .unwrap()
+                .peer()
+                .unwrap()
+                .is_none()
         );
     }
 

@@ -13,13 +13,15 @@
 //! - [`tail`]: high watermarks readers wait on
 //! - [`webhooks`]: push delivery of subscriptions to HTTP receivers
 //! - [`maintenance`]: expired keys and orphaned objects
+//! - [`peer`]: fresh objects read from the agent that wrote them
 //! - [`metadata`], [`store`], [`format`]: SQL, object storage, the bytes
 //! - [`model`], [`config`], [`metrics`], [`clock`], [`background`]: plain
 //!   shared parts
 //!
 //! [`server`] wires them into an agent. The tools that talk to an agent
 //! from outside (`bench`) and the command line live in other crates of the
-//! workspace; the one HTTP client here is webhook delivery's. With the `testing`
+//! workspace; the HTTP clients here are webhook delivery's and the peer
+//! reads' ([`store`]'s peer layer). With the `testing`
 //! feature, [`testing`] adds fault-injecting store layers and the
 //! conformance suites every store implementation passes.
 
@@ -35,6 +37,7 @@ pub mod maintenance;
 pub mod metadata;
 pub mod metrics;
 pub mod model;
+pub mod peer;
 pub mod read;
 pub mod render;
 pub mod server;

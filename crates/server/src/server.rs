@@ -26,8 +26,11 @@ use crate::metadata::{
     open_sqlite_url,
 };
 use crate::metrics::Metrics;
+use crate::peer::PeerHints;
 use crate::read::Reader;
-use crate::store::{CachedStore, InstrumentedStore, LocalStore, S3Config, S3Store, SharedStore};
+use crate::store::{
+    CachedStore, InstrumentedStore, LocalStore, PeerStore, S3Config, S3Store, SharedStore,
+};
 
 /// A read-ahead may fetch a chunk of at most this share of the chunk
 /// cache: with a small cache, readers' fetched-ahead chunks would evict
@@ -146,21 +149,38 @@ pub async fn build_with(args: &ServeArgs, layers: Layers) -> Result<Agent, BootE
         },
         metrics.clone(),
     );
+    // Idempotency windows are judged by the store's clock on every agent.
+    let store_clock = Arc::new(StoreClock::new(clock.clone()));
     let mut base_store = open_store(args).await?;
     if let Some(wrap) = layers.store {
         base_store = wrap(base_store);
     }
     let counted: SharedStore = Arc::new(InstrumentedStore::new(base_store, metrics.clone()));
-    let store: SharedStore = Arc::new(CachedStore::new(
-        counted.clone(),
+    // Objects other agents announce are asked of their writer first.
+    let peer = args.peer().map_err(BootError::Config)?;
+    let hints = Arc::new(PeerHints::default());
+    let fetching: SharedStore = match &peer {
+        Some(config) => Arc::new(
+            PeerStore::new(
+                counted.clone(),
+                config.clone(),
+                hints.clone(),
+                store_clock.clone(),
+                metrics.clone(),
+            )
+            .map_err(BootError::Config)?,
+        ),
+        None => counted.clone(),
+    };
+    let cached = Arc::new(CachedStore::new(
+        fetching,
         args.chunk_cache_bytes.0,
         metrics.clone(),
     ));
+    let store: SharedStore = cached.clone();
     let watermarks = Arc::new(Watermarks::default());
     let background = CancellationToken::new();
     let tracker = TaskTracker::new();
-    // Idempotency windows are judged by the store's clock on every agent.
-    let store_clock = Arc::new(StoreClock::new(clock.clone()));
     if let Err(e) = store_clock.sync(metadata.log.as_ref()).await {
         tracing::warn!(error = %e, "could not read the metadata store's clock; using this agent's until it answers");
     }
@@ -181,6 +201,7 @@ pub async fn build_with(args: &ServeArgs, layers: Layers) -> Result<Agent, BootE
             max_inflight_flushes: args.max_inflight_flushes,
             max_buffered_bytes: args.max_buffered_bytes.as_usize(),
             writer_id: agent_id.clone(),
+            peer_url: peer.as_ref().map(|p| p.url.clone()),
             commit_resolve_timeout: Duration::from_secs(30),
             idempotency_window: args.idempotency_window.0,
             max_object_age: Some(args.orphan_grace.0 / 2),
@@ -207,6 +228,7 @@ pub async fn build_with(args: &ServeArgs, layers: Layers) -> Result<Agent, BootE
             clock: store_clock.clone(),
             max_age: args.index_cache_ttl.0 / 2,
             metrics: metrics.clone(),
+            peers: peer.as_ref().map(|p| (hints.clone(), p.url.clone())),
         };
         tracker.spawn(crate::tail::notify::run(
             feed,
@@ -317,6 +339,11 @@ pub async fn build_with(args: &ServeArgs, layers: Layers) -> Result<Agent, BootE
             dir: args.console_dir.clone(),
         },
         draining: CancellationToken::new(),
+        peer: peer.map(|config| api::PeerServing {
+            config,
+            kept: cached,
+            clock: store_clock.clone(),
+        }),
     });
     Ok(Agent {
         state,

@@ -8,7 +8,7 @@ use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
 use super::{
-    group_stream, groups, members, ops, produce, read, records_out, snapshot, subscriptions,
+    group_stream, groups, members, ops, peer, produce, read, records_out, snapshot, subscriptions,
     tokens, topics, trim, ws,
 };
 
@@ -31,7 +31,7 @@ use super::{
         subscriptions::create, subscriptions::list, subscriptions::describe, subscriptions::pause,
         subscriptions::resume, subscriptions::delete,
         tokens::revoke, tokens::whoami,
-        ops::healthz, ops::readyz, ops::metrics,
+        ops::healthz, ops::readyz, ops::metrics, peer::object,
     ),
     components(schemas(
         super::Problem, records_out::ReadResponse, records_out::OutRecord, records_out::OutHeader,
@@ -63,7 +63,8 @@ pub(super) fn router() -> Router {
     Router::new().merge(SwaggerUi::new("/docs").url("/openapi.json", ApiDoc::openapi()))
 }
 
-/// What every operation shares, written once: the bearer scheme, the
+/// What every operation shares, written once: the bearer scheme (the
+/// peer scheme for the one route between agents), the
 /// schemas of the path parameters (`topic`, `partition`, `group`) and the
 /// answers any route can give (400 for a bad parameter or a request that
 /// is not HTTP, 401/403 for a missing token or scope, 414 and 431 for a
@@ -75,7 +76,7 @@ struct Shared;
 impl Modify for Shared {
     fn modify(&self, api: &mut utoipa::openapi::OpenApi) {
         use utoipa::openapi::security::{
-            HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+            ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
         };
         let components = api.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
@@ -91,8 +92,16 @@ impl Modify for Shared {
                     .build(),
             ),
         );
+        components.add_security_scheme(
+            "peer",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                crate::peer::HEADER,
+                "Agent to agent: `<expiry ms>.<hex HMAC-SHA256>` keyed by --peer-secret",
+            ))),
+        );
         for (path, item) in api.paths.paths.iter_mut() {
             let probe = path == super::paths::HEALTHZ || path == super::paths::READYZ;
+            let between_agents = path == super::paths::PEER_OBJECT;
             let ops = [
                 &mut item.get,
                 &mut item.post,
@@ -100,7 +109,10 @@ impl Modify for Shared {
                 &mut item.delete,
             ];
             for op in ops.into_iter().flatten() {
-                if !probe {
+                if between_agents {
+                    op.security =
+                        Some(vec![SecurityRequirement::new("peer", Vec::<String>::new())]);
+                } else if !probe {
                     // A token is needed with --auth jwt, not without.
                     op.security = Some(vec![
                         SecurityRequirement::new("bearer", Vec::<String>::new()),

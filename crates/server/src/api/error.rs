@@ -47,6 +47,7 @@ pub enum ErrorCode {
     MemberTakenOver,
     SubscriptionNotFound,
     SubscriptionExists,
+    ObjectNotKept,
     RouteNotFound,
     MethodNotAllowed,
     UpgradeRequired,
@@ -85,7 +86,9 @@ impl ErrorCode {
             | ErrorCode::GroupFull
             | ErrorCode::MemberTakenOver
             | ErrorCode::SubscriptionExists => StatusCode::CONFLICT,
-            ErrorCode::MemberNotFound | ErrorCode::SubscriptionNotFound => StatusCode::NOT_FOUND,
+            ErrorCode::MemberNotFound
+            | ErrorCode::SubscriptionNotFound
+            | ErrorCode::ObjectNotKept => StatusCode::NOT_FOUND,
             ErrorCode::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             ErrorCode::OffsetOutOfRange => StatusCode::RANGE_NOT_SATISFIABLE,
             ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -130,6 +133,7 @@ impl ErrorCode {
             ErrorCode::MemberTakenOver => "member-taken-over",
             ErrorCode::SubscriptionNotFound => "subscription-not-found",
             ErrorCode::SubscriptionExists => "subscription-exists",
+            ErrorCode::ObjectNotKept => "object-not-kept",
             ErrorCode::RouteNotFound => "route-not-found",
             ErrorCode::MethodNotAllowed => "method-not-allowed",
             ErrorCode::UpgradeRequired => "upgrade-required",
@@ -172,6 +176,7 @@ impl ErrorCode {
             ErrorCode::MemberTakenOver => "Member taken over by another connection",
             ErrorCode::SubscriptionNotFound => "Subscription not found",
             ErrorCode::SubscriptionExists => "Subscription already exists",
+            ErrorCode::ObjectNotKept => "Object not kept in memory",
             ErrorCode::RouteNotFound => "No such route",
             ErrorCode::MethodNotAllowed => "Method not allowed",
             ErrorCode::UpgradeRequired => "WebSocket upgrade required",

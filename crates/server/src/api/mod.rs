@@ -18,6 +18,7 @@ mod json;
 mod linger;
 mod members;
 mod ops;
+mod peer;
 mod produce;
 mod read;
 mod records_in;
@@ -57,6 +58,7 @@ pub use browser::Access;
 pub use console::ConsoleFiles;
 pub use docs::openapi_json;
 pub use error::{ApiError, ErrorCode, Problem};
+pub use peer::PeerServing;
 pub use records_out::{OutHeader, OutRecord, ReadResponse, ValueEncoding};
 pub use serve::{ConnectionLimits, serve};
 
@@ -93,6 +95,7 @@ pub mod paths {
     pub const HEALTHZ: &str = "/healthz";
     pub const READYZ: &str = "/readyz";
     pub const METRICS: &str = "/metrics";
+    pub const PEER_OBJECT: &str = "/internal/v1/objects/{object}";
 }
 
 /// What every handler can reach.
@@ -122,6 +125,8 @@ pub struct Services {
     pub console: ConsoleFiles,
     /// Cancelled when shutdown begins: readiness fails, requests are refused.
     pub draining: CancellationToken,
+    /// Serving the objects this agent wrote to the other agents, when on.
+    pub peer: Option<PeerServing>,
 }
 
 /// Shared application state; cheap to clone.
@@ -207,6 +212,7 @@ pub fn app(state: AppState) -> Router {
         .route(paths::HEALTHZ, get(ops::healthz))
         .route(paths::READYZ, get(ops::readyz))
         .route(paths::METRICS, get(ops::metrics))
+        .route(paths::PEER_OBJECT, get(peer::object))
         .method_not_allowed_fallback(ops::method_not_allowed)
         .fallback(ops::not_found)
         .layer(middleware::from_fn(browser::check_content_type))

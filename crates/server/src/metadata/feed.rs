@@ -38,6 +38,9 @@ pub struct Announcement {
     /// Partitions whose index rows a compaction replaced: listeners forget
     /// the rows they cached, rather than serve them until they expire.
     pub rewritten: Vec<PartitionKey>,
+    /// The base URL the announcer serves the objects it wrote at, when it
+    /// serves them to its peers (see [`crate::peer`]).
+    pub origin: Option<std::sync::Arc<str>>,
 }
 
 impl Announcement {
@@ -59,7 +62,8 @@ pub trait WatermarkFeed: Send + Sync + Debug {
 }
 
 /// Renders an announcement as payloads of at most `max` bytes each: `t=<ms>`
-/// then one entry per partition, joined by commas. An entry is
+/// and `p=<origin URL>` (each when known) then one entry per partition,
+/// joined by commas. An entry is
 /// `<topic id, 32 hex>:<partition>:<high watermark>`, followed, when the
 /// row is known, by `:<object id, 32 hex>:<byte offset>:<byte length>:<record
 /// count>:<max timestamp>` (the row's offsets follow from the watermark
@@ -67,7 +71,12 @@ pub trait WatermarkFeed: Send + Sync + Debug {
 /// listener that reads only the first three fields of each entry, and
 /// skips what it cannot parse, still understands it.
 pub(crate) fn payloads(a: &Announcement, max: usize) -> Vec<String> {
-    let stamp = a.at_ms.map(|ms| format!("t={ms}"));
+    let stamp = match (a.at_ms, &a.origin) {
+        (Some(ms), Some(url)) => Some(format!("t={ms},p={url}")),
+        (Some(ms), None) => Some(format!("t={ms}")),
+        (None, Some(url)) => Some(format!("p={url}")),
+        (None, None) => None,
+    };
     let mut out = Vec::new();
     let mut cur = String::new();
     let rewritten = a
@@ -117,6 +126,10 @@ pub(crate) fn parse(payload: &str) -> Announcement {
     for e in payload.split(',') {
         if let Some(ms) = e.strip_prefix("t=") {
             out.at_ms = ms.parse().ok();
+            continue;
+        }
+        if let Some(url) = e.strip_prefix("p=") {
+            out.origin = Some(url.into());
             continue;
         }
         if let Some(key) = e.strip_prefix("r=") {
@@ -191,6 +204,7 @@ mod tests {
                 })
                 .collect(),
             rewritten: vec![],
+            origin: Some("http://10.1.2.3:8080".into()),
         };
         let chunks = payloads(&a, 1000);
         assert!(chunks.len() > 1);
@@ -199,15 +213,18 @@ mod tests {
         for c in &chunks {
             let part = parse(c);
             assert_eq!(part.at_ms, a.at_ms, "every payload carries the stamp");
+            assert_eq!(part.origin, a.origin, "and the origin");
             back.advances.extend(part.advances);
         }
         back.at_ms = a.at_ms;
+        back.origin = a.origin.clone();
         assert_eq!(back, a);
 
         let r = Announcement {
             at_ms: None,
             advances: vec![],
             rewritten: vec![(t, 3), (t, 12)],
+            origin: None,
         };
         let chunks = payloads(&r, 1000);
         assert_eq!(chunks.len(), 1);

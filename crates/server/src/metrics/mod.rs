@@ -118,6 +118,11 @@ pub struct Metrics {
     pub chunks_read_ahead: Counter,
     pub index_rows_announced: Counter,
     pub index_rewrites_heard: Counter,
+    pub peer_fetches: Counter,
+    pub peer_fetch_bytes: Counter,
+    pub peer_fetch_fallbacks: Counter,
+    pub peer_serves: Counter,
+    pub peer_serve_misses: Counter,
     pub object_errors: Counter,
     pub metadata_commits: Counter,
     pub metadata_statements: Counter,
@@ -229,6 +234,26 @@ impl Default for Metrics {
         let index_rewrites_heard = counter(
             "streamhouse_index_rewrites_heard",
             "Announced compactions of a partition, on hearing which this agent forgot the partition's cached index rows.",
+        );
+        let peer_fetches = counter(
+            "streamhouse_peer_fetches",
+            "Ranges read from the agent that wrote the object instead of from the object store.",
+        );
+        let peer_fetch_bytes = counter(
+            "streamhouse_peer_fetch_bytes",
+            "Bytes read from the agents that wrote them instead of from the object store.",
+        );
+        let peer_fetch_fallbacks = counter(
+            "streamhouse_peer_fetch_fallbacks",
+            "Reads the object's writer did not answer (evicted, refused, timed out), read from the object store instead.",
+        );
+        let peer_serves = counter(
+            "streamhouse_peer_serves",
+            "Ranges of objects this agent wrote, served to another agent from memory.",
+        );
+        let peer_serve_misses = counter(
+            "streamhouse_peer_serve_misses",
+            "Peer requests for objects this agent no longer keeps (answered 404; the peer reads the store).",
         );
         let object_errors = counter("streamhouse_object_errors", "Failed object store calls.");
         let metadata_commits = counter(
@@ -418,6 +443,11 @@ impl Default for Metrics {
             chunks_read_ahead,
             index_rows_announced,
             index_rewrites_heard,
+            peer_fetches,
+            peer_fetch_bytes,
+            peer_fetch_fallbacks,
+            peer_serves,
+            peer_serve_misses,
             object_errors,
             metadata_commits,
             metadata_statements,

@@ -78,6 +78,23 @@ impl CachedStore {
             metrics,
         }
     }
+
+    /// Bytes `range` of an object kept whole since this agent put it, with
+    /// the object's size; `None` when it is not kept (never put here, or
+    /// evicted). What this agent serves its peers: nothing is fetched.
+    pub async fn kept(&self, key: &str, range: Range<u64>) -> Option<(Bytes, u64)> {
+        let whole = CacheKey {
+            key: key.into(),
+            range: WHOLE,
+        };
+        let object = self.cache.get(&whole).await?.bytes;
+        let size = object.len() as u64;
+        if range.start > size || range.start > range.end {
+            return None;
+        }
+        let end = range.end.min(size);
+        Some((object.slice(range.start as usize..end as usize), size))
+    }
 }
 
 #[async_trait]
@@ -259,6 +276,31 @@ mod tests {
             cached.get_range_with_origin("o", 0..100).await.unwrap().1,
             Origin::Stored
         );
+    }
+
+    #[tokio::test]
+    async fn only_objects_kept_since_their_put_are_offered_to_peers() {
+        let metrics = Arc::new(Metrics::default());
+        let mem: SharedStore = Arc::new(MemoryStore::default());
+        mem.put("fetched", Bytes::from_static(b"abcdef"))
+            .await
+            .unwrap();
+        let cached = CachedStore::new(mem, 1 << 20, metrics);
+        cached
+            .put("mine", Bytes::from_static(b"abcdef"))
+            .await
+            .unwrap();
+        cached.get_range("fetched", 0..6).await.unwrap();
+        let (b, size) = cached.kept("mine", 2..4).await.unwrap();
+        assert_eq!((&b[..], size), (&b"cd"[..], 6));
+        let (b, _) = cached.kept("mine", 4..100).await.unwrap();
+        assert_eq!(&b[..], b"ef", "cut at the end");
+        assert!(cached.kept("mine", 7..9).await.is_none(), "past the end");
+        assert!(
+            cached.kept("fetched", 0..6).await.is_none(),
+            "fetched, not put"
+        );
+        assert!(cached.kept("other", 0..1).await.is_none());
     }
 
     #[tokio::test]

@@ -3,12 +3,14 @@
 //! Objects are immutable and written once under a key StreamHouse mints
 //! (a UUIDv7), so the trait is four batch-shaped calls: put (never
 //! overwrite), ranged get, delete many, list. Behaviour that is not storage
-//! itself (metrics, caching) is a layer that wraps any `Arc<dyn ObjectStore>`.
+//! itself (metrics, caching, asking an object's writer first) is a layer
+//! that wraps any `Arc<dyn ObjectStore>`.
 
 mod cached;
 mod instrumented;
 mod local;
 mod memory;
+mod peer;
 mod s3;
 
 use std::fmt::Debug;
@@ -22,6 +24,7 @@ pub use cached::CachedStore;
 pub use instrumented::InstrumentedStore;
 pub use local::LocalStore;
 pub use memory::MemoryStore;
+pub use peer::PeerStore;
 pub use s3::{S3Config, S3Store};
 
 /// Why a store call failed. Cloneable so one failure can answer many

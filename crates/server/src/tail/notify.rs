@@ -19,6 +19,8 @@ use super::Watermarks;
 use crate::clock::SharedClock;
 use crate::metadata::{Announcement, MetadataCache, WatermarkFeed};
 use crate::metrics::Metrics;
+use crate::model::object_key;
+use crate::peer::PeerHints;
 
 /// What the listener does with announced index news: caches the rows of
 /// new chunks (no older than `max_age`) and forgets partitions a
@@ -33,6 +35,10 @@ pub struct IndexSeed {
     /// after its commit expires before its object can be collected.
     pub max_age: Duration,
     pub metrics: Arc<Metrics>,
+    /// Where announced objects' writers are noted, with this agent's own
+    /// URL (its own announcements are not heard, but a restarted agent on
+    /// the same URL may hear its predecessor's).
+    pub peers: Option<(Arc<PeerHints>, Arc<str>)>,
 }
 
 impl IndexSeed {
@@ -45,10 +51,22 @@ impl IndexSeed {
         if self.clock.now_ms() - at > self.max_age.as_millis() as i64 {
             return;
         }
+        let writer = match (&self.peers, &a.origin) {
+            (Some((hints, own)), Some(origin)) if origin != own => Some((hints, origin)),
+            _ => None,
+        };
+        // One commit writes one object: note its writer once.
+        let mut noted = None;
         for adv in &a.advances {
             if let Some(row) = adv.row {
                 self.cache.learn_row(adv.key.0, adv.key.1, row);
                 self.metrics.index_rows_announced.inc();
+                if let Some((hints, origin)) = writer
+                    && noted != Some(row.object_id)
+                {
+                    hints.learn(object_key(row.object_id).into(), origin.clone());
+                    noted = Some(row.object_id);
+                }
             }
         }
     }

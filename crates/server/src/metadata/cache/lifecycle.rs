@@ -93,6 +93,7 @@ impl Lifecycle for MetadataCache {
                 at_ms: None,
                 advances: Vec::new(),
                 rewritten: vec![(swap.topic_id, swap.partition)],
+                origin: None,
             };
             feed.announce(&announcement).await;
         }
