@@ -34,6 +34,8 @@ pub const MAX_RANGE_BYTES: u64 = 64 << 20;
 /// How long after an announcement its writer is asked first: past this
 /// the writer has likely evicted the object, and a miss costs a round trip.
 pub const HINT_LIFETIME: Duration = Duration::from_secs(30);
+/// How long a writer that did not answer is left alone.
+pub const REST: Duration = Duration::from_secs(5);
 
 /// This agent's place among its peers.
 #[derive(Clone)]
@@ -136,10 +138,12 @@ impl PeerConfig {
 }
 
 /// Which agent wrote each recently announced object: object key to that
-/// agent's base URL, forgotten after [`HINT_LIFETIME`].
+/// agent's base URL, forgotten after [`HINT_LIFETIME`]; and the writers
+/// resting after they did not answer.
 #[derive(Debug)]
 pub struct PeerHints {
     by_key: moka::sync::Cache<Arc<str>, Arc<str>>,
+    resting: moka::sync::Cache<Arc<str>, ()>,
 }
 
 impl Default for PeerHints {
@@ -148,6 +152,10 @@ impl Default for PeerHints {
             by_key: moka::sync::Cache::builder()
                 .max_capacity(100_000)
                 .time_to_live(HINT_LIFETIME)
+                .build(),
+            resting: moka::sync::Cache::builder()
+                .max_capacity(1_000)
+                .time_to_live(REST)
                 .build(),
         }
     }
@@ -159,9 +167,17 @@ impl PeerHints {
         self.by_key.insert(key, url);
     }
 
-    /// The writer of the object under `key`, when recently announced.
+    /// The writer of the object under `key`, when recently announced and
+    /// not resting.
     pub fn writer_of(&self, key: &str) -> Option<Arc<str>> {
-        self.by_key.get(key)
+        self.by_key
+            .get(key)
+            .filter(|url| !self.resting.contains_key(url))
+    }
+
+    /// Leaves the writer at `url` alone for [`REST`]: it did not answer.
+    pub fn rest(&self, url: Arc<str>) {
+        self.resting.insert(url, ());
     }
 
     /// Forgets a writer that failed to answer, so the next read of its
@@ -199,6 +215,21 @@ mod tests {
         for bad in ["", "1", "x.y", "1000000.zz", &t[..t.len() - 2]] {
             assert!(!c.verify(bad, o, &(10..20), 999_000), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn a_writer_that_did_not_answer_rests() {
+        let hints = PeerHints::default();
+        let url: Arc<str> = "http://a:1".into();
+        hints.learn("objects/1".into(), url.clone());
+        hints.learn("objects/2".into(), url.clone());
+        hints.learn("objects/3".into(), "http://b:1".into());
+        assert_eq!(hints.writer_of("objects/1"), Some(url.clone()));
+        hints.forget("objects/1");
+        assert_eq!(hints.writer_of("objects/1"), None);
+        hints.rest(url);
+        assert_eq!(hints.writer_of("objects/2"), None, "resting");
+        assert_eq!(hints.writer_of("objects/3").as_deref(), Some("http://b:1"));
     }
 
     #[test]

@@ -316,7 +316,7 @@ pub async fn build_with(args: &ServeArgs, layers: Layers) -> Result<Agent, BootE
     let state = AppState::new(Services {
         limits: args.limits(),
         auth,
-        access: api::Access::from_args(&args.access),
+        access: api::Access::from_args(&args.access).answering(args.advertise_url.as_deref()),
         quotas: Arc::new(
             Quotas::load(args.access.tenant_quotas.as_deref(), metrics.clone())
                 .map_err(BootError::Config)?,

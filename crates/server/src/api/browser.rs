@@ -40,6 +40,20 @@ impl Access {
         }
     }
 
+    /// Also answers for `url`'s host: the name this agent advertises to its
+    /// peers is one it is reached at.
+    pub fn answering(mut self, url: Option<&str>) -> Access {
+        let host = url
+            .and_then(|u| url::Url::parse(u).ok())
+            .and_then(|u| u.host_str().map(host_name));
+        if let (Some(hosts), Some(host)) = (&mut self.hosts, host)
+            && !hosts.contains(&host)
+        {
+            hosts.push(host);
+        }
+        self
+    }
+
     /// The CORS layer, when any origin is configured.
     pub fn cors(&self) -> Option<CorsLayer> {
         if self.origins.is_empty() && !self.any_origin {
@@ -256,6 +270,24 @@ pub(super) async fn nosniff(req: Request, next: Next) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_advertised_host_is_answered_too() {
+        let access = Access {
+            hosts: Some(vec!["localhost".into()]),
+            ..Access::default()
+        };
+        let hosts = access.answering(Some("http://Agent-2.internal:8080")).hosts;
+        assert_eq!(
+            hosts,
+            Some(vec![
+                "localhost".to_string(),
+                "agent-2.internal".to_string()
+            ])
+        );
+        let any = Access::default().answering(Some("http://a:1"));
+        assert_eq!(any.hosts, None, "any host stays any host");
+    }
 
     #[test]
     fn host_names_lose_their_ports() {

@@ -2,8 +2,9 @@
 //! read of an object another agent announced recently goes to that agent
 //! first, with a short timeout; anything but exactly the bytes asked for
 //! (an error, a timeout, a refusal, an evicted object, a wrong length)
-//! forgets the hint and reads from the store instead. Every other call
-//! passes through.
+//! forgets the hint and reads from the store instead, and a writer that
+//! did not answer at all is not asked again for a few seconds. Every other
+//! call passes through.
 
 use std::ops::Range;
 use std::sync::Arc;
@@ -58,8 +59,9 @@ impl PeerStore {
     }
 
     /// The range from the writer at `url`, exactly as the store would
-    /// answer it, or `None`.
-    async fn ask_writer(&self, url: &str, object: Uuid, range: &Range<u64>) -> Option<Bytes> {
+    /// answer it. `Err(true)` when the writer did not answer at all (down,
+    /// slow, failing), `Err(false)` when it answered without the bytes.
+    async fn ask_writer(&self, url: &str, object: Uuid, range: &Range<u64>) -> Result<Bytes, bool> {
         let expires = self.clock.now_ms() + TOKEN_LIFETIME.as_millis() as i64;
         let answer = self
             .client
@@ -72,23 +74,28 @@ impl PeerStore {
             .header(HEADER, self.config.token(object, range, expires))
             .send()
             .await
-            .ok()?;
+            .map_err(|_| true)?;
+        if answer.status().is_server_error() {
+            return Err(true);
+        }
         if !answer.status().is_success() {
-            return None;
+            return Err(false);
         }
         let size: u64 = answer
             .headers()
-            .get(SIZE_HEADER)?
-            .to_str()
-            .ok()?
-            .parse()
-            .ok()?;
-        let want = range.end.min(size).checked_sub(range.start)?;
-        if answer.content_length().is_some_and(|n| n != want) {
-            return None;
+            .get(SIZE_HEADER)
+            .and_then(|v| v.to_str().ok()?.parse().ok())
+            .ok_or(false)?;
+        let want = range.end.min(size).checked_sub(range.start).ok_or(false)?;
+        // A body of exactly the announced length, or nothing is read.
+        if answer.content_length() != Some(want) {
+            return Err(false);
         }
-        let body = answer.bytes().await.ok()?;
-        (body.len() as u64 == want).then_some(body)
+        let body = answer.bytes().await.map_err(|_| true)?;
+        if body.len() as u64 != want {
+            return Err(false);
+        }
+        Ok(body)
     }
 }
 
@@ -105,14 +112,17 @@ impl ObjectStore for PeerStore {
                 .and_then(|id| Uuid::parse_str(id).ok())
         {
             match self.ask_writer(&url, object, &range).await {
-                Some(bytes) => {
+                Ok(bytes) => {
                     self.metrics.peer_fetches.inc();
                     self.metrics.peer_fetch_bytes.inc_by(bytes.len() as u64);
                     return Ok(bytes);
                 }
-                None => {
+                Err(unanswered) => {
                     self.metrics.peer_fetch_fallbacks.inc();
                     self.hints.forget(key);
+                    if unanswered {
+                        self.hints.rest(url);
+                    }
                 }
             }
         }
