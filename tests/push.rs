@@ -85,7 +85,14 @@ async fn fresh_objects_are_read_from_their_writer_and_from_the_store_when_it_is_
     )
     .await
     .expect(200);
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // c has heard of the object (its rows came with the announcement).
+    let heard = "streamhouse_index_rows_announced_total";
+    for _ in 0..100 {
+        if c.metric(heard).await >= 6.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let mut fleet = fleet;
     fleet.kill(0);
     let page = c.read("fresh", 0, "offset=0").await.expect(200);

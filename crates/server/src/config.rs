@@ -243,7 +243,7 @@ pub struct ServeArgs {
     pub advertise_url: Option<String>,
 
     /// The secret every agent of the cluster shares to authorize peer
-    /// reads (32 bytes or more); needs `--advertise-url`.
+    /// reads (32 bytes or more, or `file:PATH`); needs `--advertise-url`.
     #[arg(long, env = "STREAMHOUSE_PEER_SECRET", hide_env_values = true)]
     pub peer_secret: Option<String>,
 
@@ -559,6 +559,7 @@ impl ServeArgs {
     /// Checks settings that are valid alone but not together.
     pub fn validate(&self) -> Result<(), String> {
         self.access.validate(self.listen)?;
+        self.peer()?;
         self.validate_stores()
     }
 
@@ -575,7 +576,6 @@ impl ServeArgs {
     /// Checks every setting but who may connect (what `migrate` needs).
     pub fn validate_stores(&self) -> Result<(), String> {
         self.object_store_location()?;
-        self.peer()?;
         if self.max_flush_bytes.0 < 4096 {
             return Err("max-flush-bytes must be at least 4KiB".into());
         }
@@ -804,7 +804,8 @@ mod tests {
             vec!["--advertise-url", url, "--peer-secret", "short"],
         ] {
             let args = ServeArgs::parse_flags(flags.clone()).unwrap();
-            assert!(args.validate_stores().is_err(), "{flags:?}");
+            assert!(args.validate().is_err(), "{flags:?}");
+            assert!(args.validate_stores().is_ok(), "migrate needs neither");
         }
         let args =
             ServeArgs::parse_flags(["--advertise-url", url, "--peer-secret", &secret]).unwrap();

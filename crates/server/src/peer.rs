@@ -3,13 +3,16 @@
 //! commit announcement names the URL it is reached at; another agent whose
 //! readers need a range of that object asks the writer first and falls
 //! back to the object store on any failure. The store stays the one source
-//! of truth: a peer only ever serves bytes the store also holds, and every
-//! reader checks each chunk's CRC whatever served it.
+//! of truth: a writer serves only objects it stored itself (never fetching
+//! for a peer), and every reader checks each chunk's CRC whatever served it.
 //!
-//! A peer request is authorized by an HMAC-SHA256 over the object, the
-//! range and an expiry, keyed by the secret every agent of the cluster
-//! shares (`--peer-secret`): `x-streamhouse-peer: <expiry ms>.<64 hex>`.
-//! A captured header reads that one range, until it expires.
+//! Everything between peers is keyed by the secret every agent of the
+//! cluster shares (`--peer-secret`). A request is authorized by an
+//! HMAC-SHA256 over the object, the range and an expiry:
+//! `x-streamhouse-peer: <expiry ms>.<64 hex>`; a captured header reads that
+//! one range, until it expires. The URL an announcement names is signed
+//! too (`<64 hex>@<url>`), so whoever may send notifications on the
+//! metadata store without the secret cannot point readers elsewhere.
 
 use std::ops::Range;
 use std::sync::Arc;
@@ -28,6 +31,8 @@ pub const SIZE_HEADER: &str = "x-streamhouse-object-size";
 pub const TOKEN_LIFETIME: Duration = Duration::from_secs(60);
 /// The shortest secret accepted.
 pub const MIN_SECRET_BYTES: usize = 32;
+/// The longest advertised URL (it travels in every announcement).
+pub const MAX_URL_BYTES: usize = 512;
 /// The longest range one peer request may ask for (a read fetches one
 /// batch of at most 8 MiB per request; objects may be larger).
 pub const MAX_RANGE_BYTES: u64 = 64 << 20;
@@ -54,13 +59,20 @@ impl std::fmt::Debug for PeerConfig {
 }
 
 impl PeerConfig {
-    /// Checks both settings: an `http` or `https` base URL with a host and
-    /// nothing after its path (it travels in comma-separated
-    /// announcements), and a secret of at least [`MIN_SECRET_BYTES`].
+    /// Checks both settings: an `http` or `https` base URL of at most
+    /// [`MAX_URL_BYTES`] with a host and nothing after its path (it travels
+    /// in comma-separated announcements), and a secret of at least
+    /// [`MIN_SECRET_BYTES`] (`file:PATH` reads it from a file).
     pub fn new(url: &str, secret: &str) -> Result<Self, String> {
+        let secret = crate::auth::read_secret(secret)?;
         if secret.len() < MIN_SECRET_BYTES {
             return Err(format!(
                 "peer-secret must be at least {MIN_SECRET_BYTES} bytes"
+            ));
+        }
+        if url.len() > MAX_URL_BYTES {
+            return Err(format!(
+                "advertise-url must be at most {MAX_URL_BYTES} bytes"
             ));
         }
         let parsed =
@@ -78,35 +90,48 @@ impl PeerConfig {
         }
         Ok(PeerConfig {
             url: url.trim_end_matches('/').into(),
-            secret: secret.as_bytes().into(),
+            secret: secret.into(),
         })
     }
 
-    fn mac(&self, object: Uuid, range: &Range<u64>, expires_ms: i64) -> Hmac<Sha256> {
+    fn mac(&self, message: &str) -> Hmac<Sha256> {
         #[allow(clippy::expect_used)]
         let mut mac = Hmac::<Sha256>::new_from_slice(&self.secret).expect("HMAC takes any key");
-        mac.update(
-            format!(
-                "{}:{}:{}:{expires_ms}",
-                object.simple(),
-                range.start,
-                range.end
-            )
-            .as_bytes(),
-        );
+        mac.update(message.as_bytes());
         mac
+    }
+
+    fn read_message(object: Uuid, range: &Range<u64>, expires_ms: i64) -> String {
+        format!(
+            "read:{}:{}:{}:{expires_ms}",
+            object.simple(),
+            range.start,
+            range.end
+        )
     }
 
     /// The header value authorizing a read of `range` of `object` until
     /// `expires_ms`.
     pub fn token(&self, object: Uuid, range: &Range<u64>, expires_ms: i64) -> String {
-        let digest = self.mac(object, range, expires_ms).finalize().into_bytes();
-        let mut out = format!("{expires_ms}.");
-        for b in digest {
-            out.push(char::from_digit(u32::from(b >> 4), 16).unwrap_or('0'));
-            out.push(char::from_digit(u32::from(b & 15), 16).unwrap_or('0'));
-        }
-        out
+        let sig = self.mac(&Self::read_message(object, range, expires_ms));
+        format!("{expires_ms}.{}", hex(&sig.finalize().into_bytes()))
+    }
+
+    /// This agent's URL, signed, as its announcements carry it.
+    pub fn signed_origin(&self) -> Arc<str> {
+        let sig = self.mac(&format!("origin:{}", self.url));
+        format!("{}@{}", hex(&sig.finalize().into_bytes()), self.url).into()
+    }
+
+    /// The URL of a signed origin another agent announced, when its
+    /// signature is this cluster's.
+    pub fn origin_url<'a>(&self, signed: &'a str) -> Option<&'a str> {
+        let (sig, url) = signed.split_once('@')?;
+        let sig = unhex(sig)?;
+        self.mac(&format!("origin:{url}"))
+            .verify_slice(&sig)
+            .is_ok()
+            .then_some(url)
     }
 
     /// Whether `token` authorizes reading `range` of `object` at `now_ms`
@@ -120,21 +145,38 @@ impl PeerConfig {
             return false;
         };
         let skew = 2 * TOKEN_LIFETIME.as_millis() as i64;
-        if expires_ms < now_ms || expires_ms > now_ms + skew || hex.len() != 64 {
+        if expires_ms < now_ms || expires_ms > now_ms + skew {
             return false;
         }
-        let mut sig = [0u8; 32];
-        for (i, pair) in hex.as_bytes().chunks(2).enumerate() {
-            let digit = |c: u8| (c as char).to_digit(16);
-            match (digit(pair[0]), digit(pair[1])) {
-                (Some(h), Some(l)) => sig[i] = (h * 16 + l) as u8,
-                _ => return false,
-            }
-        }
-        self.mac(object, range, expires_ms)
+        let Some(sig) = unhex(hex) else {
+            return false;
+        };
+        self.mac(&Self::read_message(object, range, expires_ms))
             .verify_slice(&sig)
             .is_ok()
     }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(char::from_digit(u32::from(b >> 4), 16).unwrap_or('0'));
+        out.push(char::from_digit(u32::from(b & 15), 16).unwrap_or('0'));
+    }
+    out
+}
+
+/// A 32-byte signature from 64 hex digits.
+fn unhex(hex: &str) -> Option<[u8; 32]> {
+    if hex.len() != 64 {
+        return None;
+    }
+    let mut sig = [0u8; 32];
+    for (i, pair) in hex.as_bytes().chunks(2).enumerate() {
+        let digit = |c: u8| (c as char).to_digit(16);
+        sig[i] = (digit(pair[0])? * 16 + digit(pair[1])?) as u8;
+    }
+    Some(sig)
 }
 
 /// Which agent wrote each recently announced object: object key to that
@@ -218,6 +260,20 @@ mod tests {
     }
 
     #[test]
+    fn only_origins_signed_with_the_cluster_secret_are_believed() {
+        let c = config();
+        let signed = c.signed_origin();
+        assert_eq!(c.origin_url(&signed), Some("http://10.0.0.5:8080"));
+        let other = PeerConfig::new("http://evil:1", "t".repeat(32).as_str()).unwrap();
+        assert_eq!(c.origin_url(&other.signed_origin()), None, "another secret");
+        let (sig, _) = signed.split_once('@').unwrap();
+        assert_eq!(c.origin_url(&format!("{sig}@http://evil:1")), None);
+        for bad in ["", "http://10.0.0.5:8080", "zz@http://10.0.0.5:8080"] {
+            assert_eq!(c.origin_url(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
     fn a_writer_that_did_not_answer_rests() {
         let hints = PeerHints::default();
         let url: Arc<str> = "http://a:1".into();
@@ -249,6 +305,13 @@ mod tests {
             assert!(PeerConfig::new(bad, &ok).is_err(), "{bad}");
         }
         assert!(PeerConfig::new("https://agent-2.internal:8443", &ok).is_ok());
+        let long = format!("http://a:1/{}", "p".repeat(MAX_URL_BYTES));
+        assert!(PeerConfig::new(&long, &ok).is_err(), "long URL");
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("secret");
+        std::fs::write(&file, format!("{ok}\n")).unwrap();
+        let from_file = PeerConfig::new("http://a:1", &format!("file:{}", file.display()));
+        assert!(from_file.is_ok(), "read from a file, trimmed");
         assert!(
             !format!("{:?}", config()).contains("sss"),
             "no secret in logs"

@@ -26,7 +26,7 @@ use crate::metadata::{
     open_sqlite_url,
 };
 use crate::metrics::Metrics;
-use crate::peer::PeerHints;
+use crate::peer::{PeerConfig, PeerHints};
 use crate::read::Reader;
 use crate::store::{
     CachedStore, InstrumentedStore, LocalStore, PeerStore, S3Config, S3Store, SharedStore,
@@ -201,7 +201,7 @@ pub async fn build_with(args: &ServeArgs, layers: Layers) -> Result<Agent, BootE
             max_inflight_flushes: args.max_inflight_flushes,
             max_buffered_bytes: args.max_buffered_bytes.as_usize(),
             writer_id: agent_id.clone(),
-            peer_url: peer.as_ref().map(|p| p.url.clone()),
+            peer_origin: peer.as_ref().map(PeerConfig::signed_origin),
             commit_resolve_timeout: Duration::from_secs(30),
             idempotency_window: args.idempotency_window.0,
             max_object_age: Some(args.orphan_grace.0 / 2),
@@ -228,7 +228,7 @@ pub async fn build_with(args: &ServeArgs, layers: Layers) -> Result<Agent, BootE
             clock: store_clock.clone(),
             max_age: args.index_cache_ttl.0 / 2,
             metrics: metrics.clone(),
-            peers: peer.as_ref().map(|p| (hints.clone(), p.url.clone())),
+            peers: peer.as_ref().map(|p| (hints.clone(), p.clone())),
         };
         tracker.spawn(crate::tail::notify::run(
             feed,

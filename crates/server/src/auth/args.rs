@@ -42,8 +42,9 @@ pub struct AuthArgs {
     /// (comma list, e.g. `https://app.example.com`); none by default.
     #[arg(long, env = "STREAMHOUSE_CORS_ORIGINS", value_delimiter = ',')]
     pub cors_origins: Vec<String>,
-    /// `Host` names the agent answers (comma list; `*` for any). Default:
-    /// loopback names with --auth none, any with --auth jwt.
+    /// `Host` names the agent answers (comma list; `*` for any), and the
+    /// `--advertise-url` host. Default: loopback names with --auth none,
+    /// any with --auth jwt.
     #[arg(long, env = "STREAMHOUSE_ALLOWED_HOSTS", value_delimiter = ',')]
     pub allowed_hosts: Vec<String>,
     /// TOML file of per-tenant quotas (produce bytes/s, requests/s, open streams).

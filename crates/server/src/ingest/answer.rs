@@ -113,7 +113,7 @@ pub(super) fn committed(
             at_ms: Some(shared.deps.clock.now_ms()),
             advances,
             rewritten: Vec::new(),
-            origin: shared.config.peer_url.clone(),
+            origin: shared.config.peer_origin.clone(),
         };
         tokio::spawn(async move { feed.announce(&announcement).await });
     }

@@ -55,9 +55,9 @@ pub struct IngestConfig {
     pub max_buffered_bytes: usize,
     /// Names this agent in the objects it writes.
     pub writer_id: String,
-    /// Where other agents can fetch the objects this one writes, announced
-    /// with each commit (see [`crate::peer`]).
-    pub peer_url: Option<std::sync::Arc<str>>,
+    /// Where other agents can fetch the objects this one writes, signed
+    /// (see [`crate::peer`]), announced with each commit.
+    pub peer_origin: Option<std::sync::Arc<str>>,
     /// How long an idempotency key is remembered.
     pub idempotency_window: Duration,
     /// A flush whose object is older than this when it commits is refused

@@ -52,7 +52,7 @@ async fn rig() -> Rig {
     let store: SharedStore = Arc::new(FaultyStore::new(objects.clone(), plan.clone()));
     let ingest = start(
         IngestConfig {
-            peer_url: None,
+            peer_origin: None,
             linger: Duration::from_millis(1),
             max_flush_bytes: 1 << 20,
             max_inflight_flushes: 2,
@@ -233,7 +233,7 @@ async fn append_places_keyed_records_as_kafka_and_spreads_the_rest() {
 fn ingest_on(r: &Rig, clock: crate::clock::SharedClock) -> Ingest {
     start(
         IngestConfig {
-            peer_url: None,
+            peer_origin: None,
             linger: Duration::from_millis(1),
             max_flush_bytes: 1 << 20,
             max_inflight_flushes: 2,

@@ -38,8 +38,8 @@ pub struct Announcement {
     /// Partitions whose index rows a compaction replaced: listeners forget
     /// the rows they cached, rather than serve them until they expire.
     pub rewritten: Vec<PartitionKey>,
-    /// The base URL the announcer serves the objects it wrote at, when it
-    /// serves them to its peers (see [`crate::peer`]).
+    /// The base URL the announcer serves the objects it wrote at, signed,
+    /// when it serves them to its peers (see [`crate::peer`]); opaque here.
     pub origin: Option<std::sync::Arc<str>>,
 }
 
@@ -62,7 +62,7 @@ pub trait WatermarkFeed: Send + Sync + Debug {
 }
 
 /// Renders an announcement as payloads of at most `max` bytes each: `t=<ms>`
-/// and `p=<origin URL>` (each when known) then one entry per partition,
+/// and `p=<signed origin>` (each when known) then one entry per partition,
 /// joined by commas. An entry is
 /// `<topic id, 32 hex>:<partition>:<high watermark>`, followed, when the
 /// row is known, by `:<object id, 32 hex>:<byte offset>:<byte length>:<record

@@ -89,7 +89,9 @@ impl CachedStore {
         };
         let object = self.cache.get(&whole).await?.bytes;
         let size = object.len() as u64;
-        if range.start > size || range.start > range.end {
+        // As the stores answer: a range starting at or past the end of a
+        // non-empty object is not there.
+        if (range.start >= size && size > 0) || range.start > range.end {
             return None;
         }
         let end = range.end.min(size);
@@ -296,6 +298,7 @@ mod tests {
         let (b, _) = cached.kept("mine", 4..100).await.unwrap();
         assert_eq!(&b[..], b"ef", "cut at the end");
         assert!(cached.kept("mine", 7..9).await.is_none(), "past the end");
+        assert!(cached.kept("mine", 6..9).await.is_none(), "at the end");
         assert!(
             cached.kept("fetched", 0..6).await.is_none(),
             "fetched, not put"

@@ -3,8 +3,8 @@
 //! first, with a short timeout; anything but exactly the bytes asked for
 //! (an error, a timeout, a refusal, an evicted object, a wrong length)
 //! forgets the hint and reads from the store instead, and a writer that
-//! did not answer at all is not asked again for a few seconds. Every other
-//! call passes through.
+//! did not answer or refused is not asked again for a few seconds. Every
+//! other call passes through.
 
 use std::ops::Range;
 use std::sync::Arc;
@@ -59,8 +59,9 @@ impl PeerStore {
     }
 
     /// The range from the writer at `url`, exactly as the store would
-    /// answer it. `Err(true)` when the writer did not answer at all (down,
-    /// slow, failing), `Err(false)` when it answered without the bytes.
+    /// answer it. `Err(true)` when the writer did not answer (down, slow,
+    /// failing) or refused (another secret, another host name), `Err(false)`
+    /// when it answered without the bytes (evicted).
     async fn ask_writer(&self, url: &str, object: Uuid, range: &Range<u64>) -> Result<Bytes, bool> {
         let expires = self.clock.now_ms() + TOKEN_LIFETIME.as_millis() as i64;
         let answer = self
@@ -75,10 +76,18 @@ impl PeerStore {
             .send()
             .await
             .map_err(|_| true)?;
-        if answer.status().is_server_error() {
+        let status = answer.status();
+        if status.is_server_error() {
             return Err(true);
         }
-        if !answer.status().is_success() {
+        if status == reqwest::StatusCode::UNAUTHORIZED
+            || status == reqwest::StatusCode::MISDIRECTED_REQUEST
+        {
+            // Every later request would be refused the same way.
+            tracing::warn!(%url, %status, "a peer refused a read: check that every agent has the same peer-secret and answers its advertise-url host");
+            return Err(true);
+        }
+        if !status.is_success() {
             return Err(false);
         }
         let size: u64 = answer

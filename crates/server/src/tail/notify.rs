@@ -20,7 +20,7 @@ use crate::clock::SharedClock;
 use crate::metadata::{Announcement, MetadataCache, WatermarkFeed};
 use crate::metrics::Metrics;
 use crate::model::object_key;
-use crate::peer::PeerHints;
+use crate::peer::{PeerConfig, PeerHints};
 
 /// What the listener does with announced index news: caches the rows of
 /// new chunks (no older than `max_age`) and forgets partitions a
@@ -35,10 +35,11 @@ pub struct IndexSeed {
     /// after its commit expires before its object can be collected.
     pub max_age: Duration,
     pub metrics: Arc<Metrics>,
-    /// Where announced objects' writers are noted, with this agent's own
-    /// URL (its own announcements are not heard, but a restarted agent on
-    /// the same URL may hear its predecessor's).
-    pub peers: Option<(Arc<PeerHints>, Arc<str>)>,
+    /// Where announced objects' writers are noted, with this agent's peer
+    /// settings: an origin counts only when signed with the cluster's
+    /// secret, and never when it is this agent's own URL (a restarted
+    /// agent on the same URL may hear its predecessor's announcements).
+    pub peers: Option<(Arc<PeerHints>, PeerConfig)>,
 }
 
 impl IndexSeed {
@@ -52,7 +53,10 @@ impl IndexSeed {
             return;
         }
         let writer = match (&self.peers, &a.origin) {
-            (Some((hints, own)), Some(origin)) if origin != own => Some((hints, origin)),
+            (Some((hints, own)), Some(origin)) => own
+                .origin_url(origin)
+                .filter(|url| *url != &*own.url)
+                .map(|url| (hints, Arc::<str>::from(url))),
             _ => None,
         };
         // One commit writes one object: note its writer once.
@@ -61,7 +65,7 @@ impl IndexSeed {
             if let Some(row) = adv.row {
                 self.cache.learn_row(adv.key.0, adv.key.1, row);
                 self.metrics.index_rows_announced.inc();
-                if let Some((hints, origin)) = writer
+                if let Some((hints, origin)) = &writer
                     && noted != Some(row.object_id)
                 {
                     hints.learn(object_key(row.object_id).into(), origin.clone());
