@@ -2,8 +2,9 @@
 """The containers smoke test, through the load balancer only (LB, TOKEN,
 PROJECT from the environment): a topic, produce then read, a long-poll
 woken by a produce, an SSE stream and a WebSocket subscription receiving a
-record, then one agent killed: requests keep succeeding and nothing
-acknowledged is lost. Prints what it saw; exits non-zero on any failure."""
+record, reads served by the agent that wrote the record (peer reads),
+then one agent killed: requests keep succeeding and nothing acknowledged
+is lost. Prints what it saw; exits non-zero on any failure."""
 
 import base64
 import json
@@ -159,6 +160,21 @@ def main():
     check(m.get("type") == "records" and m["records"][0]["value"] == "over-ws",
           "a WebSocket subscription received the record")
     ws.close()
+
+    # The reads above on agents other than the writer came from the writer
+    # (peer reads): some agent counts them, and none failed over to the
+    # store because a peer refused or could not be reached.
+    fetched, fell_back = 0.0, 0.0
+    for _ in range(12):
+        req = urllib.request.Request(LB + "/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
+        with urllib.request.urlopen(req, timeout=20) as r:
+            for line in r.read().decode().splitlines():
+                if line.startswith("streamhouse_peer_fetches_total "):
+                    fetched = max(fetched, float(line.split()[-1]))
+                if line.startswith("streamhouse_peer_fetch_fallbacks_total "):
+                    fell_back = max(fell_back, float(line.split()[-1]))
+    check(fetched > 0 and fell_back == 0,
+          f"peer reads: an agent read {fetched:.0f} ranges from their writer, {fell_back:.0f} fell back")
 
     # One agent killed: requests keep succeeding, nothing acknowledged is lost.
     victim = f"{PROJECT}_agent2_1"
