@@ -29,13 +29,28 @@ pub fn varlong_len(value: i64) -> usize {
 /// Reads a zigzag varlong at `*pos`, advancing it.
 #[inline]
 pub fn get_varlong(buf: &[u8], pos: &mut usize) -> Result<i64, FormatError> {
-    // Most varints in a batch (small lengths and deltas) are one byte.
-    if let Some(&byte) = buf.get(*pos)
-        && byte & 0x80 == 0
-    {
-        *pos += 1;
-        return Ok(i64::from(byte >> 1) ^ -i64::from(byte & 1));
+    // Most varints in a batch are one byte (small deltas and counts) or two
+    // (lengths of values up to 16 KiB): both without a loop.
+    match buf.get(*pos..) {
+        Some([b0, ..]) if b0 & 0x80 == 0 => {
+            *pos += 1;
+            Ok(unzigzag(u64::from(*b0)))
+        }
+        Some([b0, b1, ..]) if b1 & 0x80 == 0 => {
+            *pos += 2;
+            Ok(unzigzag(u64::from(b0 & 0x7f) | u64::from(*b1) << 7))
+        }
+        _ => get_long_varlong(buf, pos),
     }
+}
+
+fn unzigzag(raw: u64) -> i64 {
+    ((raw >> 1) as i64) ^ -((raw & 1) as i64)
+}
+
+/// [`get_varlong`] for three bytes or more, and every error.
+#[cold]
+fn get_long_varlong(buf: &[u8], pos: &mut usize) -> Result<i64, FormatError> {
     let mut raw: u64 = 0;
     let mut shift = 0u32;
     loop {
@@ -53,7 +68,7 @@ pub fn get_varlong(buf: &[u8], pos: &mut usize) -> Result<i64, FormatError> {
             return Err(FormatError::Corrupt("varint longer than 10 bytes"));
         }
     }
-    Ok(((raw >> 1) as i64) ^ -((raw & 1) as i64))
+    Ok(unzigzag(raw))
 }
 
 /// Reads a zigzag varint that must fit 32 bits.
@@ -101,6 +116,21 @@ mod tests {
         let mut big = Vec::new();
         put_varlong(&mut big, i64::from(i32::MAX) + 1);
         assert!(get_varint(&big, &mut pos).is_err());
+    }
+
+    #[test]
+    fn two_byte_varints_past_a_truncated_end_are_refused() {
+        let mut pos = 1;
+        // The second byte says more follow, and nothing does.
+        assert!(get_varlong(&[0x00, 0x80, 0x81], &mut pos).is_err());
+        let mut pos = 1;
+        assert_eq!(get_varlong(&[0x00, 0x80, 0x01], &mut pos).unwrap(), 64);
+        assert_eq!(pos, 3);
+        let mut pos = 3;
+        assert!(
+            get_varlong(&[0x00, 0x80, 0x01], &mut pos).is_err(),
+            "at the end"
+        );
     }
 
     proptest! {
