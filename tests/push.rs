@@ -165,3 +165,39 @@ async fn peer_reads_are_off_without_the_peer_settings() {
         .expect(404);
     assert!(off.to_string().contains("peer reads are off"), "{off}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_writer_that_hangs_costs_a_reader_one_short_timeout_then_nothing() {
+    let fleet = Fleet::start(2, "peer-hang", &["--peer-secret", PEER_SECRET]).await;
+    let (a, b) = (fleet.api(0), fleet.api(1));
+    a.create_topic("hung", 1).await.expect(201);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let heard = "streamhouse_index_rows_announced_total";
+    for (i, value) in ["one", "two"].iter().enumerate() {
+        a.produce("hung", json!([{ "value": value }]))
+            .await
+            .expect(200);
+        for _ in 0..100 {
+            if b.metric(heard).await > i as f64 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    // The writer stops answering (not dead: its connections stay open).
+    fleet.agent(0).signal("STOP");
+    let started = std::time::Instant::now();
+    let first = b.read("hung", 0, "offset=0&limit=1").await.expect(200);
+    let first_took = started.elapsed();
+    let second = b.read("hung", 0, "offset=1&limit=1").await.expect(200);
+    fleet.agent(0).signal("CONT");
+    assert_eq!(first["records"][0]["value"], "one", "{first}");
+    assert_eq!(second["records"][0]["value"], "two", "{second}");
+    assert!(first_took < Duration::from_secs(3), "{first_took:?}");
+    assert_eq!(
+        b.metric("streamhouse_peer_fetch_fallbacks_total").await,
+        1.0
+    );
+    // The writer rests: the next object is read from the store at once.
+    assert!(second_took < Duration::from_millis(200), "{second_took:?}");
+}
