@@ -194,10 +194,9 @@ async fn a_writer_that_hangs_costs_a_reader_one_short_timeout_then_nothing() {
     assert_eq!(first["records"][0]["value"], "one", "{first}");
     assert_eq!(second["records"][0]["value"], "two", "{second}");
     assert!(first_took < Duration::from_secs(3), "{first_took:?}");
-    assert_eq!(
-        b.metric("streamhouse_peer_fetch_fallbacks_total").await,
-        1.0
-    );
-    // The writer rests: the next object is read from the store at once.
-    assert!(second_took < Duration::from_millis(200), "{second_took:?}");
+    // One timeout, then the writer rests: the next object is read from the
+    // store without asking it (an attempt would count a second fallback).
+    let fallbacks = b.metric("streamhouse_peer_fetch_fallbacks_total").await;
+    assert_eq!(fallbacks, 1.0);
+    assert!(b.metric("streamhouse_object_gets_total").await >= 2.0);
 }
