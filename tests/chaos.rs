@@ -130,7 +130,19 @@ async fn producer(
 #[tokio::test]
 async fn chaos_loses_and_duplicates_nothing() {
     let run_for = Duration::from_secs(seconds());
-    let mut fleet = Fleet::start(3, "chaos", &["--linger", "20ms"]).await;
+    // Peer reads on, as a cluster runs them: restarted agents come back
+    // on their URLs while the others' hints still name them.
+    let mut fleet = Fleet::start(
+        3,
+        "chaos",
+        &[
+            "--linger",
+            "20ms",
+            "--peer-secret",
+            "chaos-cluster-secret-of-at-least-32-bytes",
+        ],
+    )
+    .await;
     let urls = fleet.urls();
     fleet
         .api(0)
