@@ -258,3 +258,30 @@ async fn read_faults_answer_503_and_recover() {
     plan.clear();
     check(&tally, &stored(&a, "r").await, "reads");
 }
+
+#[tokio::test]
+async fn a_chunk_damaged_on_the_way_is_fetched_again() {
+    let (a, plan) =
+        TestAgent::start_faulty(&["--linger", "1ms", "--chunk-cache-bytes", "64KiB"]).await;
+    a.create_topic("d", 1).await;
+    // A hundred flushes of 4 KB: the first ones leave the 64 KiB cache.
+    let filler = "x".repeat(4000);
+    for i in 0..100 {
+        a.api
+            .produce("d", json!([{ "value": format!("{i}-{filler}") }]))
+            .await
+            .expect(200);
+    }
+    let gets = "streamhouse_object_gets_total";
+    let before = a.api.metric(gets).await as u64;
+    plan.nth(Op::Get, 1, Fault::Corrupt);
+    let page = a.api.read("d", 0, "offset=0&limit=1").await.expect(200);
+    let value = page["records"][0]["value"].as_str().unwrap();
+    assert!(value.starts_with("0-x"), "{value:.20}");
+    assert_eq!(plan.injected(), 1, "the first GET was damaged");
+    assert_eq!(
+        a.api.metric(gets).await as u64,
+        before + 2,
+        "and the chunk fetched once more"
+    );
+}

@@ -353,16 +353,28 @@ impl Reader {
             None => {
                 let (key, start) = (object_key(row.object_id), row.byte_offset);
                 let range = start..start + u64::from(row.byte_len);
-                let (bytes, origin) = self
-                    .store
-                    .get_range_with_origin(&key, range.clone())
-                    .await?;
-                let batch = match origin {
-                    Origin::Written | Origin::Checked => open_written_batch(&bytes)?,
-                    Origin::Stored => {
-                        let batch = open_batch(&bytes)?;
-                        self.store.mark_checked(&key, range, &bytes).await;
-                        batch
+                let mut again = true;
+                let batch = loop {
+                    let (bytes, origin) = self
+                        .store
+                        .get_range_with_origin(&key, range.clone())
+                        .await?;
+                    match origin {
+                        Origin::Written | Origin::Checked => break open_written_batch(&bytes)?,
+                        Origin::Stored => match open_batch(&bytes) {
+                            Ok(batch) => {
+                                self.store.mark_checked(&key, range, &bytes).await;
+                                break batch;
+                            }
+                            // Damaged on the way (or by whoever served it):
+                            // dropped from every cache, and fetched once
+                            // more from storage.
+                            Err(e) if std::mem::take(&mut again) => {
+                                tracing::warn!(%key, error = %e, "a fetched chunk failed its check; fetching it again");
+                                self.store.discard(&key, range.clone()).await;
+                            }
+                            Err(e) => return Err(e.into()),
+                        },
                     }
                 };
                 if batch.was_compressed() {

@@ -7,7 +7,8 @@
 //! the same range are coalesced into one GET, so a thousand readers of one
 //! chunk cost the store one request. The cache is weighed in bytes. A
 //! fetched range a reader has checked answers `Origin::Checked` while it
-//! stays cached, so a chunk paged through twice is checked once per fetch.
+//! stays cached, so a chunk paged through twice is checked once per fetch;
+//! one a reader found damaged is dropped, so it is fetched again.
 
 use std::ops::Range;
 use std::sync::Arc;
@@ -179,6 +180,17 @@ impl ObjectStore for CachedStore {
         }
     }
 
+    /// Drops the fetched range (a whole object kept since its put was
+    /// checked as it was written), and passes the word on.
+    async fn discard(&self, key: &str, range: Range<u64>) {
+        let k = CacheKey {
+            key: key.into(),
+            range: Some((range.start, range.end)),
+        };
+        self.cache.invalidate(&k).await;
+        self.inner.discard(key, range).await;
+    }
+
     async fn delete_many(&self, keys: &[String]) -> DeleteOutcome {
         for k in keys {
             self.cache
@@ -304,6 +316,21 @@ mod tests {
             "fetched, not put"
         );
         assert!(cached.kept("other", 0..1).await.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_discarded_range_is_fetched_again() {
+        let metrics = Arc::new(Metrics::default());
+        let mem: SharedStore = Arc::new(MemoryStore::default());
+        mem.put("o", Bytes::from(vec![7u8; 1000])).await.unwrap();
+        let counted: SharedStore = Arc::new(InstrumentedStore::new(mem, metrics.clone()));
+        let cached = CachedStore::new(counted, 1 << 20, metrics.clone());
+        cached.get_range("o", 0..100).await.unwrap();
+        cached.get_range("o", 0..100).await.unwrap();
+        assert_eq!(metrics.object_gets.get(), 1);
+        cached.discard("o", 0..100).await;
+        cached.get_range("o", 0..100).await.unwrap();
+        assert_eq!(metrics.object_gets.get(), 2, "fetched again");
     }
 
     #[tokio::test]

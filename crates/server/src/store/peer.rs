@@ -138,6 +138,12 @@ impl ObjectStore for PeerStore {
         self.inner.get_range(key, range).await
     }
 
+    /// Damaged bytes are fetched again from the store, not the writer.
+    async fn discard(&self, key: &str, range: Range<u64>) {
+        self.hints.forget(key);
+        self.inner.discard(key, range).await;
+    }
+
     async fn delete_many(&self, keys: &[String]) -> DeleteOutcome {
         self.inner.delete_many(keys).await
     }

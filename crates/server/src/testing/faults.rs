@@ -47,6 +47,9 @@ pub enum Fault {
     Hang(Duration),
     /// Do the call, then fail: the work is done but the caller never hears.
     LoseResponse,
+    /// Reads only: do the call and flip the last byte of the answer, as a
+    /// damaged transfer would.
+    Corrupt,
 }
 
 #[derive(Debug, Clone)]
@@ -163,7 +166,15 @@ async fn apply<T, F, E>(plan: &FaultPlan, op: Op, call: F, err: impl Fn(&str) ->
 where
     F: std::future::Future<Output = Result<T, E>>,
 {
-    match plan.check(op) {
+    run(plan.check(op), call, err).await
+}
+
+/// Runs `call` under `fault`.
+async fn run<T, F, E>(fault: Option<Fault>, call: F, err: impl Fn(&str) -> E) -> Result<T, E>
+where
+    F: std::future::Future<Output = Result<T, E>>,
+{
+    match fault {
         None => call.await,
         Some(Fault::Fail) => Err(err("failed")),
         Some(Fault::Delay(d)) => {
@@ -178,6 +189,9 @@ where
             let _ = call.await;
             Err(err("response lost"))
         }
+        // Only reads can be damaged (see `get_range`); elsewhere it is a
+        // plain call.
+        Some(Fault::Corrupt) => call.await,
     }
 }
 
@@ -187,13 +201,16 @@ impl ObjectStore for FaultyStore {
         apply(&self.plan, Op::Put, self.inner.put(key, body), store_err).await
     }
     async fn get_range(&self, key: &str, range: Range<u64>) -> Result<Bytes, StoreError> {
-        apply(
-            &self.plan,
-            Op::Get,
-            self.inner.get_range(key, range),
-            store_err,
-        )
-        .await
+        match self.plan.check(Op::Get) {
+            Some(Fault::Corrupt) => {
+                let mut bytes = self.inner.get_range(key, range).await?.to_vec();
+                if let Some(last) = bytes.last_mut() {
+                    *last ^= 0xff;
+                }
+                Ok(bytes.into())
+            }
+            fault => run(fault, self.inner.get_range(key, range), store_err).await,
+        }
     }
     async fn delete_many(&self, keys: &[String]) -> DeleteOutcome {
         let r = apply(
