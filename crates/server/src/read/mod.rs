@@ -8,7 +8,9 @@
 //! decompressed (`--decompressed-cache-bytes`), so paging through one
 //! decompresses it once. A read that fills its page fetches the next chunk
 //! (up to an eighth of the chunk cache) into the shared cache in the
-//! background, for the reader's next page.
+//! background, for the reader's next page. A fetched chunk that fails its
+//! CRC check is discarded from every layer that keeps it and fetched once
+//! more before the read gives up.
 
 pub mod follow;
 pub mod snapshot;
