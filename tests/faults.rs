@@ -284,4 +284,8 @@ async fn a_chunk_damaged_on_the_way_is_fetched_again() {
         before + 2,
         "and the chunk fetched once more"
     );
+    assert_eq!(
+        a.api.metric("streamhouse_chunks_refetched_total").await,
+        1.0
+    );
 }

@@ -30,7 +30,7 @@ pub fn varlong_len(value: i64) -> usize {
 #[inline]
 pub fn get_varlong(buf: &[u8], pos: &mut usize) -> Result<i64, FormatError> {
     // Most varints in a batch are one byte (small deltas and counts) or two
-    // (lengths of values up to 16 KiB): both without a loop.
+    // (lengths of values up to 8 KiB, zigzagged): both without a loop.
     match buf.get(*pos..) {
         Some([b0, ..]) if b0 & 0x80 == 0 => {
             *pos += 1;

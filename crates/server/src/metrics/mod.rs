@@ -116,6 +116,7 @@ pub struct Metrics {
     pub object_lists: Counter,
     pub chunks_decompressed: Counter,
     pub chunks_read_ahead: Counter,
+    pub chunks_refetched: Counter,
     pub index_rows_announced: Counter,
     pub index_rewrites_heard: Counter,
     pub peer_fetches: Counter,
@@ -226,6 +227,10 @@ impl Default for Metrics {
         let chunks_read_ahead = counter(
             "streamhouse_chunks_read_ahead",
             "Chunks asked for ahead of a reader's next page (fetched into the cache unless there already).",
+        );
+        let chunks_refetched = counter(
+            "streamhouse_chunks_refetched",
+            "Fetched chunks that failed their check (damaged on the way or where kept), dropped and fetched once more.",
         );
         let index_rows_announced = counter(
             "streamhouse_index_rows_announced",
@@ -441,6 +446,7 @@ impl Default for Metrics {
             object_lists,
             chunks_decompressed,
             chunks_read_ahead,
+            chunks_refetched,
             index_rows_announced,
             index_rewrites_heard,
             peer_fetches,

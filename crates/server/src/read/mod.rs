@@ -371,9 +371,12 @@ impl Reader {
                             // Damaged on the way (or by whoever served it):
                             // dropped from every cache, and fetched once
                             // more from storage.
-                            Err(e) if std::mem::take(&mut again) => {
+                            Err(e @ (FormatError::Corrupt(_) | FormatError::Truncated(_)))
+                                if std::mem::take(&mut again) =>
+                            {
                                 tracing::warn!(%key, error = %e, "a fetched chunk failed its check; fetching it again");
-                                self.store.discard(&key, range.clone()).await;
+                                self.metrics.chunks_refetched.inc();
+                                self.store.discard(&key, range.clone(), &bytes).await;
                             }
                             Err(e) => return Err(e.into()),
                         },

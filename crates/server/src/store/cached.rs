@@ -180,15 +180,21 @@ impl ObjectStore for CachedStore {
         }
     }
 
-    /// Drops the fetched range (a whole object kept since its put was
-    /// checked as it was written), and passes the word on.
-    async fn discard(&self, key: &str, range: Range<u64>) {
+    /// Drops the fetched range when it still holds these very bytes (not a
+    /// good copy another reader fetched since; a whole object kept since
+    /// its put was checked as it was written), and passes the word on.
+    async fn discard(&self, key: &str, range: Range<u64>, bytes: &Bytes) {
         let k = CacheKey {
             key: key.into(),
             range: Some((range.start, range.end)),
         };
-        self.cache.invalidate(&k).await;
-        self.inner.discard(key, range).await;
+        if let Some(kept) = self.cache.get(&k).await
+            && kept.bytes.as_ptr() == bytes.as_ptr()
+            && kept.bytes.len() == bytes.len()
+        {
+            self.cache.invalidate(&k).await;
+        }
+        self.inner.discard(key, range, bytes).await;
     }
 
     async fn delete_many(&self, keys: &[String]) -> DeleteOutcome {
@@ -318,19 +324,51 @@ mod tests {
         assert!(cached.kept("other", 0..1).await.is_none());
     }
 
+    /// Answers every read in a buffer of its own, as a remote store does.
+    #[derive(Debug)]
+    struct Copies(SharedStore);
+
+    #[async_trait]
+    impl ObjectStore for Copies {
+        async fn put(&self, key: &str, body: Bytes) -> Result<(), StoreError> {
+            self.0.put(key, body).await
+        }
+        async fn get_range(&self, key: &str, range: Range<u64>) -> Result<Bytes, StoreError> {
+            let bytes = self.0.get_range(key, range).await?;
+            Ok(Bytes::copy_from_slice(&bytes))
+        }
+        async fn delete_many(&self, keys: &[String]) -> DeleteOutcome {
+            self.0.delete_many(keys).await
+        }
+        async fn list(&self, prefix: &str, after: Option<&str>) -> Result<ListPage, StoreError> {
+            self.0.list(prefix, after).await
+        }
+    }
+
     #[tokio::test]
     async fn a_discarded_range_is_fetched_again() {
         let metrics = Arc::new(Metrics::default());
         let mem: SharedStore = Arc::new(MemoryStore::default());
         mem.put("o", Bytes::from(vec![7u8; 1000])).await.unwrap();
-        let counted: SharedStore = Arc::new(InstrumentedStore::new(mem, metrics.clone()));
+        let remote: SharedStore = Arc::new(Copies(mem));
+        let counted: SharedStore = Arc::new(InstrumentedStore::new(remote, metrics.clone()));
         let cached = CachedStore::new(counted, 1 << 20, metrics.clone());
-        cached.get_range("o", 0..100).await.unwrap();
+        let damaged = cached.get_range("o", 0..100).await.unwrap();
         cached.get_range("o", 0..100).await.unwrap();
         assert_eq!(metrics.object_gets.get(), 1);
-        cached.discard("o", 0..100).await;
+        // A copy is not what the cache holds: nothing is dropped.
+        cached
+            .discard("o", 0..100, &Bytes::copy_from_slice(&damaged))
+            .await;
         cached.get_range("o", 0..100).await.unwrap();
+        assert_eq!(metrics.object_gets.get(), 1);
+        cached.discard("o", 0..100, &damaged).await;
+        let fresh = cached.get_range("o", 0..100).await.unwrap();
         assert_eq!(metrics.object_gets.get(), 2, "fetched again");
+        // A late reader of the damaged bytes leaves the good copy alone.
+        cached.discard("o", 0..100, &damaged).await;
+        assert_eq!(cached.get_range("o", 0..100).await.unwrap(), fresh);
+        assert_eq!(metrics.object_gets.get(), 2);
     }
 
     #[tokio::test]

@@ -50,6 +50,14 @@ impl ObjectStore for InstrumentedStore {
         self.count(r)
     }
 
+    async fn mark_checked(&self, key: &str, range: Range<u64>, bytes: &Bytes) {
+        self.inner.mark_checked(key, range, bytes).await;
+    }
+
+    async fn discard(&self, key: &str, range: Range<u64>, bytes: &Bytes) {
+        self.inner.discard(key, range, bytes).await;
+    }
+
     async fn delete_many(&self, keys: &[String]) -> DeleteOutcome {
         let outcome = self.inner.delete_many(keys).await;
         self.metrics

@@ -116,10 +116,11 @@ pub trait ObjectStore: Send + Sync + Debug {
     /// [`Origin::Checked`]. Stores that keep nothing ignore it.
     async fn mark_checked(&self, _key: &str, _range: Range<u64>, _bytes: &Bytes) {}
 
-    /// Forgets what this store (or a layer of it) keeps of `range` of `key`
-    /// because a reader found those bytes damaged, so the next read fetches
-    /// them again from storage. Stores that keep nothing ignore it.
-    async fn discard(&self, _key: &str, _range: Range<u64>) {}
+    /// Forgets `bytes`, as returned for `range` of `key`, wherever this
+    /// store (or a layer of it) keeps them, because a reader found them
+    /// damaged: the next read fetches them again from storage. Stores that
+    /// keep nothing ignore it; layers pass it on.
+    async fn discard(&self, _key: &str, _range: Range<u64>, _bytes: &Bytes) {}
 
     /// Deletes every key it can and reports each one.
     async fn delete_many(&self, keys: &[String]) -> DeleteOutcome;

@@ -139,9 +139,13 @@ impl ObjectStore for PeerStore {
     }
 
     /// Damaged bytes are fetched again from the store, not the writer.
-    async fn discard(&self, key: &str, range: Range<u64>) {
+    async fn discard(&self, key: &str, range: Range<u64>, bytes: &Bytes) {
         self.hints.forget(key);
-        self.inner.discard(key, range).await;
+        self.inner.discard(key, range, bytes).await;
+    }
+
+    async fn mark_checked(&self, key: &str, range: Range<u64>, bytes: &Bytes) {
+        self.inner.mark_checked(key, range, bytes).await;
     }
 
     async fn delete_many(&self, keys: &[String]) -> DeleteOutcome {

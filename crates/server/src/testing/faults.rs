@@ -4,8 +4,9 @@
 //! A rule picks calls by operation and either by count ("the 3rd put") or
 //! by time ("every commit for the next 2 s"), and does one thing to them:
 //! fail before doing anything, delay, hang for a while and then fail (a
-//! timeout), or do the work and then fail anyway, losing the response (for
-//! commits that is the ambiguous case: applied, but the caller cannot know).
+//! timeout), do the work and then fail anyway, losing the response (for
+//! commits that is the ambiguous case: applied, but the caller cannot
+//! know), or, for object reads only, answer damaged bytes.
 
 use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -212,6 +213,14 @@ impl ObjectStore for FaultyStore {
             fault => run(fault, self.inner.get_range(key, range), store_err).await,
         }
     }
+    async fn mark_checked(&self, key: &str, range: Range<u64>, bytes: &Bytes) {
+        self.inner.mark_checked(key, range, bytes).await;
+    }
+
+    async fn discard(&self, key: &str, range: Range<u64>, bytes: &Bytes) {
+        self.inner.discard(key, range, bytes).await;
+    }
+
     async fn delete_many(&self, keys: &[String]) -> DeleteOutcome {
         let r = apply(
             &self.plan,
