@@ -20,6 +20,7 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
+use super::scrape::{Scrape, delta, scrape};
 use super::stats::r2;
 use super::{client, ensure_topic};
 use crate::HumanDuration;
@@ -224,6 +225,9 @@ pub(crate) async fn run(a: &E2eArgs) -> anyhow::Result<String> {
             .map_err(|_| anyhow::anyhow!("subscribers did not start"))?;
     }
 
+    // Where the consumer's agent got the chunks it delivered: the object
+    // store, or the agent that wrote them (peer reads).
+    let consumer_before = scrape(&http, &a.consumer_url).await.ok();
     let per_request = (a.batch_bytes / a.record_size).max(1);
     let bytes_per_s = a.target_mibps * 1024.0 * 1024.0;
     let requests_per_s = bytes_per_s / (per_request * a.record_size) as f64;
@@ -283,6 +287,7 @@ pub(crate) async fn run(a: &E2eArgs) -> anyhow::Result<String> {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let delivery_secs = started.elapsed().as_secs_f64();
+    let consumer_after = scrape(&http, &a.consumer_url).await.ok();
     for s in &subs {
         s.abort();
     }
@@ -319,9 +324,29 @@ pub(crate) async fn run(a: &E2eArgs) -> anyhow::Result<String> {
         "expected_deliveries": expect,
         "delivered_records_per_s": r2(delivered_count as f64 / delivery_secs),
         "e2e_latency_ms": pct(e2e),
+        "consumer_agent": chunk_sources(consumer_before, consumer_after),
         "catchup": catchup,
     })
     .to_string())
+}
+
+/// What the consumer's agent fetched while the subscribers were delivered
+/// to: GETs from the object store, and ranges read from the agents that
+/// wrote them (or that fell back to the store). `null` when its metrics
+/// could not be read (say, they need a token).
+fn chunk_sources(before: Option<Scrape>, after: Option<Scrape>) -> Value {
+    let (Some(before), Some(after)) = (before, after) else {
+        return json!(null);
+    };
+    if !after.contains_key("streamhouse_object_gets_total") {
+        return json!(null);
+    }
+    let (b, a) = (std::slice::from_ref(&before), std::slice::from_ref(&after));
+    json!({
+        "object_gets": delta(b, a, "streamhouse_object_gets_total"),
+        "peer_fetches": delta(b, a, "streamhouse_peer_fetches_total"),
+        "peer_fetch_fallbacks": delta(b, a, "streamhouse_peer_fetch_fallbacks_total"),
+    })
 }
 
 /// Reads one range of a partition over REST; returns records and value bytes.
