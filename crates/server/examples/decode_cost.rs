@@ -46,7 +46,7 @@ fn main() {
             timestamp: 1_700_000_000_000 + i as i64,
             key: None,
             value: Some(Bytes::from_static(b"1")),
-            headers: Vec::new(),
+            headers: Default::default(),
         })
         .collect();
     println!("records={n}");

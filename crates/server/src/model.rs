@@ -187,8 +187,13 @@ pub struct Record {
     pub timestamp: i64,
     pub key: Option<Bytes>,
     pub value: Option<Bytes>,
-    pub headers: Vec<Header>,
+    pub headers: Headers,
 }
+
+/// A record's headers: most records carry none or one (the `content-type`
+/// of a JSON value), which is kept inline rather than in an allocation of
+/// its own.
+pub type Headers = smallvec::SmallVec<[Header; 1]>;
 
 impl Record {
     /// Bytes this record occupies in an uncompressed batch, roughly; used
@@ -212,7 +217,7 @@ pub struct StoredRecord {
     pub timestamp: i64,
     pub key: Option<Bytes>,
     pub value: Option<Bytes>,
-    pub headers: Vec<Header>,
+    pub headers: Headers,
 }
 
 /// How a topic's chunks are compressed.

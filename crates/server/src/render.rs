@@ -336,7 +336,7 @@ mod tests {
                 value: Some(Bytes::from_static(
                     b"{\"big\": 123456789012345678901234567890}",
                 )),
-                headers: vec![Header {
+                headers: smallvec::smallvec![Header {
                     key: "content-type".into(),
                     value: Some(Bytes::from_static(b"application/json")),
                 }],
@@ -346,7 +346,7 @@ mod tests {
                 timestamp: 10,
                 key: Some(Bytes::from_static(&[0xff, 0])),
                 value: Some(Bytes::from_static(&[1, 2, 3])),
-                headers: vec![Header {
+                headers: smallvec::smallvec![Header {
                     key: "bin".into(),
                     value: Some(Bytes::from_static(&[0xfe])),
                 }],
@@ -356,14 +356,14 @@ mod tests {
                 timestamp: 11,
                 key: None,
                 value: None,
-                headers: vec![],
+                headers: Default::default(),
             },
             StoredRecord {
                 offset: 6,
                 timestamp: 12,
                 key: None,
                 value: Some(Bytes::from_static(b"[1]")),
-                headers: vec![Header {
+                headers: smallvec::smallvec![Header {
                     key: "Content-Type".into(),
                     value: Some(Bytes::from_static(b"Application/vnd.x+JSON; v=1")),
                 }],
@@ -431,7 +431,7 @@ mod tests {
                 timestamp: 1,
                 key: None,
                 value: Some(Bytes::from(vec![b'x'; 100])),
-                headers: vec![],
+                headers: Default::default(),
             })
             .collect();
         let whole = render_read("t", 0, &recs, 3000, 3000, 0);

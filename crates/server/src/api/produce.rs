@@ -321,7 +321,7 @@ pub(super) async fn publish(
         value: Some(value),
         headers: content_type
             .map(|ct| {
-                vec![Header {
+                smallvec::smallvec![Header {
                     key: "content-type".into(),
                     value: Some(Bytes::from(ct)),
                 }]

@@ -31,7 +31,7 @@ use super::extract::is_json_media_type;
 use super::json::Object;
 use crate::config::Limits;
 use crate::ingest::NewRecord;
-use crate::model::{Header, Record};
+use crate::model::{Header, Headers, Record};
 
 /// A record to produce.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -406,7 +406,7 @@ fn convert(
             ),
         ));
     }
-    let mut headers = Vec::new();
+    let mut headers = Headers::new();
     let mut header_bytes = 0;
     let mut content_type = None;
     for (k, v) in r.headers.map(|h| h.0).unwrap_or_default() {

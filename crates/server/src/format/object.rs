@@ -235,7 +235,7 @@ mod tests {
             timestamp: 7,
             key: None,
             value: Some(Bytes::from_static(b"hello")),
-            headers: vec![],
+            headers: Default::default(),
         };
         let mut b = ObjectBuilder::default();
         b.add_chunk(t, 0, [&r, &r], Compression::None);

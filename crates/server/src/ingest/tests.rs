@@ -97,7 +97,7 @@ fn request(n: usize) -> Append {
                     timestamp: 1,
                     key: None,
                     value: Some(Bytes::from(format!("v{i}"))),
-                    headers: vec![],
+                    headers: Default::default(),
                 },
             })
             .collect(),
