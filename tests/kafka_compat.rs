@@ -121,8 +121,8 @@ fn compressed_chunks_interoperate_both_ways() {
         assert_eq!(decoded.len(), recs.len());
         for (d, r) in decoded.iter().zip(&recs) {
             assert_eq!(
-                (d.timestamp, &d.key, &d.value, &d.headers),
-                (r.timestamp, &r.key, &r.value, &r.headers)
+                (d.timestamp, &d.key, &d.value, &d.headers[..]),
+                (r.timestamp, &r.key, &r.value, &r.headers[..])
             );
         }
         // Ours (with a patched base offset, as served later) parses with theirs.

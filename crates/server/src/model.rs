@@ -190,9 +190,10 @@ pub struct Record {
     pub headers: Headers,
 }
 
-/// A record's headers: most records carry none or one (the `content-type`
+/// A produced record's headers: most carry none or one (the `content-type`
 /// of a JSON value), which is kept inline rather than in an allocation of
-/// its own.
+/// its own. (Decoded records keep a `Vec`: a larger record costs a read
+/// more in moves than the allocation it would save.)
 pub type Headers = smallvec::SmallVec<[Header; 1]>;
 
 impl Record {
@@ -217,7 +218,7 @@ pub struct StoredRecord {
     pub timestamp: i64,
     pub key: Option<Bytes>,
     pub value: Option<Bytes>,
-    pub headers: Headers,
+    pub headers: Vec<Header>,
 }
 
 /// How a topic's chunks are compressed.

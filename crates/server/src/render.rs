@@ -336,7 +336,7 @@ mod tests {
                 value: Some(Bytes::from_static(
                     b"{\"big\": 123456789012345678901234567890}",
                 )),
-                headers: smallvec::smallvec![Header {
+                headers: vec![Header {
                     key: "content-type".into(),
                     value: Some(Bytes::from_static(b"application/json")),
                 }],
@@ -346,7 +346,7 @@ mod tests {
                 timestamp: 10,
                 key: Some(Bytes::from_static(&[0xff, 0])),
                 value: Some(Bytes::from_static(&[1, 2, 3])),
-                headers: smallvec::smallvec![Header {
+                headers: vec![Header {
                     key: "bin".into(),
                     value: Some(Bytes::from_static(&[0xfe])),
                 }],
@@ -363,7 +363,7 @@ mod tests {
                 timestamp: 12,
                 key: None,
                 value: Some(Bytes::from_static(b"[1]")),
-                headers: smallvec::smallvec![Header {
+                headers: vec![Header {
                     key: "Content-Type".into(),
                     value: Some(Bytes::from_static(b"Application/vnd.x+JSON; v=1")),
                 }],

@@ -26,7 +26,7 @@ use bytes::Bytes;
 use super::FormatError;
 use super::compression::{attribute_code, compress, decompress};
 use super::varint::{get_varint, get_varlong, put_varlong, varlong_len};
-use crate::model::{Compression, Header, Headers, Record, StoredRecord};
+use crate::model::{Compression, Header, Record, StoredRecord};
 
 /// Size of the fixed batch header.
 pub const BATCH_HEADER_LEN: usize = 61;
@@ -396,7 +396,7 @@ pub fn decode_open(
         if header_count < 0 || header_count as usize > end.saturating_sub(pos) {
             return Err(FormatError::Corrupt("header count"));
         }
-        let mut headers = Headers::with_capacity(header_count as usize);
+        let mut headers = Vec::with_capacity(header_count as usize);
         for _ in 0..header_count {
             let k = get_opt_range(rec, &mut pos)?.ok_or(FormatError::Corrupt("null header key"))?;
             let key = match &rec[k] {
@@ -474,7 +474,7 @@ mod tests {
         let recs = [Record {
             key: None,
             value: Some(Bytes::from_static(b"v")),
-            headers: Headers::new(),
+            headers: Default::default(),
             timestamp: 1,
         }];
         encode_batch(&mut out, recs.iter(), Compression::None);
@@ -584,7 +584,7 @@ mod tests {
                 prop_assert_eq!(a.timestamp, b.timestamp);
                 prop_assert_eq!(&a.key, &b.key);
                 prop_assert_eq!(&a.value, &b.value);
-                prop_assert_eq!(&a.headers, &b.headers);
+                prop_assert_eq!(&a.headers[..], &b.headers[..]);
             }
         }
 

@@ -305,7 +305,7 @@ impl Compaction<'_> {
                         timestamp: r.timestamp,
                         key: r.key,
                         value: r.value,
-                        headers: r.headers,
+                        headers: r.headers.into(),
                     },
                     offset,
                 ));

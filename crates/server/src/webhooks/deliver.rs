@@ -21,7 +21,7 @@ use crate::groups::members::{FetchLimits, Fetcher, JoinSpec, MemberBatch, Member
 use crate::groups::{Committer, GroupError, OffsetEntry};
 use crate::ingest::{Append, NewRecord};
 use crate::metadata::{DeliveryNote, SubscriptionRow, subscription_group};
-use crate::model::{Header, NewTopic, Record, Tenant, TopicSettings};
+use crate::model::{Header, Headers, NewTopic, Record, Tenant, TopicSettings};
 
 /// Bytes of records one delivery carries at most.
 const MAX_DELIVERY_BYTES: usize = 1 << 20;
@@ -456,7 +456,7 @@ impl Worker {
             .records
             .iter()
             .map(|r| {
-                let mut headers = r.headers.clone();
+                let mut headers: Headers = r.headers.iter().cloned().collect();
                 for (k, v) in [
                     ("streamhouse-dlq-topic", self.sub.topic.clone()),
                     ("streamhouse-dlq-partition", batch.partition.to_string()),
