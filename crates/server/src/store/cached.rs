@@ -80,6 +80,23 @@ impl CachedStore {
         }
     }
 
+    /// The cached fetched range of `key`, when it holds these very bytes:
+    /// the same memory (both are alive, so equal addresses are one buffer).
+    async fn holding(
+        &self,
+        key: &str,
+        range: Range<u64>,
+        bytes: &Bytes,
+    ) -> Option<(CacheKey, Kept)> {
+        let k = CacheKey {
+            key: key.into(),
+            range: Some((range.start, range.end)),
+        };
+        let kept = self.cache.get(&k).await?;
+        (kept.bytes.as_ptr() == bytes.as_ptr() && kept.bytes.len() == bytes.len())
+            .then_some((k, kept))
+    }
+
     /// Bytes `range` of an object kept whole since this agent put it, with
     /// the object's size; `None` when it is not kept (never put here, or
     /// evicted). What this agent serves its peers: nothing is fetched.
@@ -164,18 +181,10 @@ impl ObjectStore for CachedStore {
         Ok((kept.bytes, origin))
     }
 
-    /// Marks the cached range checked when it still holds these very bytes
-    /// (the same memory: both are alive, so equal addresses are one
-    /// buffer), not a copy fetched again after an eviction.
+    /// Marks the cached range checked when it still holds these very bytes,
+    /// not a copy fetched again after an eviction.
     async fn mark_checked(&self, key: &str, range: Range<u64>, bytes: &Bytes) {
-        let k = CacheKey {
-            key: key.into(),
-            range: Some((range.start, range.end)),
-        };
-        if let Some(kept) = self.cache.get(&k).await
-            && kept.bytes.as_ptr() == bytes.as_ptr()
-            && kept.bytes.len() == bytes.len()
-        {
+        if let Some((_, kept)) = self.holding(key, range, bytes).await {
             kept.checked.store(true, Ordering::Release);
         }
     }
@@ -184,14 +193,7 @@ impl ObjectStore for CachedStore {
     /// good copy another reader fetched since; a whole object kept since
     /// its put was checked as it was written), and passes the word on.
     async fn discard(&self, key: &str, range: Range<u64>, bytes: &Bytes) {
-        let k = CacheKey {
-            key: key.into(),
-            range: Some((range.start, range.end)),
-        };
-        if let Some(kept) = self.cache.get(&k).await
-            && kept.bytes.as_ptr() == bytes.as_ptr()
-            && kept.bytes.len() == bytes.len()
-        {
+        if let Some((k, _)) = self.holding(key, range.clone(), bytes).await {
             self.cache.invalidate(&k).await;
         }
         self.inner.discard(key, range, bytes).await;
