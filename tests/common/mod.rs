@@ -303,12 +303,30 @@ pub fn python() -> PathBuf {
     );
 }
 
-/// Picks a free TCP port on 127.0.0.1 (bind, read, release).
+/// Picks a free TCP port on 127.0.0.1 that this process has not handed
+/// out before. It comes from below the kernel's ephemeral range (32768 and
+/// up), so an outgoing connection's source port cannot take it between the
+/// pick and the server's bind: `weed mini` picks ten ports and opens
+/// connections between its parts while it starts them one by one.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
+    use std::collections::HashSet;
+    use std::hash::{BuildHasher, RandomState};
+    use std::sync::Mutex;
+    static GIVEN: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    let given = given.get_or_insert_with(HashSet::new);
+    let seed = RandomState::new();
+    for i in 0u32..10_000 {
+        let port = 20_000 + (seed.hash_one((std::process::id(), i)) % 12_000) as u16;
+        if given.contains(&port) {
+            continue;
+        }
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            given.insert(port);
+            return port;
+        }
+    }
+    panic!("no free TCP port on 127.0.0.1 between 20000 and 32000");
 }
 
 /// Polls `check` until it returns `Some`, failing the test naming `what`

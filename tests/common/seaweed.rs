@@ -43,18 +43,26 @@ pub fn weed_binary() -> PathBuf {
 
 impl Seaweed {
     /// Starts a server with one bucket and waits until it answers S3 calls.
-    /// Its ports are picked free just before; if another process took one
-    /// first (the server exits at once), it starts again on new ports.
+    /// A server that exits early (another process took one of its ports)
+    /// or is not ready within a minute is stopped and started again on new
+    /// ports, up to three times; the last one's log is shown on failure.
     pub async fn start(bucket: &str) -> Seaweed {
         for attempt in 1..=3 {
             let mut server = Self::start_once(bucket);
-            match server.wait_ready().await {
+            let outcome = server.wait_ready(Duration::from_secs(60)).await;
+            let why = match outcome {
                 Ok(()) => return server,
-                Err(status) if attempt < 3 => {
-                    eprintln!("weed mini exited early ({status}); starting it on other ports");
-                }
-                Err(status) => panic!("weed mini exited early three times: {status}"),
+                Err(NotReady::Exited(status)) => format!("exited early ({status})"),
+                Err(NotReady::Slow) => "was not ready in 60 s".to_string(),
+            };
+            if attempt == 3 {
+                panic!(
+                    "weed mini {why} three times; its log:\n{}",
+                    server.log_tail()
+                );
             }
+            eprintln!("weed mini {why}; starting it on other ports");
+            server.kill();
         }
         unreachable!("the last attempt returns or panics")
     }
@@ -97,15 +105,21 @@ impl Seaweed {
         }
     }
 
+    /// Runs `weed` in `dir`, its output appended to `weed.log` there.
     fn spawn(args: &[String], dir: &Path, bucket: &str) -> Child {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("weed.log"))
+            .expect("weed log");
         Command::new(weed_binary())
             .args(args)
             .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
             .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
             .env("S3_BUCKET", bucket)
             .current_dir(dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stdout(log.try_clone().expect("weed log"))
+            .stderr(log)
             .spawn()
             .expect("spawn weed mini")
     }
@@ -114,16 +128,19 @@ impl Seaweed {
     pub async fn restart(&mut self) {
         self.kill();
         self.child = Self::spawn(&self.args, self._dir.path(), &self.bucket);
-        if let Err(status) = self.wait_ready().await {
-            panic!("weed mini exited early on restart: {status}");
+        if let Err(e) = self.wait_ready(Duration::from_secs(90)).await {
+            panic!(
+                "weed mini did not come back ({e:?}); its log:\n{}",
+                self.log_tail()
+            );
         }
     }
 
-    /// Waits until the server answers S3 calls; its exit status if it
-    /// exits first.
-    async fn wait_ready(&mut self) -> Result<(), std::process::ExitStatus> {
+    /// Waits until the server answers S3 calls; why not if it exits first
+    /// or `within` passes.
+    async fn wait_ready(&mut self, within: Duration) -> Result<(), NotReady> {
         let store = self.store().await;
-        let deadline = Instant::now() + Duration::from_secs(90);
+        let deadline = Instant::now() + within;
         loop {
             use streamhouse_server::store::ObjectStore;
             let probe = format!("probe/{}", uuid::Uuid::now_v7());
@@ -136,12 +153,11 @@ impl Seaweed {
                 return Ok(());
             }
             if let Ok(Some(status)) = self.child.try_wait() {
-                return Err(status);
+                return Err(NotReady::Exited(status));
             }
-            assert!(
-                Instant::now() < deadline,
-                "SeaweedFS did not become ready in 90s"
-            );
+            if Instant::now() >= deadline {
+                return Err(NotReady::Slow);
+            }
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
     }
@@ -181,6 +197,13 @@ impl Seaweed {
     }
 
     /// Stops the server (for outage tests); `start` a new one to recover.
+    /// The last lines the server wrote.
+    fn log_tail(&self) -> String {
+        let log = std::fs::read_to_string(self._dir.path().join("weed.log")).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -191,4 +214,11 @@ impl Drop for Seaweed {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// Why a server did not answer.
+#[derive(Debug)]
+enum NotReady {
+    Exited(std::process::ExitStatus),
+    Slow,
 }
