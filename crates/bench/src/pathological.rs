@@ -8,6 +8,8 @@
 //! agents' `/metrics` to report object PUTs, commits, commit latency, round
 //! trips per commit and cache hit rates. A probe measures how long a record
 //! produced through the first agent takes to reach a long-poll on the second.
+//! A warm-up at the same rate comes first (`--warmup`): requests due in it
+//! are not counted, and the metrics are read at its end.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -37,9 +39,14 @@ pub struct PathologicalArgs {
     /// Bytes of each record's value.
     #[arg(long, default_value_t = 10)]
     pub record_size: usize,
-    /// How long to run.
+    /// How long to measure.
     #[arg(long, default_value = "30s")]
     pub duration: HumanDuration,
+    /// How long to send at the same rate before measuring: connections
+    /// open and caches fill then, and nothing of it is counted (`0s` counts
+    /// from the first request).
+    #[arg(long, default_value = "5s")]
+    pub warmup: HumanDuration,
     /// Requests in flight at most; beyond it requests are counted as dropped.
     #[arg(long, default_value_t = 16_384)]
     pub max_inflight: usize,
@@ -126,27 +133,43 @@ pub(crate) async fn run(a: &PathologicalArgs) -> anyhow::Result<String> {
     );
     let client = client(a.max_inflight)?;
     setup(&client, a).await?;
-    let before: Vec<Scrape> =
-        futures_util::future::try_join_all(a.urls.iter().map(|u| scrape(&client, u))).await?;
 
     let mut pools = Vec::with_capacity(a.urls.len());
     for u in &a.urls {
         pools.push(Arc::new(Pool::new(Target::new(u).await?)));
     }
     let value = "v".repeat(a.record_size.saturating_sub(2).max(1));
-    let total = u64::from(a.rate) * a.duration.0.as_secs().max(1);
+    let rate = f64::from(a.rate);
+    let warm = (a.warmup.0.as_secs_f64() * rate) as u64;
+    let total = warm + u64::from(a.rate) * a.duration.0.as_secs().max(1);
     let inflight = Arc::new(Semaphore::new(a.max_inflight));
     let started = Instant::now();
-    let probe = tokio::spawn(probe(client.clone(), a.clone(), started + a.duration.0));
+    let measured_from = started + a.warmup.0;
+    // The metrics are read when the warm-up ends, while the load goes on.
+    let before = tokio::spawn({
+        let (client, urls) = (client.clone(), a.urls.clone());
+        async move {
+            tokio::time::sleep_until(measured_from.into()).await;
+            futures_util::future::try_join_all(urls.iter().map(|u| scrape(&client, u))).await
+        }
+    });
+    let probe = tokio::spawn({
+        let (client, a) = (client.clone(), a.clone());
+        async move {
+            tokio::time::sleep_until(measured_from.into()).await;
+            probe(client, a.clone(), measured_from + a.duration.0).await
+        }
+    });
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Result<u64, ()>>();
     let (mut sent, mut dropped) = (0u64, 0u64);
     while sent < total {
-        let due = (started.elapsed().as_secs_f64() * f64::from(a.rate)) as u64;
+        let due = (started.elapsed().as_secs_f64() * rate) as u64;
         while sent < due.min(total) {
             let k = sent;
             sent += 1;
+            let counted = k >= warm;
             let Ok(permit) = inflight.clone().try_acquire_owned() else {
-                dropped += 1;
+                dropped += u64::from(counted);
                 continue;
             };
             let idx = (k % u64::from(a.partitions)) as u32;
@@ -158,7 +181,7 @@ pub(crate) async fn run(a: &PathologicalArgs) -> anyhow::Result<String> {
                 "{{\"records\":[{{\"value\":\"{value}\",\"partition\":{}}}]}}",
                 idx % PER_TOPIC
             );
-            let due_at = started + Duration::from_secs_f64(k as f64 / f64::from(a.rate));
+            let due_at = started + Duration::from_secs_f64(k as f64 / rate);
             // Spread: each pass over the partitions moves every partition
             // on to the next agent, whatever the two counts.
             let agent = match a.route {
@@ -175,11 +198,13 @@ pub(crate) async fn run(a: &PathologicalArgs) -> anyhow::Result<String> {
                 let r = conn.send(&request).await;
                 pool.give(conn);
                 let ok = matches!(r, Ok(s) if (200..300).contains(&s));
-                let _ = tx.send(if ok {
-                    Ok(due_at.elapsed().as_micros() as u64)
-                } else {
-                    Err(())
-                });
+                if counted {
+                    let _ = tx.send(if ok {
+                        Ok(due_at.elapsed().as_micros() as u64)
+                    } else {
+                        Err(())
+                    });
+                }
                 drop(permit);
             });
         }
@@ -193,8 +218,9 @@ pub(crate) async fn run(a: &PathologicalArgs) -> anyhow::Result<String> {
             Err(()) => errors += 1,
         }
     }
-    let secs = started.elapsed().as_secs_f64();
+    let secs = measured_from.elapsed().as_secs_f64();
     let delays = probe.await.unwrap_or_default();
+    let before: Vec<Scrape> = before.await??;
     let after: Vec<Scrape> =
         futures_util::future::try_join_all(a.urls.iter().map(|u| scrape(&client, u))).await?;
 
@@ -221,6 +247,7 @@ pub(crate) async fn run(a: &PathologicalArgs) -> anyhow::Result<String> {
         "route": a.route,
         "target_rate": a.rate,
         "record_size": a.record_size,
+        "warmup_s": r2(a.warmup.0.as_secs_f64()),
         "duration_s": r2(secs),
         "acked": acked,
         "errors": errors,
