@@ -35,12 +35,22 @@ pub(super) fn rows_from(first: usize, alias: &str, cols: &[(&str, ColType)]) -> 
     )
 }
 
-pub(super) fn lock_partitions(keys: &str) -> String {
+/// Locks partition rows one by one in key order: each is looked up by its
+/// primary key from `sorted` (a query of `t, n` in key order), in a
+/// lateral subquery with its own `FOR UPDATE`, which the planner never
+/// merges into a join it could reorder or turn into a scan of the table.
+/// So the work grows with the rows locked, not with the table, and two
+/// commits cannot deadlock.
+fn locked(sorted: &str) -> String {
     format!(
-        "SELECT topic_id, partition FROM partitions \
-         WHERE (topic_id, partition) IN (SELECT k.t, k.n FROM {keys}) \
-         ORDER BY topic_id, partition FOR UPDATE"
+        "SELECT x.topic_id, x.partition FROM ({sorted}) k CROSS JOIN LATERAL \
+         (SELECT p.topic_id, p.partition FROM partitions p \
+         WHERE p.topic_id = k.t AND p.partition = k.n FOR UPDATE) x"
     )
+}
+
+pub(super) fn lock_partitions(keys: &str) -> String {
+    locked(&format!("SELECT * FROM {keys} ORDER BY k.t, k.n"))
 }
 
 pub(super) fn advance(chunks: &str) -> String {
@@ -63,22 +73,21 @@ pub(super) fn advance(chunks: &str) -> String {
 /// takes `$1..$7` and returns `id`; `chunks` is the chunk row set from `$8`.
 ///
 /// The object row goes in first; only if it did are the partitions locked
-/// in key order (a materialized, sorted `FOR UPDATE`: every row the UPDATE
-/// touches comes through it, so rows are locked in that order and two
-/// commits cannot deadlock), advanced, and indexed. If the object aged past
-/// its limit (`$6`, from its birth `$7`) while the statement waited for the
-/// locks, the offset it sets is NULL, which `NOT NULL` refuses: the
-/// statement fails whole and nothing is applied.
+/// in key order (`locked`: every row the UPDATE touches comes through it,
+/// so rows are locked in that order and two commits cannot deadlock),
+/// advanced, and indexed. If the object aged past its limit (`$6`, from
+/// its birth `$7`) while the statement waited for the locks, the offset it
+/// sets is NULL, which `NOT NULL` refuses: the statement fails whole and
+/// nothing is applied.
 ///
 /// Returns one row per index row (`kind` = `chunk`) and one with `kind` =
 /// `object` when the object row went in.
 pub(super) fn commit_in_one(insert_object: &str, chunks: &str, now: &str) -> String {
+    let lock = locked("SELECT c.t, c.n FROM c WHERE EXISTS (SELECT 1 FROM o) ORDER BY c.t, c.n");
     format!(
         "WITH o AS ({insert_object}), \
          c AS (SELECT * FROM {chunks}), \
-         l AS MATERIALIZED (SELECT p.topic_id, p.partition FROM partitions p \
-         WHERE (p.topic_id, p.partition) IN (SELECT c.t, c.n FROM c) AND EXISTS (SELECT 1 FROM o) \
-         ORDER BY p.topic_id, p.partition FOR UPDATE), \
+         l AS MATERIALIZED ({lock}), \
          u AS (UPDATE partitions AS p SET next_offset = p.next_offset + c.cnt \
          + CASE WHEN CAST($6 AS BIGINT) IS NOT NULL AND CAST($7 AS BIGINT) < {now} - CAST($6 AS BIGINT) \
          THEN NULL ELSE 0 END, \
