@@ -480,6 +480,53 @@ async fn a_deleted_topic_leaves_no_objects_and_its_name_is_reusable_meanwhile() 
     assert_eq!(values, [&json!("new-0"), &json!("new-1"), &json!("new-2")]);
 }
 
+/// The value of `streamhouse_topic_bytes` for topic `s`, if reported.
+fn topic_bytes(metrics: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find(|l| l.starts_with("streamhouse_topic_bytes{") && l.contains("topic=\"s\""))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+#[tokio::test]
+async fn per_topic_storage_figures_are_read_on_their_own_interval() {
+    let with = |interval: &'static str| {
+        let mut args = FAST.to_vec();
+        args.extend(["--storage-report-interval", interval]);
+        args
+    };
+    let hourly = TestAgent::start(&with("1h")).await;
+    let often = TestAgent::start(&with("1s")).await;
+    // The first tick (at most 250 ms after the start) reads the figures
+    // before the topic exists.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    for a in [&hourly, &often] {
+        a.create_topic("s", 1).await;
+        a.produce("s", json!({"records": [{"value": "stored"}]}))
+            .await;
+    }
+    wait_for(
+        "the topic's bytes reported",
+        Duration::from_secs(10),
+        || async {
+            topic_bytes(&often.api.get("/metrics").await.text)
+                .is_some_and(|b| b > 0.0)
+                .then_some(())
+        },
+    )
+    .await;
+    // Five more ticks of the hourly agent: its per-topic figures are still
+    // those of its first tick, which saw no topic.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let metrics = hourly.api.get("/metrics").await.text;
+    assert!(metrics.contains("\nstreamhouse_compaction_lag_seconds "));
+    assert!(
+        topic_bytes(&metrics).is_none_or(|b| b == 0.0),
+        "{:?}",
+        topic_bytes(&metrics)
+    );
+}
+
 /// SSE events (`event`, `id`, JSON data) from `url`.
 async fn events(
     url: String,

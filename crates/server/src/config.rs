@@ -302,6 +302,17 @@ pub struct ServeArgs {
     #[arg(long, env = "STREAMHOUSE_COMPACTION_MAX_RATE", default_value = "0")]
     pub compaction_max_rate: ByteSize,
 
+    /// How often an agent reads each topic's bytes and live objects for its
+    /// metrics (`streamhouse_topic_bytes`, `streamhouse_topic_objects`):
+    /// each read scans the whole offset index. The GC backlog and the
+    /// compaction lag are read on every lifecycle tick.
+    #[arg(
+        long,
+        env = "STREAMHOUSE_STORAGE_REPORT_INTERVAL",
+        default_value = "5m"
+    )]
+    pub storage_report_interval: HumanDuration,
+
     /// How long an object replaced by compaction or released by retention
     /// stays before it is deleted; must exceed twice the index cache TTL.
     #[arg(long, env = "STREAMHOUSE_GC_GRACE", default_value = "15m")]
@@ -614,6 +625,9 @@ impl ServeArgs {
         if self.compaction_interval.0.is_zero() {
             return Err("compaction-interval must be positive".into());
         }
+        if self.storage_report_interval.0.is_zero() {
+            return Err("storage-report-interval must be positive".into());
+        }
         if self.max_inflight_flushes == 0 {
             return Err("max-inflight-flushes must be at least 1".into());
         }
@@ -792,6 +806,15 @@ mod tests {
             err.to_string().contains("unknown setting \"lingr\""),
             "{err}"
         );
+    }
+
+    #[test]
+    fn intervals_must_be_positive() {
+        for flag in ["--compaction-interval", "--storage-report-interval"] {
+            let args = ServeArgs::parse_flags([flag, "0s"]).unwrap();
+            let err = args.validate().unwrap_err();
+            assert!(err.contains(&flag[2..]), "{err}");
+        }
     }
 
     #[test]

@@ -267,6 +267,7 @@ pub async fn build_with(args: &ServeArgs, layers: Layers) -> Result<Agent, BootE
             gc_grace: args.gc_grace.0,
             max_object_age: args.orphan_grace.0 / 2,
             owner: agent_id,
+            report_interval: args.storage_report_interval.0,
         },
     ));
     tracker.spawn(maintainer.clone().run(background.clone()));

@@ -162,7 +162,9 @@ pub struct StorageReport {
     /// Age (ms, by the store's clock) of the oldest flush object not yet
     /// compacted; 0 when there is none.
     pub compaction_lag_ms: i64,
-    pub topics: Vec<TopicStorage>,
+    /// Bytes and live objects per topic; `None` when not asked for (they
+    /// take a scan of the whole offset index).
+    pub topics: Option<Vec<TopicStorage>>,
 }
 
 /// See the module header.
@@ -253,6 +255,6 @@ pub trait Lifecycle: Send + Sync + Debug {
         to: i32,
     ) -> Result<Vec<PartitionObjects>, MetadataError>;
 
-    /// Figures for metrics.
-    async fn storage_report(&self) -> Result<StorageReport, MetadataError>;
+    /// Figures for metrics; the per-topic ones only when `per_topic`.
+    async fn storage_report(&self, per_topic: bool) -> Result<StorageReport, MetadataError>;
 }

@@ -139,15 +139,19 @@ impl LifecycleMetrics {
             .inc();
     }
 
-    /// Replaces the storage gauges with a fresh report.
+    /// Replaces the storage gauges with a fresh report (the per-topic
+    /// ones only when it has them).
     pub fn report(&self, r: &StorageReport) {
         self.compaction_lag_seconds
             .set(r.compaction_lag_ms.max(0) as f64 / 1000.0);
         self.gc_backlog_objects.set(r.gc_objects);
         self.gc_backlog_bytes.set(r.gc_bytes);
+        let Some(topics) = &r.topics else {
+            return;
+        };
         self.topic_bytes.clear();
         self.topic_objects.clear();
-        for t in &r.topics {
+        for t in topics {
             let label = TopicLabel {
                 tenant: t.tenant.clone(),
                 topic: t.topic.clone(),

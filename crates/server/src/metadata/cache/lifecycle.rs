@@ -130,7 +130,7 @@ impl Lifecycle for MetadataCache {
             .await
     }
 
-    async fn storage_report(&self) -> Result<StorageReport, MetadataError> {
-        self.inner_lifecycle.storage_report().await
+    async fn storage_report(&self, per_topic: bool) -> Result<StorageReport, MetadataError> {
+        self.inner_lifecycle.storage_report(per_topic).await
     }
 }

@@ -676,7 +676,7 @@ impl<D: Dialect> Lifecycle for SqlStore<D> {
         .await
     }
 
-    async fn storage_report(&self) -> Result<StorageReport, MetadataError> {
+    async fn storage_report(&self, per_topic: bool) -> Result<StorageReport, MetadataError> {
         self.read(async {
             let gc = self
                 .fetch_optional(On::Read, &self.life.gc_backlog, &[])
@@ -684,7 +684,11 @@ impl<D: Dialect> Lifecycle for SqlStore<D> {
             let lag = self
                 .fetch_optional(On::Read, &self.life.compaction_lag, &[])
                 .await?;
-            let topics = self.fetch(On::Read, &self.life.topic_storage, &[]).await?;
+            let topics = if per_topic {
+                Some(self.fetch(On::Read, &self.life.topic_storage, &[]).await?)
+            } else {
+                None
+            };
             Ok(StorageReport {
                 gc_objects: gc.as_ref().map(|r| r.big("n")).transpose()?.unwrap_or(0),
                 gc_bytes: gc
@@ -693,14 +697,18 @@ impl<D: Dialect> Lifecycle for SqlStore<D> {
                     .transpose()?
                     .unwrap_or(0),
                 compaction_lag_ms: lag.map(|r| r.big("lag")).transpose()?.unwrap_or(0),
-                topics: rows::all(&topics, |r| {
-                    Ok(TopicStorage {
-                        tenant: r.text("tenant")?,
-                        topic: r.text("name")?,
-                        bytes: r.big("bytes")?,
-                        objects: r.big("objects")?,
+                topics: topics
+                    .map(|rows| {
+                        rows::all(&rows, |r| {
+                            Ok(TopicStorage {
+                                tenant: r.text("tenant")?,
+                                topic: r.text("name")?,
+                                bytes: r.big("bytes")?,
+                                objects: r.big("objects")?,
+                            })
+                        })
                     })
-                })?,
+                    .transpose()?,
             })
         })
         .await
