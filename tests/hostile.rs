@@ -335,7 +335,10 @@ async fn request_heads_the_parser_refuses_get_problem_documents() {
         // The agent may answer and close before a large head is all sent.
         let _ = c.write_all(request.as_bytes()).await;
         let (closed, answer) = closed_within(&mut c, Duration::from_secs(5)).await;
-        assert!(closed, "the connection is closed after the answer");
+        assert!(
+            closed,
+            "the connection is closed after the {status} answer; got {answer:?}"
+        );
         // The last status line (the agent's detail text says HTTP/1.1 too).
         let last = answer
             .match_indices("HTTP/1.1 ")

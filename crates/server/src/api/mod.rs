@@ -231,5 +231,6 @@ pub fn app(state: AppState) -> Router {
         app = app.layer(cors);
     }
     app.layer(middleware::from_fn_with_state(state, browser::check_host))
+        .layer(middleware::from_fn(bare::head_within_limits))
         .layer(CatchPanicLayer::custom(panic_response))
 }
