@@ -71,6 +71,8 @@ impl Seaweed {
         let dir = tempfile::tempdir().expect("tempdir");
         let s3 = free_port();
         let mut args: Vec<String> = vec![
+            // Its log files go to its own directory, not the system's /tmp.
+            format!("-logdir={}", dir.path().display()),
             "mini".into(),
             format!("-dir={}", dir.path().display()),
             "-ip=127.0.0.1".into(),
@@ -197,11 +199,20 @@ impl Seaweed {
     }
 
     /// Stops the server (for outage tests); `start` a new one to recover.
-    /// The last lines the server wrote.
+    /// The last lines of the server's output and of its info log.
     fn log_tail(&self) -> String {
-        let log = std::fs::read_to_string(self._dir.path().join("weed.log")).unwrap_or_default();
-        let lines: Vec<&str> = log.lines().collect();
-        lines[lines.len().saturating_sub(40)..].join("\n")
+        ["weed.log", "weed.INFO"]
+            .iter()
+            .map(|name| {
+                let log = std::fs::read_to_string(self._dir.path().join(name)).unwrap_or_default();
+                let lines: Vec<&str> = log.lines().collect();
+                format!(
+                    "{name}:\n{}",
+                    lines[lines.len().saturating_sub(40)..].join("\n")
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 
     pub fn kill(&mut self) {
