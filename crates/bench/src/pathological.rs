@@ -221,6 +221,9 @@ pub(crate) async fn run(a: &PathologicalArgs) -> anyhow::Result<String> {
     let secs = measured_from.elapsed().as_secs_f64();
     let delays = probe.await.unwrap_or_default();
     let before: Vec<Scrape> = before.await??;
+    // Every request is answered: close the connections they opened (as
+    // many as were in flight at once) so the last scrape can open its own.
+    drop(pools);
     let after: Vec<Scrape> =
         futures_util::future::try_join_all(a.urls.iter().map(|u| scrape(&client, u))).await?;
 
