@@ -122,6 +122,13 @@ impl Watermarks {
         e.tx.subscribe()
     }
 
+    /// Whether someone on this agent is waiting on `key`.
+    pub fn is_watched(&self, key: PartitionKey) -> bool {
+        self.lock()
+            .get(&key)
+            .is_some_and(|e| e.tx.receiver_count() > 0)
+    }
+
     /// Partitions someone on this agent is waiting on.
     pub fn watched(&self) -> Vec<PartitionKey> {
         self.lock()

@@ -43,7 +43,7 @@ pub struct IndexSeed {
 }
 
 impl IndexSeed {
-    fn learn(&self, a: &Announcement) {
+    fn learn(&self, a: &Announcement, watermarks: &Watermarks) {
         for &(topic, partition) in &a.rewritten {
             self.cache.forget_partition_index(topic, partition);
             self.metrics.index_rewrites_heard.inc();
@@ -63,7 +63,8 @@ impl IndexSeed {
         let mut noted = None;
         for adv in &a.advances {
             if let Some(row) = adv.row {
-                self.cache.learn_row(adv.key.0, adv.key.1, row);
+                let watched = watermarks.is_watched(adv.key);
+                self.cache.learn_row(adv.key.0, adv.key.1, row, watched);
                 self.metrics.index_rows_announced.inc();
                 if let Some((hints, origin)) = &writer
                     && noted != Some(row.object_id)
@@ -95,7 +96,7 @@ pub async fn run(
                         _ = cancel.cancelled() => break,
                         next = stream.next() => match next {
                             Some(announcement) => {
-                                seed.learn(&announcement);
+                                seed.learn(&announcement, &watermarks);
                                 for adv in announcement.advances {
                                     watermarks.advance_known(adv.key, adv.high_watermark);
                                 }

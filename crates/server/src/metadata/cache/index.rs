@@ -8,7 +8,9 @@
 //! sequential reader walks the cache without touching the metadata store.
 //! Local commits insert their rows at once, other agents' commits when
 //! their announcements arrive (no older than half the lifetime, so the
-//! bound holds); reads insert what they fetch.
+//! bound holds) for the partitions someone here waits on or read within the
+//! lifetime (an agent hears of every commit in the cluster, and most of
+//! those rows would only take room); reads insert what they fetch.
 //!
 //! Rows are grouped by partition, so forgetting a partition's rows (a
 //! compaction rewrote them: every agent hears of each swap) is one removal,
@@ -49,6 +51,8 @@ struct Shard {
     rows: usize,
     /// Tells a row's own entry in `order` from stale ones.
     next_stamp: u64,
+    /// When each partition was last read here.
+    read_at: HashMap<Partition, Instant>,
 }
 
 #[derive(Debug)]
@@ -84,9 +88,26 @@ impl IndexCache {
     }
 
     pub(crate) fn insert(&self, topic_id: Uuid, partition: i32, row: BatchRow) {
+        self.insert_if(topic_id, partition, row, false);
+    }
+
+    /// Inserts a row another agent announced, if someone here waits on
+    /// the partition (`watched`) or read it within the lifetime.
+    pub(crate) fn learn(&self, topic_id: Uuid, partition: i32, row: BatchRow, watched: bool) {
+        self.insert_if(topic_id, partition, row, !watched);
+    }
+
+    fn insert_if(&self, topic_id: Uuid, partition: i32, row: BatchRow, if_read: bool) {
         let now = Instant::now();
         let mut guard = self.shard(topic_id, partition);
         let s = &mut *guard;
+        let unread = s
+            .read_at
+            .get(&(topic_id, partition))
+            .is_none_or(|&at| now.duration_since(at) >= self.ttl);
+        if if_read && unread {
+            return;
+        }
         let stamp = s.next_stamp;
         s.next_stamp += 1;
         let key = (topic_id, partition);
@@ -146,8 +167,10 @@ impl IndexCache {
         offset: i64,
         limit: usize,
     ) -> Vec<BatchRow> {
-        let expired_before = Instant::now().checked_sub(self.ttl);
-        let s = self.shard(topic_id, partition);
+        let now = Instant::now();
+        let expired_before = now.checked_sub(self.ttl);
+        let mut s = self.shard(topic_id, partition);
+        s.note_read((topic_id, partition), now, self.shard_rows, self.ttl);
         let mut out = Vec::new();
         let Some(rows) = s.partitions.get(&(topic_id, partition)) else {
             return out;
@@ -166,6 +189,18 @@ impl IndexCache {
 }
 
 impl Shard {
+    /// Notes a read of `partition`; past `max` partitions noted, forgets
+    /// those not read within `ttl` (all of them if that is not enough).
+    fn note_read(&mut self, partition: Partition, now: Instant, max: usize, ttl: Duration) {
+        if self.read_at.insert(partition, now).is_none() && self.read_at.len() > max {
+            self.read_at.retain(|_, at| now.duration_since(*at) < ttl);
+            if self.read_at.len() > max {
+                self.read_at.clear();
+                self.read_at.insert(partition, now);
+            }
+        }
+    }
+
     /// Drops rows from the front while there are more than `max_rows`, or
     /// the front row came before `expired_before`; and stale entries, so
     /// `order` holds at most twice the rows.
@@ -285,6 +320,28 @@ mod tests {
         }
         assert!(entries(&c) <= 8, "order holds {} entries", entries(&c));
         assert_eq!(c.run_from(t, 0, 99, 1)[0].byte_len, 99);
+    }
+
+    #[test]
+    fn announced_rows_are_kept_only_for_partitions_read_here() {
+        let c = IndexCache::new(1000, Duration::from_secs(60));
+        let t = Uuid::now_v7();
+        c.learn(t, 0, row(0, 0), false);
+        assert!(
+            c.run_from(t, 0, 0, 1).is_empty(),
+            "not read before: not kept"
+        );
+        // That read (a miss) marks the partition: announcements now stay.
+        c.learn(t, 0, row(0, 0), false);
+        assert_eq!(c.run_from(t, 0, 0, 1).len(), 1);
+        c.learn(t, 1, row(0, 0), false);
+        assert_eq!(rows_held(&c), 1, "another partition was not read");
+        // A partition someone waits on (a long-poll) is kept unread.
+        c.learn(t, 3, row(0, 0), true);
+        assert_eq!(rows_held(&c), 2);
+        // Local commits and reads insert whatever the partition.
+        c.insert(t, 2, row(0, 0));
+        assert_eq!(rows_held(&c), 3);
     }
 
     #[test]

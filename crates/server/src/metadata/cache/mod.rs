@@ -103,9 +103,11 @@ impl MetadataCache {
         (layered, cache)
     }
 
-    /// Caches an index row another agent announced with its commit.
-    pub fn learn_row(&self, topic_id: Uuid, partition: i32, row: BatchRow) {
-        self.index.insert(topic_id, partition, row);
+    /// Caches an index row another agent announced with its commit, if
+    /// the partition is read here: someone waits on it (`watched`) or read
+    /// it within the index cache's lifetime.
+    pub fn learn_row(&self, topic_id: Uuid, partition: i32, row: BatchRow, watched: bool) {
+        self.index.learn(topic_id, partition, row, watched);
     }
 
     /// Polls the topic epoch every `interval` until `cancel` fires; when it
