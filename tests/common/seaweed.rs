@@ -224,6 +224,33 @@ impl Seaweed {
 impl Drop for Seaweed {
     fn drop(&mut self) {
         self.kill();
+        self.remove_sockets();
+    }
+}
+
+impl Seaweed {
+    /// `weed mini` puts a Unix socket per service in the system's /tmp
+    /// whatever its directory, named `seaweedfs-<service>-<port>.sock`:
+    /// removes this server's (its ports are in its arguments).
+    fn remove_sockets(&self) {
+        let ports: Vec<String> = self
+            .args
+            .iter()
+            .filter(|a| a.starts_with('-') && a.contains(".port"))
+            .filter_map(|a| a.rsplit_once('=')?.1.parse::<u16>().ok())
+            .filter(|&port| port != 0)
+            .map(|port| format!("-{port}.sock"))
+            .collect();
+        let Ok(entries) = std::fs::read_dir("/tmp") else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with("seaweedfs-") && ports.iter().any(|p| name.ends_with(p.as_str())) {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
     }
 }
 
