@@ -112,9 +112,14 @@ impl IndexCache {
         s.next_stamp += 1;
         let key = (topic_id, partition);
         let rows = s.partitions.entry(key).or_default();
-        // The same row again keeps its place (and its age: it expires no
-        // later than before, so the lifetime bound holds).
-        if rows.get(&row.base_offset).is_some_and(|c| c.row == row) {
+        // The same row again, still live, keeps its place (and its age: it
+        // expires no later than before, so the lifetime bound holds); an
+        // expired one is cached anew.
+        let expired_before = now.checked_sub(self.ttl);
+        if rows
+            .get(&row.base_offset)
+            .is_some_and(|c| c.row == row && expired_before.is_none_or(|before| c.at > before))
+        {
             return;
         }
         let cached = Cached {
@@ -131,7 +136,7 @@ impl IndexCache {
             stamp,
             at: now,
         });
-        s.trim(self.shard_rows, now.checked_sub(self.ttl));
+        s.trim(self.shard_rows, expired_before);
     }
 
     /// Forgets every row of a topic (it was deleted).
@@ -355,6 +360,10 @@ mod tests {
             c.run_from(t, 0, 0, 1).is_empty(),
             "expired rows are not read"
         );
+        // The same row read again (a miss) is cached anew.
+        c.insert(t, 0, row(0, 0));
+        assert_eq!(c.run_from(t, 0, 0, 1).len(), 1);
+        std::thread::sleep(Duration::from_millis(80));
         c.insert(t, 0, row(1, 1));
         assert_eq!(rows_held(&c), 1, "the expired row left on the next insert");
     }
