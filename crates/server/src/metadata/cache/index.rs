@@ -88,24 +88,26 @@ impl IndexCache {
     }
 
     pub(crate) fn insert(&self, topic_id: Uuid, partition: i32, row: BatchRow) {
-        self.insert_if(topic_id, partition, row, false);
+        self.insert_row(topic_id, partition, row, false);
     }
 
     /// Inserts a row another agent announced, if someone here waits on
     /// the partition (`watched`) or read it within the lifetime.
     pub(crate) fn learn(&self, topic_id: Uuid, partition: i32, row: BatchRow, watched: bool) {
-        self.insert_if(topic_id, partition, row, !watched);
+        self.insert_row(topic_id, partition, row, !watched);
     }
 
-    fn insert_if(&self, topic_id: Uuid, partition: i32, row: BatchRow, if_read: bool) {
+    /// Inserts `row`; with `only_if_read`, only if the partition was read
+    /// here within the lifetime.
+    fn insert_row(&self, topic_id: Uuid, partition: i32, row: BatchRow, only_if_read: bool) {
         let now = Instant::now();
         let mut guard = self.shard(topic_id, partition);
         let s = &mut *guard;
-        let unread = s
-            .read_at
-            .get(&(topic_id, partition))
-            .is_none_or(|&at| now.duration_since(at) >= self.ttl);
-        if if_read && unread {
+        if only_if_read
+            && s.read_at
+                .get(&(topic_id, partition))
+                .is_none_or(|&at| now.duration_since(at) >= self.ttl)
+        {
             return;
         }
         let stamp = s.next_stamp;
