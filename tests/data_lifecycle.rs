@@ -319,7 +319,11 @@ async fn compaction_under_a_paging_reader_and_a_subscriber_keeps_every_record() 
         }
     }
     assert!(a.metrics.lifecycle.compaction_bytes_in.get() > 0);
-    // The flush objects go after the grace; the compacted ones stay.
+    // Chunks this small are merged by the sweep, many rows into one.
+    let life = &a.metrics.lifecycle;
+    assert!(life.sweep_rows_replaced.get() > life.sweep_rows_written.get());
+    // The flush objects go after the grace; the compacted ones stay (an
+    // object the sweep wrote holds both partitions, and counts for each).
     let objects = a.dir.as_ref().unwrap().path().join("objects");
     wait_for("flush objects deleted", Duration::from_secs(15), || async {
         let d = a.api.describe("c").await.expect(200);
@@ -329,7 +333,7 @@ async fn compaction_under_a_paging_reader_and_a_subscriber_keeps_every_record() 
             .iter()
             .map(|p| p["objects"].as_u64().unwrap() as usize)
             .sum();
-        (files(&objects) == live).then_some(())
+        (files(&objects) <= live).then_some(())
     })
     .await;
     assert_eq!(a.api.read_all("c", 1).await.len(), total);

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use super::{compaction, gc, retention};
+use super::{compaction, gc, retention, sweep};
 use crate::format::FormatError;
 use crate::metadata::lifecycle::{Job, JobKind};
 use crate::metadata::{Metadata, MetadataError};
@@ -246,6 +246,7 @@ impl Maintainer {
         match job.kind {
             JobKind::Compact => compaction::compact(self, job).await,
             JobKind::Retain => retention::retain(self, job.topic_id, job.partition).await,
+            JobKind::Sweep => sweep::sweep(self, job).await,
             JobKind::Release => {
                 let grace = self.grace_ms();
                 loop {

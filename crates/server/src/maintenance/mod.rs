@@ -4,7 +4,8 @@
 //!   (uploads whose commit never happened), found by listing the bucket.
 //! - The data lifecycle, run as jobs leased in the metadata store so any
 //!   agent runs them and none twice at once (`jobs`): object compaction and
-//!   key compaction (`compaction`), retention and explicit trim
+//!   key compaction (`compaction`), merging small chunks across
+//!   partitions (`sweep`), retention and explicit trim
 //!   (`retention`), releasing deleted topics, and the collector that
 //!   deletes released objects once their grace is over (`gc`).
 //!
@@ -19,6 +20,7 @@ mod gc;
 mod jobs;
 mod orphans;
 mod retention;
+mod sweep;
 
 pub use jobs::{LifecycleConfig, Maintainer};
 pub use orphans::{PassReport, collect_orphans, expire_keys, pass, run};

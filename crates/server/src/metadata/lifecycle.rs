@@ -27,6 +27,9 @@ pub enum JobKind {
     Retain,
     /// Release the rows and objects of a deleted topic (partition -1).
     Release,
+    /// Merge the small chunks of many partitions (one job for the whole
+    /// store: nil topic id, partition 0).
+    Sweep,
 }
 
 impl JobKind {
@@ -35,6 +38,7 @@ impl JobKind {
             JobKind::Compact => "compact",
             JobKind::Retain => "retain",
             JobKind::Release => "release",
+            JobKind::Sweep => "sweep",
         }
     }
 
@@ -43,6 +47,7 @@ impl JobKind {
             "compact" => Some(JobKind::Compact),
             "retain" => Some(JobKind::Retain),
             "release" => Some(JobKind::Release),
+            "sweep" => Some(JobKind::Sweep),
             _ => None,
         }
     }
@@ -91,6 +96,66 @@ pub struct Swap {
     pub rows: Vec<BatchRow>,
     /// Grace before released objects may be deleted.
     pub grace_ms: i64,
+}
+
+/// Chunks smaller than this (bytes) in flush objects are merged across
+/// partitions by the sweep, one GET per object; larger ones by their
+/// partition's compaction job, one ranged GET per chunk.
+pub const SMALL_CHUNK_BYTES: i64 = 4096;
+
+/// An index row the sweep may merge, with its partition and object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SweepInput {
+    pub topic_id: Uuid,
+    pub partition: i32,
+    pub row: BatchRow,
+    /// The object is a flush object (the row is a small chunk of it), not
+    /// an earlier sweep's output (whose rows are all taken).
+    pub in_flush_object: bool,
+    pub object_created_at_ms: i64,
+    pub object_size: i64,
+}
+
+/// One partition's part of a sweep: its replaced rows and their new rows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SweptPartition {
+    pub topic_id: Uuid,
+    pub partition: i32,
+    /// `(last_offset, object_id)` of the rows replaced: all must still
+    /// exist, or this partition is left as it is.
+    pub replaced: Vec<(i64, Uuid)>,
+    /// The new rows, in the sweep's object.
+    pub rows: Vec<BatchRow>,
+}
+
+/// Swaps the rows of some partitions for rows of one new object shared by
+/// them, in one transaction; a sweep's partitions go in a few such groups.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SweepSwap {
+    /// A UUIDv7 minted before upload.
+    pub object_id: Uuid,
+    pub object_size: u64,
+    pub writer: String,
+    pub created_at_ms: i64,
+    /// As for [`Swap`]: the object's row is refused when older than this.
+    pub max_object_age_ms: i64,
+    /// The first group records the object's row (state `swept`).
+    pub first: bool,
+    /// The last group releases the object if no row names it.
+    pub last: bool,
+    /// In (topic, partition) order.
+    pub partitions: Vec<SweptPartition>,
+    pub grace_ms: i64,
+}
+
+/// What became of a group of a sweep.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SweepOutcome {
+    /// The partitions whose rows were swapped.
+    pub swapped: Vec<(Uuid, i32)>,
+    /// Partitions left alone because a replaced row was gone.
+    pub changed: usize,
+    pub objects_released: u64,
 }
 
 /// What became of a swap.
@@ -230,6 +295,21 @@ pub trait Lifecycle: Send + Sync + Debug {
 
     /// Swaps index rows in one transaction; see [`Swap`].
     async fn swap_chunks(&self, swap: &Swap) -> Result<SwapOutcome, MetadataError>;
+
+    /// Rows the sweep may merge: the chunks under [`SMALL_CHUNK_BYTES`] of
+    /// live topics with the `delete` policy in the oldest `limit` flush
+    /// objects written before `flush_before_ms`, and every row of the
+    /// oldest `limit` swept objects smaller than `small_object`; ordered by
+    /// object (swept objects first), then by row.
+    async fn sweep_candidates(
+        &self,
+        flush_before_ms: i64,
+        small_object: i64,
+        limit: u32,
+    ) -> Result<Vec<SweepInput>, MetadataError>;
+
+    /// Swaps one group of a sweep; see [`SweepSwap`].
+    async fn swap_swept(&self, swap: &SweepSwap) -> Result<SweepOutcome, MetadataError>;
 
     /// Deletes up to `limit` index rows of a deleted topic and releases
     /// their objects.

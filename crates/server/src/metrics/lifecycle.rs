@@ -29,6 +29,8 @@ pub struct LifecycleMetrics {
     pub compaction_bytes_out: Counter,
     pub compaction_records_dropped: Counter,
     pub compaction_objects: Counter,
+    pub sweep_rows_replaced: Counter,
+    pub sweep_rows_written: Counter,
     pub retention_rows_released: Counter,
     pub gc_objects_deleted: Counter,
     pub gc_bytes_deleted: Counter,
@@ -65,6 +67,16 @@ impl LifecycleMetrics {
                 "streamhouse_compaction_objects",
                 "Objects compaction wrote (its PUTs).",
                 &m.compaction_objects,
+            ),
+            (
+                "streamhouse_sweep_rows_replaced",
+                "Index rows of small chunks the sweep merged away.",
+                &m.sweep_rows_replaced,
+            ),
+            (
+                "streamhouse_sweep_rows_written",
+                "Index rows the sweep wrote in their place.",
+                &m.sweep_rows_written,
             ),
             (
                 "streamhouse_retention_rows_released",

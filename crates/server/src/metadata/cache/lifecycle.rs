@@ -7,7 +7,7 @@ use uuid::Uuid;
 use super::MetadataCache;
 use crate::metadata::lifecycle::{
     ExpiredObject, IndexedChunk, Job, Lifecycle, PartitionObjects, Released, StorageReport, Swap,
-    SwapOutcome, TrimOutcome,
+    SwapOutcome, SweepInput, SweepOutcome, SweepSwap, TrimOutcome,
 };
 use crate::metadata::{Announcement, MetadataError};
 use crate::model::TopicMeta;
@@ -93,6 +93,36 @@ impl Lifecycle for MetadataCache {
                 at_ms: None,
                 advances: Vec::new(),
                 rewritten: vec![(swap.topic_id, swap.partition)],
+                origin: None,
+            };
+            feed.announce(&announcement).await;
+        }
+        out
+    }
+
+    async fn sweep_candidates(
+        &self,
+        flush_before_ms: i64,
+        small_object: i64,
+        limit: u32,
+    ) -> Result<Vec<SweepInput>, MetadataError> {
+        self.inner_lifecycle
+            .sweep_candidates(flush_before_ms, small_object, limit)
+            .await
+    }
+
+    async fn swap_swept(&self, swap: &SweepSwap) -> Result<SweepOutcome, MetadataError> {
+        let out = self.inner_lifecycle.swap_swept(swap).await;
+        for p in &swap.partitions {
+            self.forget_partition_index(p.topic_id, p.partition);
+        }
+        if let (Ok(done), Some(feed)) = (&out, &self.feed)
+            && !done.swapped.is_empty()
+        {
+            let announcement = Announcement {
+                at_ms: None,
+                advances: Vec::new(),
+                rewritten: done.swapped.clone(),
                 origin: None,
             };
             feed.announce(&announcement).await;

@@ -16,7 +16,8 @@ use super::statements::TOPIC_COLS;
 use super::{Arg, Column, Dialect, Failure, On, RowSet, SqlRow, SqlStore, rows};
 use crate::metadata::lifecycle::{
     ExpiredObject, IndexedChunk, Job, JobKind, Lifecycle, PartitionObjects, Released,
-    StorageReport, Swap, SwapOutcome, TopicStorage, TrimOutcome,
+    SMALL_CHUNK_BYTES, StorageReport, Swap, SwapOutcome, SweepInput, SweepOutcome, SweepSwap,
+    TopicStorage, TrimOutcome,
 };
 use crate::metadata::{BatchRow, MetadataError};
 use crate::model::{TopicMeta, object_key, uuid_v7_ms};
@@ -30,7 +31,7 @@ const REPORT_TOPICS: u32 = 1000;
 #[derive(Debug)]
 pub(super) struct LifecycleSql {
     live_topic: String,
-    plan: [String; 4],
+    plan: [String; 5],
     claim: String,
     job_done: String,
     job_retry: String,
@@ -79,15 +80,17 @@ impl LifecycleSql {
                 "SELECT {TOPIC_COLS} FROM topics WHERE id = $1 AND deleted_at IS NULL"
             ),
             plan: [
-                // Partitions with flush chunks old enough to compact.
+                // Partitions with flush chunks old enough to compact and
+                // too large for the sweep.
                 format!(
                     "INSERT INTO jobs (kind, topic_id, partition) \
                      SELECT DISTINCT 'compact', b.topic_id, b.partition FROM batches b \
                      JOIN (SELECT id FROM objects WHERE state = 'live' AND delete_after IS NULL \
                      AND created_at < $1 \
-                     AND EXISTS (SELECT 1 FROM batches x WHERE x.object_id = objects.id) \
+                     AND EXISTS (SELECT 1 FROM batches x WHERE x.object_id = objects.id \
+                     AND x.byte_len >= {SMALL_CHUNK_BYTES}) \
                      ORDER BY created_at LIMIT {PLAN_OBJECTS}) o \
-                     ON o.id = b.object_id WHERE true {conflict}"
+                     ON o.id = b.object_id WHERE b.byte_len >= {SMALL_CHUNK_BYTES} {conflict}"
                 ),
                 // Every partition of a key-compacted topic.
                 format!(
@@ -108,6 +111,13 @@ impl LifecycleSql {
                     "INSERT INTO jobs (kind, topic_id, partition) \
                      SELECT 'release', t.id, -1 FROM topics t WHERE t.deleted_at IS NOT NULL \
                      AND EXISTS (SELECT 1 FROM batches b WHERE b.topic_id = t.id) {conflict}"
+                ),
+                // One sweep for the store while any flush object is old
+                // enough (it finds out whether there is work).
+                format!(
+                    "INSERT INTO jobs (kind, topic_id, partition) SELECT 'sweep', $2, 0 \
+                     WHERE EXISTS (SELECT 1 FROM objects WHERE state = 'live' \
+                     AND delete_after IS NULL AND created_at < $1) {conflict}"
                 ),
             ],
             claim: format!(
@@ -232,7 +242,7 @@ impl<D: Dialect> SqlStore<D> {
     /// Marks the objects among `released` that no index row names any
     /// more; returns how many. Runs inside the transaction that deleted
     /// the rows, after locking the objects in id order.
-    async fn release_objects(
+    pub(super) async fn release_objects(
         &self,
         tx: &mut D::Tx,
         released: HashSet<Uuid>,
@@ -483,9 +493,13 @@ impl<D: Dialect> Lifecycle for SqlStore<D> {
     }
 
     async fn plan_jobs(&self, uncompacted_before_ms: i64) -> Result<(), MetadataError> {
+        let cutoff = [Arg::BigInt(uncompacted_before_ms), Arg::Uuid(Uuid::nil())];
         for (i, sql) in self.life.plan.iter().enumerate() {
-            let args = [Arg::BigInt(uncompacted_before_ms)];
-            let args: &[Arg<'_>] = if i == 0 { &args } else { &[] };
+            let args: &[Arg<'_>] = match i {
+                0 => &cutoff[..1],
+                4 => &cutoff,
+                _ => &[],
+            };
             self.retrying(|| self.execute(On::Write, sql, args)).await?;
         }
         Ok(())
@@ -612,6 +626,20 @@ impl<D: Dialect> Lifecycle for SqlStore<D> {
 
     async fn swap_chunks(&self, swap: &Swap) -> Result<SwapOutcome, MetadataError> {
         self.retrying(|| self.swap_once(swap)).await
+    }
+
+    async fn sweep_candidates(
+        &self,
+        flush_before_ms: i64,
+        small_object: i64,
+        limit: u32,
+    ) -> Result<Vec<SweepInput>, MetadataError> {
+        self.sweep_candidates_now(flush_before_ms, small_object, limit)
+            .await
+    }
+
+    async fn swap_swept(&self, swap: &SweepSwap) -> Result<SweepOutcome, MetadataError> {
+        self.retrying(|| self.swap_swept_once(swap)).await
     }
 
     async fn release_topic_rows(

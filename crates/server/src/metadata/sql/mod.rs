@@ -20,6 +20,7 @@ mod revocations;
 mod rows;
 mod statements;
 mod subscriptions;
+mod sweep;
 mod topics;
 
 use std::fmt::Debug;
@@ -278,6 +279,7 @@ pub(crate) struct SqlStore<D> {
     db: D,
     sql: Statements,
     life: lifecycle::LifecycleSql,
+    sweep: sweep::SweepSql,
     metrics: Arc<Metrics>,
 }
 
@@ -286,6 +288,7 @@ impl<D: Dialect> SqlStore<D> {
         SqlStore {
             sql: Statements::new::<D>(),
             life: lifecycle::LifecycleSql::new::<D>(),
+            sweep: sweep::SweepSql::new::<D>(),
             db,
             metrics,
         }

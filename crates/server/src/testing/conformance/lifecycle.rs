@@ -4,8 +4,10 @@
 use uuid::Uuid;
 
 use super::metadata::{chunk, commit, create, flush};
-use crate::metadata::lifecycle::{JobKind, Swap, SwapOutcome, TrimOutcome};
-use crate::metadata::{BatchRow, Metadata};
+use crate::metadata::lifecycle::{
+    JobKind, SMALL_CHUNK_BYTES, Swap, SwapOutcome, SweepSwap, SweptPartition, TrimOutcome,
+};
+use crate::metadata::{BatchRow, ChunkCommit, Metadata};
 use crate::model::TopicSettings;
 
 /// Three flushes of one partition, 3 records each: rows [0,2], [3,5], [6,8].
@@ -131,8 +133,9 @@ pub async fn jobs_are_leased_once_and_taken_over_after_the_lease(m: &Metadata) {
         a.iter()
             .map(|j| (j.kind, j.topic_id, j.partition, j.attempts))
             .collect::<Vec<_>>(),
-        [(JobKind::Compact, t, 0, 1)]
+        [(JobKind::Sweep, Uuid::nil(), 0, 1)]
     );
+    let _ = t;
     assert!(
         life.claim_jobs("b", 60_000, 10)
             .await
@@ -206,6 +209,14 @@ pub async fn jobs_are_planned_for_what_needs_doing(m: &Metadata) {
         .collect();
     jobs.sort();
     assert_eq!(jobs, [("release", gone.id, -1), ("retain", kept.id, 0)]);
+    // Small chunks are the sweep's; a partition with a large one gets its
+    // own compaction job.
+    let big = create(m, "big", 1).await;
+    let large = ChunkCommit {
+        byte_len: SMALL_CHUNK_BYTES as u32,
+        ..chunk(big.id, 0, 1, 5)
+    };
+    commit(m, &flush(vec![large])).await;
     life.plan_jobs(i64::MAX).await.expect("plan");
     let compact: Vec<_> = life
         .claim_jobs("a", 60_000, 10)
@@ -214,8 +225,145 @@ pub async fn jobs_are_planned_for_what_needs_doing(m: &Metadata) {
         .into_iter()
         .map(|j| (j.kind, j.topic_id))
         .collect();
-    assert!(compact.contains(&(JobKind::Compact, young)));
-    assert!(compact.contains(&(JobKind::Compact, kept.id)));
+    assert!(compact.contains(&(JobKind::Compact, big.id)));
+    assert!(compact.contains(&(JobKind::Sweep, Uuid::nil())));
+    assert!(!compact.contains(&(JobKind::Compact, young)));
+    assert!(!compact.contains(&(JobKind::Compact, kept.id)));
+}
+
+fn sweep_swap(object_id: Uuid, partitions: Vec<SweptPartition>) -> SweepSwap {
+    SweepSwap {
+        object_id,
+        object_size: 500,
+        writer: "sweeper".into(),
+        created_at_ms: 5,
+        max_object_age_ms: 3_600_000,
+        first: true,
+        last: true,
+        partitions,
+        grace_ms: 0,
+    }
+}
+
+pub async fn a_sweep_swaps_the_partitions_whose_rows_are_all_there(m: &Metadata) {
+    let t = create(m, "swept", 3).await.id;
+    let mut objects = Vec::new();
+    for ts in [100, 200, 300] {
+        let f = flush((0..3).map(|p| chunk(t, p, 2, ts)).collect());
+        objects.push(f.object_id);
+        commit(m, &f).await;
+    }
+    let life = &m.lifecycle;
+    let found = life
+        .sweep_candidates(i64::MAX, 1 << 20, 100)
+        .await
+        .expect("candidates");
+    assert_eq!(found.len(), 9);
+    assert!(found.iter().all(|c| c.in_flush_object && c.topic_id == t));
+    assert_eq!(
+        found
+            .iter()
+            .map(|c| (c.row.object_id, c.partition, c.row.last_offset))
+            .collect::<Vec<_>>()[..4],
+        [
+            (objects[0], 0, 1),
+            (objects[0], 1, 1),
+            (objects[0], 2, 1),
+            (objects[1], 0, 3)
+        ]
+    );
+    assert!(
+        life.sweep_candidates(1, 1 << 20, 100)
+            .await
+            .expect("candidates")
+            .is_empty(),
+        "flush objects written at 1 are not older than 1"
+    );
+    // Retention takes partition 2's first row meanwhile.
+    life.advance_log_start(t, 2, 2, 0).await.expect("trim");
+    let new = Uuid::now_v7();
+    let part = |p: i32| SweptPartition {
+        topic_id: t,
+        partition: p,
+        replaced: objects
+            .iter()
+            .enumerate()
+            .map(|(i, o)| (2 * i as i64 + 1, *o))
+            .collect(),
+        rows: vec![BatchRow {
+            base_offset: 0,
+            last_offset: 5,
+            object_id: new,
+            byte_offset: 120 * p as u64,
+            byte_len: 120,
+            record_count: 6,
+            max_timestamp: 300,
+        }],
+    };
+    let swap = sweep_swap(new, (0..3).map(part).collect());
+    let out = life.swap_swept(&swap).await.expect("sweep");
+    assert_eq!(out.swapped, [(t, 0), (t, 1)]);
+    assert_eq!(out.changed, 1, "partition 2 keeps its rows");
+    assert_eq!(
+        out.objects_released, 1,
+        "the first flush object is empty now"
+    );
+    for p in 0..2 {
+        let rows = m.log.find_batches(t, p, 0, 10).await.expect("index");
+        assert_eq!(
+            rows.iter()
+                .map(|r| (r.base_offset, r.last_offset, r.object_id))
+                .collect::<Vec<_>>(),
+            [(0, 5, new)]
+        );
+        assert_eq!(bounds(m, t, p).await, (0, 6, 120));
+    }
+    assert_eq!(bounds(m, t, 2).await, (2, 6, 200));
+    let found = life
+        .sweep_candidates(i64::MAX, 1 << 20, 100)
+        .await
+        .expect("candidates");
+    assert_eq!(
+        found
+            .iter()
+            .map(|c| (c.in_flush_object, c.partition, c.row.object_id))
+            .collect::<Vec<_>>(),
+        [
+            (false, 0, new),
+            (false, 1, new),
+            (true, 2, objects[1]),
+            (true, 2, objects[2])
+        ],
+        "the swept object first, then what is left in flush objects"
+    );
+    assert!(
+        life.sweep_candidates(i64::MAX, 500, 100)
+            .await
+            .expect("candidates")
+            .iter()
+            .all(|c| c.in_flush_object),
+        "a swept object at the size limit is left alone"
+    );
+    // The same swap again (a lost commit's re-run) changes nothing.
+    let again = life.swap_swept(&swap).await.expect("sweep");
+    assert!(again.swapped.is_empty());
+    assert_eq!(again.changed, 3);
+    // An object no partition took is released by its last group.
+    let unused = Uuid::now_v7();
+    let out = life
+        .swap_swept(&sweep_swap(unused, vec![part(0)]))
+        .await
+        .expect("sweep");
+    assert_eq!((out.swapped.len(), out.objects_released), (0, 1));
+    let due: Vec<Uuid> = life
+        .expired_objects(10)
+        .await
+        .expect("expired")
+        .into_iter()
+        .map(|o| o.id)
+        .collect();
+    assert!(due.contains(&unused) && due.contains(&objects[0]));
+    assert!(!due.contains(&new));
 }
 
 fn swap(t: Uuid, replaced: Vec<(i64, Uuid)>, rows: Vec<BatchRow>, object_id: Uuid) -> Swap {

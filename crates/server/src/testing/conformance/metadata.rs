@@ -26,6 +26,7 @@ macro_rules! metadata_conformance {
             jobs_are_leased_once_and_taken_over_after_the_lease,
             jobs_are_planned_for_what_needs_doing,
             a_swap_replaces_rows_only_if_all_still_exist,
+            a_sweep_swaps_the_partitions_whose_rows_are_all_there,
             a_deleted_topics_rows_are_released_in_batches,
             the_storage_report_counts_topics_and_the_backlog,
             an_object_of_deleted_topics_only_is_garbage_at_once,
