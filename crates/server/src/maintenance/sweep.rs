@@ -36,7 +36,7 @@ use crate::model::{Compression, Record, object_key};
 /// Rounds one job runs at most (the rest waits for the next tick).
 const ROUNDS: usize = 16;
 /// Objects of each kind looked at per round.
-const OBJECTS: u32 = 2000;
+const OBJECTS: u32 = 500;
 /// Partitions swapped per transaction: each holds its partitions' rows
 /// locked against flush commits while it runs.
 const GROUP: usize = 64;
@@ -152,8 +152,20 @@ async fn run(m: &Maintainer, round: &[SweepInput]) -> Result<usize, JobError> {
     let key = object_key(object_id);
     m.store.put(&key, object.clone()).await?;
     let groups: Vec<&[SweptPartition]> = swaps.chunks(GROUP).collect();
-    let mut done = SweepOutcome::default();
+    // Each source object is checked for release by the group holding its
+    // last row in this round.
+    let mut last_group: HashMap<Uuid, usize> = HashMap::new();
     for (i, group) in groups.iter().enumerate() {
+        for (_, object) in group.iter().flat_map(|p| &p.replaced) {
+            last_group.insert(*object, i);
+        }
+    }
+    let mut release: Vec<Vec<Uuid>> = vec![Vec::new(); groups.len()];
+    for (object, i) in last_group {
+        release[i].push(object);
+    }
+    let mut done = SweepOutcome::default();
+    for (i, (group, release)) in groups.iter().zip(release).enumerate() {
         let swap = SweepSwap {
             object_id,
             object_size: object.len() as u64,
@@ -163,6 +175,7 @@ async fn run(m: &Maintainer, round: &[SweepInput]) -> Result<usize, JobError> {
             first: i == 0,
             last: i + 1 == groups.len(),
             partitions: group.to_vec(),
+            release,
             grace_ms: m.grace_ms(),
         };
         match m.metadata.lifecycle.swap_swept(&swap).await {
@@ -184,6 +197,7 @@ async fn run(m: &Maintainer, round: &[SweepInput]) -> Result<usize, JobError> {
                     first: false,
                     last: true,
                     partitions: Vec::new(),
+                    release: Vec::new(),
                     ..swap
                 };
                 let _ = m.metadata.lifecycle.swap_swept(&release).await;

@@ -8,7 +8,9 @@
 //! partition another compaction or retention changed meanwhile keeps its
 //! rows, and the sweep's copy of it is dead bytes in the new object. Then,
 //! as every call that deletes rows, it marks the objects no row names any
-//! more (`SqlStore::release_objects`).
+//! more (`SqlStore::release_objects`): here the source objects whose last
+//! row in the sweep is in this group (whether or not its partition was
+//! swapped), so each is locked and checked once per sweep.
 
 use std::collections::{HashMap, HashSet};
 
@@ -93,7 +95,7 @@ impl SweepSql {
             ),
             delete: format!(
                 "DELETE FROM batches WHERE (topic_id, partition, last_offset) IN \
-                 (SELECT k.t, k.n, k.lo FROM {}) RETURNING object_id",
+                 (SELECT k.t, k.n, k.lo FROM {})",
                 rows(1, "k", ROW_KEY_COLS)
             ),
             insert_rows: format!(
@@ -198,7 +200,6 @@ impl<D: Dialect> SqlStore<D> {
                 .iter()
                 .all(|(lo, o)| there.contains_key(&(p.topic_id, p.partition, *lo, *o)))
         });
-        let mut released = HashSet::new();
         if !intact.is_empty() {
             let keys: Vec<(Uuid, i32, i64)> = intact
                 .iter()
@@ -208,19 +209,16 @@ impl<D: Dialect> SqlStore<D> {
                         .map(|(lo, _)| (p.topic_id, p.partition, *lo))
                 })
                 .collect();
-            let deleted = self
-                .fetch(
-                    On::Tx(&mut tx),
-                    &self.sweep.delete,
-                    &[Arg::Rows(&row_keys(&keys))],
-                )
-                .await?;
-            for r in &deleted {
-                released.insert(r.uuid("object_id")?);
-            }
+            self.execute(
+                On::Tx(&mut tx),
+                &self.sweep.delete,
+                &[Arg::Rows(&row_keys(&keys))],
+            )
+            .await?;
             self.insert_swept_rows(&mut tx, swap, &intact, &there)
                 .await?;
         }
+        let mut released: HashSet<Uuid> = swap.release.iter().copied().collect();
         if swap.last {
             released.insert(swap.object_id);
         }
