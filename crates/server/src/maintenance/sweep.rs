@@ -21,6 +21,7 @@
 //! Offsets, timestamps, keys, values and headers are kept exactly. Larger
 //! chunks stay with each partition's own compaction job (`compaction`).
 
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use bytes::Bytes;
@@ -58,10 +59,15 @@ pub(super) async fn sweep(m: &Maintainer, job: &Job) -> Result<(), JobError> {
             .lifecycle
             .sweep_candidates(cutoff, target / 2, OBJECTS)
             .await?;
+        let codecs = codecs(m, &found).await?;
+        let found = found
+            .into_iter()
+            .filter(|c| codecs.contains_key(&c.topic_id))
+            .collect();
         let Some(round) = pick(found, target) else {
             return Ok(());
         };
-        let swapped = run(m, &round).await?;
+        let swapped = run(m, &round, &codecs).await?;
         m.renew(job).await;
         if swapped == 0 {
             // Everything changed under it: look again next tick.
@@ -70,6 +76,30 @@ pub(super) async fn sweep(m: &Maintainer, job: &Job) -> Result<(), JobError> {
     }
     Ok(())
 }
+
+/// The compression of each live topic with the `delete` policy among the
+/// rows found: the topics whose small chunks the sweep merges. A deleted
+/// topic's rows are released, and a key-compacted topic's rewritten, by
+/// their own jobs.
+async fn codecs(m: &Maintainer, found: &[SweepInput]) -> Result<Codecs, JobError> {
+    let mut seen: HashMap<Uuid, Option<Compression>> = HashMap::new();
+    for c in found {
+        if let Entry::Vacant(e) = seen.entry(c.topic_id) {
+            let meta = m.metadata.lifecycle.live_topic(c.topic_id).await?;
+            e.insert(
+                meta.filter(|t| !t.cleanup_policy.compacts())
+                    .map(|t| t.compression),
+            );
+        }
+    }
+    Ok(seen
+        .into_iter()
+        .filter_map(|(t, c)| Some((t, c?)))
+        .collect())
+}
+
+/// Compression by topic.
+type Codecs = HashMap<Uuid, Compression>;
 
 /// The whole objects a round takes, in order, up to `budget` bytes of
 /// chunks; `None` unless that merges something (a flush object, or two
@@ -101,7 +131,7 @@ type Runs = BTreeMap<(Uuid, i32), Vec<BatchRow>>;
 
 /// Reads, merges, uploads and swaps one round; returns the partitions
 /// swapped.
-async fn run(m: &Maintainer, round: &[SweepInput]) -> Result<usize, JobError> {
+async fn run(m: &Maintainer, round: &[SweepInput], codecs: &Codecs) -> Result<usize, JobError> {
     let fetched = fetch(m, round).await?;
     let mut parts: Runs = BTreeMap::new();
     for c in round {
@@ -110,20 +140,12 @@ async fn run(m: &Maintainer, round: &[SweepInput]) -> Result<usize, JobError> {
             .or_default()
             .push(c.row);
     }
-    let mut compression: HashMap<Uuid, Option<Compression>> = HashMap::new();
-    for (topic, _) in parts.keys() {
-        if !compression.contains_key(topic) {
-            let meta = m.metadata.lifecycle.live_topic(*topic).await?;
-            compression.insert(*topic, meta.map(|t| t.compression));
-        }
-    }
     let object_id = Uuid::now_v7();
     let bytes_in: usize = round.iter().map(|c| c.row.byte_len as usize).sum();
     let mut builder = ObjectBuilder::with_capacity(bytes_in);
     let mut swaps = Vec::new();
     for ((topic, partition), mut rows) in parts {
-        // A topic deleted meanwhile: its rows go with it.
-        let Some(Some(codec)) = compression.get(&topic) else {
+        let Some(codec) = codecs.get(&topic) else {
             continue;
         };
         rows.sort_by_key(|r| r.last_offset);

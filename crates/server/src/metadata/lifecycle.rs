@@ -300,11 +300,12 @@ pub trait Lifecycle: Send + Sync + Debug {
     /// Swaps index rows in one transaction; see [`Swap`].
     async fn swap_chunks(&self, swap: &Swap) -> Result<SwapOutcome, MetadataError>;
 
-    /// Rows the sweep may merge: the chunks under [`SMALL_CHUNK_BYTES`] of
-    /// live topics with the `delete` policy in the oldest `limit` flush
-    /// objects written before `flush_before_ms`, and every row of the
-    /// oldest `limit` swept objects smaller than `small_object`; ordered by
-    /// object (swept objects first), then by row.
+    /// Rows the sweep may merge: the chunks under [`SMALL_CHUNK_BYTES`] in
+    /// the oldest `limit` flush objects written before `flush_before_ms`
+    /// that have any, and every row of the oldest `limit` swept objects
+    /// smaller than `small_object`; ordered by object (swept objects
+    /// first, then by age), then by topic, partition and offset. Rows of
+    /// every topic: the caller keeps those it may merge.
     async fn sweep_candidates(
         &self,
         flush_before_ms: i64,

@@ -62,24 +62,21 @@ impl SweepSql {
         let now = D::NOW_MS;
         let cols = "b.topic_id, b.partition, b.base_offset, b.last_offset, b.object_id, \
                     b.byte_offset, b.byte_len, b.record_count, b.max_timestamp, o.created_at, o.size";
-        let live = "t.deleted_at IS NULL AND t.cleanup_policy = 'delete'";
-        let order = "ORDER BY o.created_at, o.id, b.topic_id, b.partition, b.last_offset";
+        // No join with topics and no ORDER BY: either turns the plan into
+        // a scan of the whole index. The caller filters and sorts.
         SweepSql {
             flush_rows: format!(
                 "SELECT {cols} FROM (SELECT id, created_at, size FROM objects \
                  WHERE state = 'live' AND delete_after IS NULL AND created_at < $1 \
-                 AND EXISTS (SELECT 1 FROM batches x JOIN topics t ON t.id = x.topic_id \
-                 WHERE x.object_id = objects.id AND x.byte_len < {SMALL_CHUNK_BYTES} AND {live}) \
+                 AND EXISTS (SELECT 1 FROM batches x \
+                 WHERE x.object_id = objects.id AND x.byte_len < {SMALL_CHUNK_BYTES}) \
                  ORDER BY created_at LIMIT $2) o \
-                 JOIN batches b ON b.object_id = o.id JOIN topics t ON t.id = b.topic_id \
-                 WHERE b.byte_len < {SMALL_CHUNK_BYTES} AND {live} {order}"
+                 JOIN batches b ON b.object_id = o.id WHERE b.byte_len < {SMALL_CHUNK_BYTES}"
             ),
             swept_rows: format!(
                 "SELECT {cols} FROM (SELECT id, created_at, size FROM objects \
                  WHERE state = 'swept' AND delete_after IS NULL AND size < $1 \
-                 ORDER BY created_at LIMIT $2) o \
-                 JOIN batches b ON b.object_id = o.id JOIN topics t ON t.id = b.topic_id \
-                 WHERE {live} {order}"
+                 ORDER BY created_at LIMIT $2) o JOIN batches b ON b.object_id = o.id"
             ),
             lock_partitions: D::lock_partitions(&rows(1, "k", KEY_COLS)),
             insert_object: format!(
@@ -149,6 +146,11 @@ impl<D: Dialect> SqlStore<D> {
                 .await?;
             let mut all = rows::all(&swept, |r| input(r, false))?;
             all.extend(rows::all(&flushed, |r| input(r, true))?);
+            all.sort_unstable_by_key(|c| {
+                let r = &c.row;
+                let object = (c.in_flush_object, c.object_created_at_ms, r.object_id);
+                (object, c.topic_id, c.partition, r.last_offset)
+            });
             Ok(all)
         })
         .await
