@@ -1,6 +1,7 @@
 //! The data lifecycle through the API, on an embedded agent (SQLite and a
 //! local directory): retention by time and by bytes, explicit trim,
-//! object compaction under a paging reader and a live subscriber, key
+//! object compaction under a paging reader and a live subscriber, the
+//! sweep of sparse partitions into shared objects, key
 //! compaction with expiring tombstones, and a deleted topic's objects
 //! collected after the grace while a topic of the same name lives on.
 //! The same runs over PostgreSQL and SeaweedFS with three agents are in
@@ -337,6 +338,78 @@ async fn compaction_under_a_paging_reader_and_a_subscriber_keeps_every_record() 
     })
     .await;
     assert_eq!(a.api.read_all("c", 1).await.len(), total);
+}
+
+#[tokio::test]
+async fn the_sweep_merges_sparse_partitions_into_shared_objects_keeping_every_record() {
+    let a = TestAgent::start(FAST).await;
+    const PARTS: usize = 40;
+    const ROUNDS: usize = 12;
+    a.create_topic("sparse", PARTS as u32).await;
+    // One record per partition per flush: every chunk is a few dozen bytes.
+    for round in 0..ROUNDS {
+        let records: Vec<Value> = (0..PARTS)
+            .map(|p| json!({"partition": p, "value": {"p": p, "n": round}}))
+            .collect();
+        a.api
+            .produce("sparse", Value::Array(records))
+            .await
+            .expect(200);
+    }
+    // Each partition ends in one row of one object, shared by all.
+    wait_for("the sweep", Duration::from_secs(30), || async {
+        let lag = a.api.metric("streamhouse_compaction_lag_seconds").await;
+        let d = a.api.describe("sparse").await.expect(200);
+        let parts = d["partition_details"].as_array().unwrap().clone();
+        (lag == 0.0
+            && parts
+                .iter()
+                .all(|p| p["index_rows"] == 1 && p["objects"] == 1))
+        .then_some(())
+    })
+    .await;
+    let life = &a.metrics.lifecycle;
+    assert!(life.sweep_rows_replaced.get() >= (PARTS * ROUNDS) as u64);
+    assert_eq!(a.metrics.lifecycle.compaction_records_dropped.get(), 0);
+    for p in 0..PARTS {
+        let all = a.api.read_all("sparse", p as i64).await;
+        let got: Vec<(i64, Value)> = all
+            .iter()
+            .map(|r| (r["offset"].as_i64().unwrap(), r["value"].clone()))
+            .collect();
+        let want: Vec<(i64, Value)> = (0..ROUNDS)
+            .map(|n| (n as i64, json!({"p": p, "n": n})))
+            .collect();
+        assert_eq!(got, want, "partition {p}");
+    }
+    // The flush objects go after the grace: one object is left.
+    let objects = a.dir.as_ref().unwrap().path().join("objects");
+    wait_for("flush objects deleted", Duration::from_secs(15), || async {
+        (files(&objects) == 1).then_some(())
+    })
+    .await;
+    // Later records are swept into a new object merged with the old one.
+    let more: Vec<Value> = (0..PARTS)
+        .map(|p| json!({"partition": p, "value": {"p": p, "n": ROUNDS}}))
+        .collect();
+    a.api
+        .produce("sparse", Value::Array(more))
+        .await
+        .expect(200);
+    wait_for("the second sweep", Duration::from_secs(30), || async {
+        let d = a.api.describe("sparse").await.expect(200);
+        let parts = d["partition_details"].as_array().unwrap().clone();
+        parts
+            .iter()
+            .all(|p| p["index_rows"] == 1 && p["high_watermark"] == ROUNDS + 1)
+            .then_some(())
+    })
+    .await;
+    for p in [0, PARTS - 1] {
+        let all = a.api.read_all("sparse", p as i64).await;
+        assert_eq!(all.len(), ROUNDS + 1);
+        assert_eq!(all[ROUNDS]["value"], json!({"p": p, "n": ROUNDS}));
+    }
 }
 
 #[tokio::test]
