@@ -174,20 +174,8 @@ async fn run(m: &Maintainer, round: &[SweepInput], codecs: &Codecs) -> Result<us
     let key = object_key(object_id);
     m.store.put(&key, object.clone()).await?;
     let groups: Vec<&[SweptPartition]> = swaps.chunks(GROUP).collect();
-    // Each source object is checked for release by the group holding its
-    // last row in this round.
-    let mut last_group: HashMap<Uuid, usize> = HashMap::new();
-    for (i, group) in groups.iter().enumerate() {
-        for (_, object) in group.iter().flat_map(|p| &p.replaced) {
-            last_group.insert(*object, i);
-        }
-    }
-    let mut release: Vec<Vec<Uuid>> = vec![Vec::new(); groups.len()];
-    for (object, i) in last_group {
-        release[i].push(object);
-    }
     let mut done = SweepOutcome::default();
-    for (i, (group, release)) in groups.iter().zip(release).enumerate() {
+    for (i, group) in groups.iter().enumerate() {
         let swap = SweepSwap {
             object_id,
             object_size: object.len() as u64,
@@ -197,7 +185,6 @@ async fn run(m: &Maintainer, round: &[SweepInput], codecs: &Codecs) -> Result<us
             first: i == 0,
             last: i + 1 == groups.len(),
             partitions: group.to_vec(),
-            release,
             grace_ms: m.grace_ms(),
         };
         match m.metadata.lifecycle.swap_swept(&swap).await {
@@ -219,7 +206,6 @@ async fn run(m: &Maintainer, round: &[SweepInput], codecs: &Codecs) -> Result<us
                     first: false,
                     last: true,
                     partitions: Vec::new(),
-                    release: Vec::new(),
                     ..swap
                 };
                 let _ = m.metadata.lifecycle.swap_swept(&release).await;

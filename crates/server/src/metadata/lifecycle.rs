@@ -145,10 +145,6 @@ pub struct SweepSwap {
     pub last: bool,
     /// In (topic, partition) order.
     pub partitions: Vec<SweptPartition>,
-    /// Objects to release if no row names them once this group is done:
-    /// those whose last row in the sweep is in this group, so each source
-    /// object is locked and checked once, after its rows are all handled.
-    pub release: Vec<Uuid>,
     pub grace_ms: i64,
 }
 

@@ -8,9 +8,8 @@
 //! partition another compaction or retention changed meanwhile keeps its
 //! rows, and the sweep's copy of it is dead bytes in the new object. Then,
 //! as every call that deletes rows, it marks the objects no row names any
-//! more (`SqlStore::release_objects`): here the source objects whose last
-//! row in the sweep is in this group (whether or not its partition was
-//! swapped), so each is locked and checked once per sweep.
+//! more (`SqlStore::release_objects`), in the same transaction, so an
+//! object whose last row goes in any group is never missed.
 
 use std::collections::{HashMap, HashSet};
 
@@ -92,7 +91,7 @@ impl SweepSql {
             ),
             delete: format!(
                 "DELETE FROM batches WHERE (topic_id, partition, last_offset) IN \
-                 (SELECT k.t, k.n, k.lo FROM {})",
+                 (SELECT k.t, k.n, k.lo FROM {}) RETURNING object_id",
                 rows(1, "k", ROW_KEY_COLS)
             ),
             insert_rows: format!(
@@ -202,6 +201,7 @@ impl<D: Dialect> SqlStore<D> {
                 .iter()
                 .all(|(lo, o)| there.contains_key(&(p.topic_id, p.partition, *lo, *o)))
         });
+        let mut released: HashSet<Uuid> = HashSet::new();
         if !intact.is_empty() {
             let keys: Vec<(Uuid, i32, i64)> = intact
                 .iter()
@@ -211,16 +211,19 @@ impl<D: Dialect> SqlStore<D> {
                         .map(|(lo, _)| (p.topic_id, p.partition, *lo))
                 })
                 .collect();
-            self.execute(
-                On::Tx(&mut tx),
-                &self.sweep.delete,
-                &[Arg::Rows(&row_keys(&keys))],
-            )
-            .await?;
+            let deleted = self
+                .fetch(
+                    On::Tx(&mut tx),
+                    &self.sweep.delete,
+                    &[Arg::Rows(&row_keys(&keys))],
+                )
+                .await?;
+            for r in &deleted {
+                released.insert(r.uuid("object_id")?);
+            }
             self.insert_swept_rows(&mut tx, swap, &intact, &there)
                 .await?;
         }
-        let mut released: HashSet<Uuid> = swap.release.iter().copied().collect();
         if swap.last {
             released.insert(swap.object_id);
         }

@@ -241,7 +241,6 @@ fn sweep_swap(object_id: Uuid, partitions: Vec<SweptPartition>) -> SweepSwap {
         first: true,
         last: true,
         partitions,
-        release: Vec::new(),
         grace_ms: 0,
     }
 }
@@ -301,10 +300,7 @@ pub async fn a_sweep_swaps_the_partitions_whose_rows_are_all_there(m: &Metadata)
             max_timestamp: 300,
         }],
     };
-    let swap = SweepSwap {
-        release: objects.clone(),
-        ..sweep_swap(new, (0..3).map(part).collect())
-    };
+    let swap = sweep_swap(new, (0..3).map(part).collect());
     let out = life.swap_swept(&swap).await.expect("sweep");
     assert_eq!(out.swapped, [(t, 0), (t, 1)]);
     assert_eq!(out.changed, 1, "partition 2 keeps its rows");
