@@ -20,6 +20,12 @@
 //!
 //! Offsets, timestamps, keys, values and headers are kept exactly. Larger
 //! chunks stay with each partition's own compaction job (`compaction`).
+//!
+//! The uploaded object is never deleted by the sweep itself: the first
+//! group records it, and the last (or, after a failure, one more call)
+//! releases it to the collector if no row names it. An object whose row
+//! was never recorded (the agent died, or the commit failed before) is an
+//! orphan, which the bucket listing deletes.
 
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -171,8 +177,7 @@ async fn run(m: &Maintainer, round: &[SweepInput], codecs: &Codecs) -> Result<us
         return Ok(0);
     }
     let (object, _) = builder.finish();
-    let key = object_key(object_id);
-    m.store.put(&key, object.clone()).await?;
+    m.store.put(&object_key(object_id), object.clone()).await?;
     let groups: Vec<&[SweptPartition]> = swaps.chunks(GROUP).collect();
     let mut done = SweepOutcome::default();
     for (i, group) in groups.iter().enumerate() {
@@ -193,15 +198,12 @@ async fn run(m: &Maintainer, round: &[SweepInput], codecs: &Codecs) -> Result<us
                 done.changed += o.changed;
                 done.objects_released += o.objects_released;
             }
-            Err(e) if i == 0 => {
-                // No row names the object (the first group records it):
-                // delete it now rather than leave an orphan.
-                let _ = m.store.delete_many(&[key]).await;
-                return Err(e.into());
-            }
             Err(e) => {
-                // Earlier groups' rows name it; if none does, hand it to
-                // the collector (best effort: the error is the news).
+                // The object is not deleted here: a commit that failed
+                // ambiguously may have recorded it. If its row is there
+                // and no index row names it, hand it to the collector (best
+                // effort: the error is the news); if not, it is an orphan
+                // the bucket listing deletes.
                 let release = SweepSwap {
                     first: false,
                     last: true,
