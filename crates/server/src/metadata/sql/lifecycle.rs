@@ -232,6 +232,28 @@ impl LifecycleSql {
     }
 }
 
+/// The parameters of a rewritten object's row (`$1..$7` of the compacted
+/// and swept object inserts): its id, key, size, writer and creation time,
+/// the age past which it is refused, and the time its id carries.
+pub(super) fn rewritten_object<'a>(
+    id: Uuid,
+    key: &'a str,
+    size: u64,
+    writer: &'a str,
+    created_at_ms: i64,
+    max_age_ms: i64,
+) -> [Arg<'a>; 7] {
+    [
+        Arg::Uuid(id),
+        Arg::Text(key),
+        Arg::BigInt(size as i64),
+        Arg::Text(writer),
+        Arg::BigInt(created_at_ms),
+        Arg::BigInt(max_age_ms),
+        Arg::BigInt(uuid_v7_ms(id).unwrap_or(i64::MAX)),
+    ]
+}
+
 fn ids(set: impl IntoIterator<Item = Uuid>) -> RowSet {
     RowSet {
         columns: vec![Column::Uuid(set.into_iter().collect())],
@@ -406,15 +428,14 @@ impl<D: Dialect> SqlStore<D> {
         swap: &Swap,
     ) -> Result<Option<SwapOutcome>, Failure> {
         let key = object_key(swap.object_id);
-        let object = [
-            Arg::Uuid(swap.object_id),
-            Arg::Text(&key),
-            Arg::BigInt(swap.object_size as i64),
-            Arg::Text(&swap.writer),
-            Arg::BigInt(swap.created_at_ms),
-            Arg::BigInt(swap.max_object_age_ms),
-            Arg::BigInt(uuid_v7_ms(swap.object_id).unwrap_or(i64::MAX)),
-        ];
+        let object = rewritten_object(
+            swap.object_id,
+            &key,
+            swap.object_size,
+            &swap.writer,
+            swap.created_at_ms,
+            swap.max_object_age_ms,
+        );
         let inserted = self
             .fetch_optional(On::Tx(&mut *tx), &self.life.insert_compacted, &object)
             .await?;

@@ -15,13 +15,14 @@ use std::collections::{HashMap, HashSet};
 
 use uuid::Uuid;
 
+use super::lifecycle::rewritten_object;
 use super::statements::ColType::{BigInt, Int, Uuid as UuidCol};
 use super::{Arg, ColType, Column, Dialect, Failure, On, RowSet, SqlRow, SqlStore, rows};
 use crate::metadata::MetadataError;
 use crate::metadata::lifecycle::{
     SMALL_CHUNK_BYTES, SweepInput, SweepOutcome, SweepSwap, SweptPartition,
 };
-use crate::model::{object_key, uuid_v7_ms};
+use crate::model::object_key;
 
 /// Byte lengths of the replaced rows found, by (topic, partition,
 /// last offset, object).
@@ -171,19 +172,11 @@ impl<D: Dialect> SqlStore<D> {
         if swap.first {
             self.insert_swept_object(&mut tx, swap).await?;
         }
-        let replaced: Vec<(Uuid, i32, i64)> = parts
-            .iter()
-            .flat_map(|p| {
-                p.replaced
-                    .iter()
-                    .map(|(lo, _)| (p.topic_id, p.partition, *lo))
-            })
-            .collect();
         let found = self
             .fetch(
                 On::Tx(&mut tx),
                 &self.sweep.existing,
-                &[Arg::Rows(&row_keys(&replaced))],
+                &[Arg::Rows(&replaced_keys(parts))],
             )
             .await?;
         let mut there: Sizes = HashMap::with_capacity(found.len());
@@ -203,19 +196,11 @@ impl<D: Dialect> SqlStore<D> {
         });
         let mut released: HashSet<Uuid> = HashSet::new();
         if !intact.is_empty() {
-            let keys: Vec<(Uuid, i32, i64)> = intact
-                .iter()
-                .flat_map(|p| {
-                    p.replaced
-                        .iter()
-                        .map(|(lo, _)| (p.topic_id, p.partition, *lo))
-                })
-                .collect();
             let deleted = self
                 .fetch(
                     On::Tx(&mut tx),
                     &self.sweep.delete,
-                    &[Arg::Rows(&row_keys(&keys))],
+                    &[Arg::Rows(&replaced_keys(intact.iter().copied()))],
                 )
                 .await?;
             for r in &deleted {
@@ -242,15 +227,14 @@ impl<D: Dialect> SqlStore<D> {
     /// recorded is this sweep's own, from an attempt whose commit was lost.
     async fn insert_swept_object(&self, tx: &mut D::Tx, swap: &SweepSwap) -> Result<(), Failure> {
         let key = object_key(swap.object_id);
-        let object = [
-            Arg::Uuid(swap.object_id),
-            Arg::Text(&key),
-            Arg::BigInt(swap.object_size as i64),
-            Arg::Text(&swap.writer),
-            Arg::BigInt(swap.created_at_ms),
-            Arg::BigInt(swap.max_object_age_ms),
-            Arg::BigInt(uuid_v7_ms(swap.object_id).unwrap_or(i64::MAX)),
-        ];
+        let object = rewritten_object(
+            swap.object_id,
+            &key,
+            swap.object_size,
+            &swap.writer,
+            swap.created_at_ms,
+            swap.max_object_age_ms,
+        );
         let on = On::Tx(&mut *tx);
         if self
             .fetch_optional(on, &self.sweep.insert_object, &object)
@@ -340,7 +324,16 @@ impl<D: Dialect> SqlStore<D> {
     }
 }
 
-fn row_keys(keys: &[(Uuid, i32, i64)]) -> RowSet {
+/// The keys of the rows `parts` replace: topic, partition, last offset.
+fn replaced_keys<'a>(parts: impl IntoIterator<Item = &'a SweptPartition>) -> RowSet {
+    let keys: Vec<(Uuid, i32, i64)> = parts
+        .into_iter()
+        .flat_map(|p| {
+            p.replaced
+                .iter()
+                .map(|(lo, _)| (p.topic_id, p.partition, *lo))
+        })
+        .collect();
     RowSet {
         columns: vec![
             Column::Uuid(keys.iter().map(|k| k.0).collect()),
