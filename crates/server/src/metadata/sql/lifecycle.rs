@@ -178,11 +178,7 @@ impl LifecycleSql {
                  WHERE b.topic_id = $1 AND b.partition = $2 AND b.last_offset >= $3 \
                  ORDER BY b.last_offset LIMIT $4"
                 .into(),
-            insert_compacted: format!(
-                "INSERT INTO objects (id, object_key, size, state, writer, created_at) \
-                 SELECT $1, $2, $3, 'compacted', $4, $5 WHERE $7 >= {now} - $6 \
-                 ON CONFLICT (id) DO NOTHING RETURNING id"
-            ),
+            insert_compacted: insert_rewritten("compacted", now),
             swapped_before: "SELECT COUNT(*) AS n FROM batches WHERE object_id = $1".into(),
             delete_replaced: format!(
                 "DELETE FROM batches WHERE topic_id = $1 AND partition = $2 \
@@ -230,6 +226,17 @@ impl LifecycleSql {
             ),
         }
     }
+}
+
+/// Inserts a rewritten object's row in `state` (parameters from
+/// [`rewritten_object`]), refused when the object is older than allowed by
+/// the store's clock (`now`); returns `id` unless the row was there.
+pub(super) fn insert_rewritten(state: &str, now: &str) -> String {
+    format!(
+        "INSERT INTO objects (id, object_key, size, state, writer, created_at) \
+         SELECT $1, $2, $3, '{state}', $4, $5 WHERE $7 >= {now} - $6 \
+         ON CONFLICT (id) DO NOTHING RETURNING id"
+    )
 }
 
 /// The parameters of a rewritten object's row (`$1..$7` of the compacted

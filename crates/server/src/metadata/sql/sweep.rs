@@ -15,7 +15,7 @@ use std::collections::{HashMap, HashSet};
 
 use uuid::Uuid;
 
-use super::lifecycle::rewritten_object;
+use super::lifecycle::{insert_rewritten, rewritten_object};
 use super::statements::ColType::{BigInt, Int, Uuid as UuidCol};
 use super::{Arg, ColType, Column, Dialect, Failure, On, RowSet, SqlRow, SqlStore, rows};
 use crate::metadata::MetadataError;
@@ -79,11 +79,7 @@ impl SweepSql {
                  ORDER BY created_at LIMIT $2) o JOIN batches b ON b.object_id = o.id"
             ),
             lock_partitions: D::lock_partitions(&rows(1, "k", KEY_COLS)),
-            insert_object: format!(
-                "INSERT INTO objects (id, object_key, size, state, writer, created_at) \
-                 SELECT $1, $2, $3, 'swept', $4, $5 WHERE $7 >= {now} - $6 \
-                 ON CONFLICT (id) DO NOTHING RETURNING id"
-            ),
+            insert_object: insert_rewritten("swept", now),
             object_exists: "SELECT id FROM objects WHERE id = $1".into(),
             existing: format!(
                 "SELECT b.topic_id, b.partition, b.last_offset, b.object_id, b.byte_len FROM {} \
