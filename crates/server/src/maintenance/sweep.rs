@@ -21,11 +21,13 @@
 //! Offsets, timestamps, keys, values and headers are kept exactly. Larger
 //! chunks stay with each partition's own compaction job (`compaction`).
 //!
-//! The uploaded object is never deleted by the sweep itself: the first
-//! group records it, and the last (or, after a failure, one more call)
-//! releases it to the collector if no row names it. An object whose row
-//! was never recorded (the agent died, or the commit failed before) is an
-//! orphan, which the bucket listing deletes.
+//! The uploaded object is never deleted by the sweep itself. A group
+//! records its row together with the first rows that name it, and fails
+//! if it was released meanwhile (rows naming an object on its way to the
+//! collector would lose records). An object no group recorded (the agent
+//! died, or every partition changed) is an orphan, which the bucket
+//! listing deletes; one whose rows all go later is released by whoever
+//! removes the last.
 
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -47,8 +49,10 @@ const OBJECTS: u32 = 500;
 /// Partitions swapped per transaction: each holds its partitions' rows
 /// locked against flush commits while it runs.
 const GROUP: usize = 64;
-/// Objects fetched at once.
+/// Ranges fetched at once.
 const FETCHES: usize = 8;
+/// Chunks of one object less than this apart are fetched in one range.
+const GAP: u64 = 64 << 10;
 /// Largest batch a sweep writes, in record bytes.
 const BATCH_BYTES: usize = 8 << 20;
 /// Largest offset delta a batch may hold.
@@ -70,7 +74,7 @@ pub(super) async fn sweep(m: &Maintainer, job: &Job) -> Result<(), JobError> {
             .into_iter()
             .filter(|c| codecs.contains_key(&c.topic_id))
             .collect();
-        let Some(round) = pick(found, target) else {
+        let Some(round) = pick(found, target as u64) else {
             return Ok(());
         };
         let swapped = run(m, &round, &codecs).await?;
@@ -107,29 +111,45 @@ async fn codecs(m: &Maintainer, found: &[SweepInput]) -> Result<Codecs, JobError
 /// Compression by topic.
 type Codecs = HashMap<Uuid, Compression>;
 
-/// The whole objects a round takes, in order, up to `budget` bytes of
-/// chunks; `None` unless that merges something (a flush object, or two
+/// The whole objects a round takes, in order, up to `budget` bytes to
+/// fetch; `None` unless that merges something (a flush object, or two
 /// swept objects).
-fn pick(found: Vec<SweepInput>, budget: i64) -> Option<Vec<SweepInput>> {
+fn pick(found: Vec<SweepInput>, budget: u64) -> Option<Vec<SweepInput>> {
     let mut taken = Vec::new();
-    let (mut bytes, mut flush, mut swept) = (0i64, 0usize, 0usize);
-    let mut last: Option<Uuid> = None;
-    for c in found {
-        if last != Some(c.row.object_id) {
-            if bytes >= budget {
-                break;
-            }
-            last = Some(c.row.object_id);
-            if c.in_flush_object {
-                flush += 1;
-            } else {
-                swept += 1;
-            }
+    let (mut bytes, mut flush, mut swept) = (0u64, 0usize, 0usize);
+    for object in found.chunk_by(|a, b| a.row.object_id == b.row.object_id) {
+        if bytes >= budget {
+            break;
         }
-        bytes += i64::from(c.row.byte_len);
-        taken.push(c);
+        bytes += ranges(object.iter().map(|c| &c.row))
+            .iter()
+            .map(|(start, end)| end - start)
+            .sum::<u64>();
+        if object[0].in_flush_object {
+            flush += 1;
+        } else {
+            swept += 1;
+        }
+        taken.extend_from_slice(object);
     }
     (flush > 0 || swept > 1).then_some(taken)
+}
+
+/// The byte ranges to fetch for some chunks of one object: their spans,
+/// joined where less than [`GAP`] lies between them.
+fn ranges<'a>(rows: impl Iterator<Item = &'a BatchRow>) -> Vec<(u64, u64)> {
+    let mut spans: Vec<(u64, u64)> = rows
+        .map(|r| (r.byte_offset, r.byte_offset + u64::from(r.byte_len)))
+        .collect();
+    spans.sort_unstable();
+    let mut out: Vec<(u64, u64)> = Vec::new();
+    for (start, end) in spans {
+        match out.last_mut() {
+            Some(last) if start <= last.1 + GAP => last.1 = last.1.max(end),
+            _ => out.push((start, end)),
+        }
+    }
+    out
 }
 
 /// A partition's rows in a round, in offset order.
@@ -178,42 +198,21 @@ async fn run(m: &Maintainer, round: &[SweepInput], codecs: &Codecs) -> Result<us
     }
     let (object, _) = builder.finish();
     m.store.put(&object_key(object_id), object.clone()).await?;
-    let groups: Vec<&[SweptPartition]> = swaps.chunks(GROUP).collect();
     let mut done = SweepOutcome::default();
-    for (i, group) in groups.iter().enumerate() {
+    for group in swaps.chunks(GROUP) {
         let swap = SweepSwap {
             object_id,
             object_size: object.len() as u64,
             writer: m.config.owner.clone(),
             created_at_ms: crate::model::uuid_v7_ms(object_id).unwrap_or(0),
             max_object_age_ms: m.config.max_object_age.as_millis() as i64,
-            first: i == 0,
-            last: i + 1 == groups.len(),
             partitions: group.to_vec(),
             grace_ms: m.grace_ms(),
         };
-        match m.metadata.lifecycle.swap_swept(&swap).await {
-            Ok(o) => {
-                done.swapped.extend(o.swapped);
-                done.changed += o.changed;
-                done.objects_released += o.objects_released;
-            }
-            Err(e) => {
-                // The object is not deleted here: a commit that failed
-                // ambiguously may have recorded it. If its row is there
-                // and no index row names it, hand it to the collector (best
-                // effort: the error is the news); if not, it is an orphan
-                // the bucket listing deletes.
-                let release = SweepSwap {
-                    first: false,
-                    last: true,
-                    partitions: Vec::new(),
-                    ..swap
-                };
-                let _ = m.metadata.lifecycle.swap_swept(&release).await;
-                return Err(e.into());
-            }
-        }
+        let o = m.metadata.lifecycle.swap_swept(&swap).await?;
+        done.swapped.extend(o.swapped);
+        done.changed += o.changed;
+        done.objects_released += o.objects_released;
     }
     count(m, round, &swaps, &done);
     Ok(done.swapped.len())
@@ -245,28 +244,57 @@ fn count(m: &Maintainer, round: &[SweepInput], swaps: &[SweptPartition], done: &
         .inc_by(u64::from(!done.swapped.is_empty()));
 }
 
-/// Each object's chunks as one range: its start and bytes.
-type Fetched = HashMap<Uuid, (u64, Bytes)>;
+/// The ranges fetched of each object, by start.
+type Fetched = HashMap<Uuid, Vec<(u64, Bytes)>>;
 
-/// Reads the range each object's chunks span, a few objects at a time.
+/// Reads the ranges the round's chunks need, a few at a time.
 async fn fetch(m: &Maintainer, round: &[SweepInput]) -> Result<Fetched, JobError> {
-    let mut spans: HashMap<Uuid, (u64, u64)> = HashMap::new();
+    let mut rows: HashMap<Uuid, Vec<&BatchRow>> = HashMap::new();
     for c in round {
-        let (start, end) = (
-            c.row.byte_offset,
-            c.row.byte_offset + u64::from(c.row.byte_len),
-        );
-        let span = spans.entry(c.row.object_id).or_insert((start, end));
-        *span = (span.0.min(start), span.1.max(end));
+        rows.entry(c.row.object_id).or_default().push(&c.row);
     }
-    futures_util::stream::iter(spans.into_iter().map(|(id, (start, end))| async move {
-        m.pace.take(end - start).await;
-        let bytes = m.store.get_range(&object_key(id), start..end).await?;
-        Ok::<_, JobError>((id, (start, bytes)))
-    }))
-    .buffer_unordered(FETCHES)
-    .try_collect()
-    .await
+    let gets: Vec<(Uuid, u64, u64)> = rows
+        .into_iter()
+        .flat_map(|(id, rows)| {
+            ranges(rows.into_iter())
+                .into_iter()
+                .map(move |(start, end)| (id, start, end))
+        })
+        .collect();
+    let got: Vec<(Uuid, u64, Bytes)> = futures_util::stream::iter(gets)
+        .map(|(id, start, end)| fetch_range(m, id, start, end))
+        .buffer_unordered(FETCHES)
+        .try_collect()
+        .await?;
+    let mut fetched: Fetched = HashMap::new();
+    for (id, start, bytes) in got {
+        fetched.entry(id).or_default().push((start, bytes));
+    }
+    for ranges in fetched.values_mut() {
+        ranges.sort_unstable_by_key(|(start, _)| *start);
+    }
+    Ok(fetched)
+}
+
+/// Reads one range of an object, at the compaction pace.
+async fn fetch_range(
+    m: &Maintainer,
+    id: Uuid,
+    start: u64,
+    end: u64,
+) -> Result<(Uuid, u64, Bytes), JobError> {
+    m.pace.take(end - start).await;
+    let bytes = m.store.get_range(&object_key(id), start..end).await?;
+    Ok((id, start, bytes))
+}
+
+/// A fetched chunk's bytes.
+fn chunk(fetched: &Fetched, row: &BatchRow) -> Bytes {
+    let ranges = &fetched[&row.object_id];
+    let i = ranges.partition_point(|(start, _)| *start <= row.byte_offset) - 1;
+    let (start, bytes) = &ranges[i];
+    let at = (row.byte_offset - start) as usize;
+    bytes.slice(at..at + row.byte_len as usize)
 }
 
 /// Splits a partition's rows (in offset order) into runs of consecutive
@@ -299,10 +327,7 @@ impl Out<'_> {
                 self.close(&mut batch, base, p);
                 (base, bytes) = (row.base_offset, 0);
             }
-            let (start, object) = &fetched[&row.object_id];
-            let at = (row.byte_offset - start) as usize;
-            let chunk = object.slice(at..at + row.byte_len as usize);
-            for r in decode_batch(&chunk, row.base_offset)? {
+            for r in decode_batch(&chunk(fetched, row), row.base_offset)? {
                 bytes += r.value.as_ref().map_or(0, Bytes::len)
                     + r.key.as_ref().map_or(0, Bytes::len)
                     + 24;
@@ -363,12 +388,13 @@ mod tests {
         }
     }
 
-    fn input(object: u128, len: u32, in_flush_object: bool) -> SweepInput {
+    fn input(object: u128, at: u64, len: u32, in_flush_object: bool) -> SweepInput {
         SweepInput {
             topic_id: Uuid::nil(),
             partition: 0,
             row: BatchRow {
                 object_id: Uuid::from_u128(object),
+                byte_offset: at,
                 byte_len: len,
                 ..row(0, 0)
             },
@@ -390,10 +416,10 @@ mod tests {
     #[test]
     fn a_round_takes_whole_objects_up_to_the_budget_and_must_merge_something() {
         let found = vec![
-            input(1, 30, false),
-            input(1, 30, false),
-            input(2, 50, true),
-            input(3, 10, true),
+            input(1, 0, 30, false),
+            input(1, 30, 30, false),
+            input(2, 0, 50, true),
+            input(3, 0, 10, true),
         ];
         let got = pick(found, 61).expect("a round");
         assert_eq!(
@@ -402,10 +428,32 @@ mod tests {
             "object 1 whole, then object 2 crosses the budget"
         );
         assert!(
-            pick(vec![input(1, 30, false)], 60).is_none(),
+            pick(vec![input(1, 0, 30, false)], 60).is_none(),
             "one swept object alone"
         );
-        assert!(pick(vec![input(1, 30, false), input(4, 5, false)], 60).is_some());
+        assert!(pick(vec![input(1, 0, 30, false), input(4, 0, 5, false)], 60).is_some());
         assert!(pick(Vec::new(), 60).is_none());
+        // The budget counts the bytes fetched, gaps between chunks included.
+        let far = vec![input(5, 0, 10, true), input(5, 100_000, 10, true)];
+        let got = pick([far, vec![input(6, 0, 10, true)]].concat(), 500).expect("a round");
+        assert_eq!(got.len(), 3, "two small ranges: 20 bytes");
+        let near = vec![input(5, 0, 10, true), input(5, 60_000, 10, true)];
+        let got = pick([near, vec![input(6, 0, 10, true)]].concat(), 500).expect("a round");
+        assert_eq!(got.len(), 2, "one range of 60,010 bytes");
+    }
+
+    #[test]
+    fn chunks_close_together_are_fetched_in_one_range() {
+        let at = |off: u64, len: u32| BatchRow {
+            byte_offset: off,
+            byte_len: len,
+            ..row(0, 0)
+        };
+        let rows = [at(200_000, 10), at(0, 100), at(100, 50), at(60_000, 10)];
+        assert_eq!(
+            ranges(rows.iter()),
+            [(0, 60_010), (200_000, 200_010)],
+            "60,000 is within 64 KiB of 150; 200,000 is not within 64 KiB of 60,010"
+        );
     }
 }

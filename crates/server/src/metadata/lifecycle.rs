@@ -110,7 +110,7 @@ pub struct SweepInput {
     pub partition: i32,
     pub row: BatchRow,
     /// The object is a flush object (the row is a small chunk of it), not
-    /// an earlier sweep's output (whose rows are all taken).
+    /// an earlier sweep's output (all of whose rows are candidates).
     pub in_flush_object: bool,
     pub object_created_at_ms: i64,
     pub object_size: i64,
@@ -130,6 +130,8 @@ pub struct SweptPartition {
 
 /// Swaps the rows of some partitions for rows of one new object shared by
 /// them, in one transaction; a sweep's partitions go in a few such groups.
+/// The first group that swaps anything records the object's row (state
+/// `swept`); every group fails if the object was released meanwhile.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SweepSwap {
     /// A UUIDv7 minted before upload.
@@ -139,10 +141,6 @@ pub struct SweepSwap {
     pub created_at_ms: i64,
     /// As for [`Swap`]: the object's row is refused when older than this.
     pub max_object_age_ms: i64,
-    /// The first group records the object's row (state `swept`).
-    pub first: bool,
-    /// The last group releases the object if no row names it.
-    pub last: bool,
     /// In (topic, partition) order.
     pub partitions: Vec<SweptPartition>,
     pub grace_ms: i64,

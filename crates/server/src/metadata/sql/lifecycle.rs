@@ -282,11 +282,36 @@ impl<D: Dialect> SqlStore<D> {
         }
         let mut sorted: Vec<Uuid> = released.into_iter().collect();
         sorted.sort();
-        let set = ids(sorted);
+        self.lock_objects(tx, &sorted).await?;
+        self.mark_released(tx, &sorted, grace_ms).await
+    }
+
+    /// Locks object rows in the order given (id order), where the store
+    /// needs row locks.
+    pub(super) async fn lock_objects(
+        &self,
+        tx: &mut D::Tx,
+        sorted: &[Uuid],
+    ) -> Result<(), Failure> {
         if let Some(lock) = &self.life.lock_objects {
-            self.fetch(On::Tx(&mut *tx), lock, &[Arg::Rows(&set)])
-                .await?;
+            let set = ids(sorted.iter().copied());
+            self.fetch(On::Tx(tx), lock, &[Arg::Rows(&set)]).await?;
         }
+        Ok(())
+    }
+
+    /// Marks the objects among `list` (locked) that no index row names any
+    /// more; returns how many.
+    pub(super) async fn mark_released(
+        &self,
+        tx: &mut D::Tx,
+        list: &[Uuid],
+        grace_ms: i64,
+    ) -> Result<u64, Failure> {
+        if list.is_empty() {
+            return Ok(0);
+        }
+        let set = ids(list.iter().copied());
         let marked = self
             .fetch(
                 On::Tx(tx),

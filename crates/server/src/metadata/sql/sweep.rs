@@ -6,10 +6,13 @@
 //! commit does, so the two cannot deadlock), reads which replaced rows are
 //! still there, and swaps only the partitions that have all of theirs: a
 //! partition another compaction or retention changed meanwhile keeps its
-//! rows, and the sweep's copy of it is dead bytes in the new object. Then,
-//! as every call that deletes rows, it marks the objects no row names any
-//! more (`SqlStore::release_objects`), in the same transaction, so an
-//! object whose last row goes in any group is never missed.
+//! rows, and the sweep's copy of it is dead bytes in the new object. A
+//! group with something to swap records the new object's row if no group
+//! did yet, so no object row exists without rows naming it. Last, it locks
+//! the objects whose rows it deleted together with the new one (id order),
+//! fails if the new one was released meanwhile (its earlier rows may all
+//! have gone since), and, as every call that deletes rows, marks the
+//! objects no row names any more, in the same transaction.
 
 use std::collections::{HashMap, HashSet};
 
@@ -50,6 +53,7 @@ pub(super) struct SweepSql {
     lock_partitions: Option<String>,
     insert_object: String,
     object_exists: String,
+    object_live: String,
     existing: String,
     delete: String,
     insert_rows: String,
@@ -81,6 +85,7 @@ impl SweepSql {
             lock_partitions: D::lock_partitions(&rows(1, "k", KEY_COLS)),
             insert_object: insert_rewritten("swept", now),
             object_exists: "SELECT id FROM objects WHERE id = $1".into(),
+            object_live: "SELECT id FROM objects WHERE id = $1 AND delete_after IS NULL".into(),
             existing: format!(
                 "SELECT b.topic_id, b.partition, b.last_offset, b.object_id, b.byte_len FROM {} \
                  JOIN batches b ON b.topic_id = k.t AND b.partition = k.n AND b.last_offset = k.lo",
@@ -165,9 +170,6 @@ impl<D: Dialect> SqlStore<D> {
             self.fetch(On::Tx(&mut tx), lock, &[Arg::Rows(&keys)])
                 .await?;
         }
-        if swap.first {
-            self.insert_swept_object(&mut tx, swap).await?;
-        }
         let found = self
             .fetch(
                 On::Tx(&mut tx),
@@ -190,37 +192,61 @@ impl<D: Dialect> SqlStore<D> {
                 .iter()
                 .all(|(lo, o)| there.contains_key(&(p.topic_id, p.partition, *lo, *o)))
         });
-        let mut released: HashSet<Uuid> = HashSet::new();
-        if !intact.is_empty() {
-            let deleted = self
-                .fetch(
-                    On::Tx(&mut tx),
-                    &self.sweep.delete,
-                    &[Arg::Rows(&replaced_keys(intact.iter().copied()))],
-                )
-                .await?;
-            for r in &deleted {
-                released.insert(r.uuid("object_id")?);
-            }
-            self.insert_swept_rows(&mut tx, swap, &intact, &there)
-                .await?;
-        }
-        if swap.last {
-            released.insert(swap.object_id);
-        }
-        let objects_released = self
-            .release_objects(&mut tx, released, swap.grace_ms)
-            .await?;
-        self.commit(tx).await?;
-        Ok(SweepOutcome {
+        let mut outcome = SweepOutcome {
             swapped: intact.iter().map(|p| (p.topic_id, p.partition)).collect(),
             changed: changed.len(),
-            objects_released,
-        })
+            objects_released: 0,
+        };
+        if intact.is_empty() {
+            // Nothing to swap: no object row is recorded without rows
+            // naming it.
+            self.commit(tx).await?;
+            return Ok(outcome);
+        }
+        self.insert_swept_object(&mut tx, swap).await?;
+        let deleted = self
+            .fetch(
+                On::Tx(&mut tx),
+                &self.sweep.delete,
+                &[Arg::Rows(&replaced_keys(intact.iter().copied()))],
+            )
+            .await?;
+        let mut released = HashSet::new();
+        for r in &deleted {
+            released.insert(r.uuid("object_id")?);
+        }
+        self.insert_swept_rows(&mut tx, swap, &intact, &there)
+            .await?;
+        // The new object is locked with the released ones (id order) and
+        // must not have been released meanwhile (an earlier group recorded
+        // it, and its rows may all have gone since): rows naming an object
+        // on its way to the collector would lose their records.
+        released.remove(&swap.object_id);
+        let mut lock: Vec<Uuid> = released.iter().copied().collect();
+        lock.push(swap.object_id);
+        lock.sort();
+        self.lock_objects(&mut tx, &lock).await?;
+        let live = [Arg::Uuid(swap.object_id)];
+        if self
+            .fetch_optional(On::Tx(&mut tx), &self.sweep.object_live, &live)
+            .await?
+            .is_none()
+        {
+            return Err(Failure::Definite(MetadataError::Unavailable(
+                "the swept object was released meanwhile; sweep again".into(),
+            )));
+        }
+        let mut released: Vec<Uuid> = released.into_iter().collect();
+        released.sort();
+        outcome.objects_released = self
+            .mark_released(&mut tx, &released, swap.grace_ms)
+            .await?;
+        self.commit(tx).await?;
+        Ok(outcome)
     }
 
-    /// Records the sweep's object (state `swept`). An object already
-    /// recorded is this sweep's own, from an attempt whose commit was lost.
+    /// Records the sweep's object (state `swept`) unless an earlier group
+    /// (or an attempt whose commit was lost) did.
     async fn insert_swept_object(&self, tx: &mut D::Tx, swap: &SweepSwap) -> Result<(), Failure> {
         let key = object_key(swap.object_id);
         let object = rewritten_object(

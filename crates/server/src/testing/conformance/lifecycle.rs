@@ -238,8 +238,6 @@ fn sweep_swap(object_id: Uuid, partitions: Vec<SweptPartition>) -> SweepSwap {
         writer: "sweeper".into(),
         created_at_ms: 5,
         max_object_age_ms: 3_600_000,
-        first: true,
-        last: true,
         partitions,
         grace_ms: 0,
     }
@@ -348,13 +346,55 @@ pub async fn a_sweep_swaps_the_partitions_whose_rows_are_all_there(m: &Metadata)
     let again = life.swap_swept(&swap).await.expect("sweep");
     assert!(again.swapped.is_empty());
     assert_eq!(again.changed, 3);
-    // An object no partition took is released by its last group.
+    // A group in which no partition is intact records no object.
     let unused = Uuid::now_v7();
     let out = life
         .swap_swept(&sweep_swap(unused, vec![part(0)]))
         .await
         .expect("sweep");
-    assert_eq!((out.swapped.len(), out.objects_released), (0, 1));
+    assert_eq!((out.swapped.len(), out.changed), (0, 1));
+    assert!(
+        m.log
+            .known_objects(&[unused])
+            .await
+            .expect("known")
+            .is_empty()
+    );
+    // Retention takes every row the sweep's object holds, which releases
+    // it: a later group of that sweep must fail, not name it again.
+    life.advance_log_start(t, 0, 6, 0).await.expect("trim");
+    life.advance_log_start(t, 1, 6, 0).await.expect("trim");
+    let late = |object_id: Uuid| SweptPartition {
+        topic_id: t,
+        partition: 2,
+        replaced: vec![(3, objects[1]), (5, objects[2])],
+        rows: vec![BatchRow {
+            base_offset: 2,
+            last_offset: 5,
+            object_id,
+            byte_offset: 400,
+            byte_len: 80,
+            record_count: 4,
+            max_timestamp: 300,
+        }],
+    };
+    let refused = life.swap_swept(&sweep_swap(new, vec![late(new)])).await;
+    assert!(refused.is_err(), "{refused:?}");
+    let rows = m.log.find_batches(t, 2, 2, 10).await.expect("index");
+    assert_eq!(
+        rows.iter()
+            .map(|r| (r.last_offset, r.object_id))
+            .collect::<Vec<_>>(),
+        [(3, objects[1]), (5, objects[2])],
+        "nothing changed"
+    );
+    // Into a new object it swaps, and the flush objects it empties go.
+    let fresh = Uuid::now_v7();
+    let out = life
+        .swap_swept(&sweep_swap(fresh, vec![late(fresh)]))
+        .await
+        .expect("sweep");
+    assert_eq!((out.swapped, out.objects_released), (vec![(t, 2)], 2));
     let due: Vec<Uuid> = life
         .expired_objects(10)
         .await
@@ -362,8 +402,10 @@ pub async fn a_sweep_swaps_the_partitions_whose_rows_are_all_there(m: &Metadata)
         .into_iter()
         .map(|o| o.id)
         .collect();
-    assert!(due.contains(&unused) && due.contains(&objects[0]));
-    assert!(!due.contains(&new));
+    for o in [objects[0], objects[1], objects[2], new] {
+        assert!(due.contains(&o), "{o} is due");
+    }
+    assert!(!due.contains(&fresh));
 }
 
 fn swap(t: Uuid, replaced: Vec<(i64, Uuid)>, rows: Vec<BatchRow>, object_id: Uuid) -> Swap {
