@@ -77,7 +77,7 @@ pub(super) async fn sweep(m: &Maintainer, job: &Job) -> Result<(), JobError> {
         let Some(round) = pick(found, target as u64) else {
             return Ok(());
         };
-        let swapped = run(m, &round, &codecs).await?;
+        let swapped = run(m, job, &round, &codecs).await?;
         m.renew(job).await;
         if swapped == 0 {
             // Everything changed under it: look again next tick.
@@ -157,7 +157,12 @@ type Runs = BTreeMap<(Uuid, i32), Vec<BatchRow>>;
 
 /// Reads, merges, uploads and swaps one round; returns the partitions
 /// swapped.
-async fn run(m: &Maintainer, round: &[SweepInput], codecs: &Codecs) -> Result<usize, JobError> {
+async fn run(
+    m: &Maintainer,
+    job: &Job,
+    round: &[SweepInput],
+    codecs: &Codecs,
+) -> Result<usize, JobError> {
     let fetched = fetch(m, round).await?;
     let mut parts: Runs = BTreeMap::new();
     for c in round {
@@ -198,6 +203,9 @@ async fn run(m: &Maintainer, round: &[SweepInput], codecs: &Codecs) -> Result<us
     }
     let (object, _) = builder.finish();
     m.store.put(&object_key(object_id), object.clone()).await?;
+    // Reading and uploading may have taken a while (paced GETs): keep the
+    // job this agent's while it swaps.
+    m.renew(job).await;
     let mut done = SweepOutcome::default();
     for group in swaps.chunks(GROUP) {
         let swap = SweepSwap {
