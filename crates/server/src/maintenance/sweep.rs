@@ -222,6 +222,12 @@ async fn run(
         done.changed += o.changed;
         done.objects_released += o.objects_released;
     }
+    tracing::debug!(
+        swapped = done.swapped.len(),
+        changed = done.changed,
+        objects_released = done.objects_released,
+        "sweep round"
+    );
     count(m, round, &swaps, &done);
     Ok(done.swapped.len())
 }
@@ -408,7 +414,6 @@ mod tests {
             },
             in_flush_object,
             object_created_at_ms: 0,
-            object_size: 100,
         }
     }
 

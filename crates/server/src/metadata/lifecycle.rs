@@ -113,7 +113,6 @@ pub struct SweepInput {
     /// an earlier sweep's output (all of whose rows are candidates).
     pub in_flush_object: bool,
     pub object_created_at_ms: i64,
-    pub object_size: i64,
 }
 
 /// One partition's part of a sweep: its replaced rows and their new rows.

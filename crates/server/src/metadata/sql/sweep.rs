@@ -65,12 +65,12 @@ impl SweepSql {
         let rows = D::rows_from;
         let now = D::NOW_MS;
         let cols = "b.topic_id, b.partition, b.base_offset, b.last_offset, b.object_id, \
-                    b.byte_offset, b.byte_len, b.record_count, b.max_timestamp, o.created_at, o.size";
+                    b.byte_offset, b.byte_len, b.record_count, b.max_timestamp, o.created_at";
         // No join with topics and no ORDER BY: either turns the plan into
         // a scan of the whole index. The caller filters and sorts.
         SweepSql {
             flush_rows: format!(
-                "SELECT {cols} FROM (SELECT id, created_at, size FROM objects \
+                "SELECT {cols} FROM (SELECT id, created_at FROM objects \
                  WHERE state = 'live' AND delete_after IS NULL AND created_at < $1 \
                  AND EXISTS (SELECT 1 FROM batches x \
                  WHERE x.object_id = objects.id AND x.byte_len < {SMALL_CHUNK_BYTES}) \
@@ -78,7 +78,7 @@ impl SweepSql {
                  JOIN batches b ON b.object_id = o.id WHERE b.byte_len < {SMALL_CHUNK_BYTES}"
             ),
             swept_rows: format!(
-                "SELECT {cols} FROM (SELECT id, created_at, size FROM objects \
+                "SELECT {cols} FROM (SELECT id, created_at FROM objects \
                  WHERE state = 'swept' AND delete_after IS NULL AND size < $1 \
                  ORDER BY created_at LIMIT $2) o JOIN batches b ON b.object_id = o.id"
             ),
@@ -118,7 +118,6 @@ fn input(r: &impl SqlRow, in_flush_object: bool) -> Result<SweepInput, sqlx::Err
         row: rows::batch(r)?,
         in_flush_object,
         object_created_at_ms: r.big("created_at")?,
-        object_size: r.big("size")?,
     })
 }
 
