@@ -134,8 +134,15 @@ impl LifecycleSql {
                 "UPDATE jobs SET lease_until = {now} + $5 WHERE kind = $1 AND topic_id = $2 \
                  AND partition = $3 AND owner = $4"
             ),
+            // The running maximum grows with the offset, so the rows older
+            // than the time are a prefix: read from the partition's first row
+            // up to the first newer one (only rows about to expire), then
+            // take the last before it, all along the primary key.
             retention_by_time: "SELECT MAX(last_offset) AS lo FROM batches \
-                 WHERE topic_id = $1 AND partition = $2 AND max_timestamp < $3"
+                 WHERE topic_id = $1 AND partition = $2 AND max_timestamp < $3 \
+                 AND last_offset < COALESCE((SELECT x.last_offset FROM batches x \
+                 WHERE x.topic_id = $1 AND x.partition = $2 AND x.max_timestamp >= $3 \
+                 ORDER BY x.last_offset LIMIT 1), 9223372036854775807)"
                 .into(),
             // The newest rows whose bytes add up to at most the limit stay.
             retention_by_bytes: "SELECT last_offset AS lo FROM (SELECT last_offset, \

@@ -36,6 +36,15 @@ pub(super) const CHUNK_COLS: &[(&str, ColType)] = &[
 ];
 /// Partitions by topic id and number.
 pub(super) const PARTITION_KEY_COLS: &[(&str, ColType)] = &[("t", Uuid), ("n", Int)];
+
+/// In the seek's binary search (`find_batches_by_time`): whether the row
+/// holding the middle offset of `lo..hi` has a running maximum at or after
+/// the time `$1`. An offset past the last row counts as after: the search
+/// then ends at `next_offset`, where no row is.
+const YOUNG_AT_MIDDLE: &str = "COALESCE((SELECT x.max_timestamp >= $1 FROM batches x \
+     WHERE x.topic_id = s.t AND x.partition = s.n AND x.last_offset >= (s.lo + s.hi) / 2 \
+     ORDER BY x.last_offset LIMIT 1), true)";
+
 /// Idempotency keys to record with a commit.
 pub(super) const KEY_COLS: &[(&str, ColType)] = &[
     ("tn", Text),
@@ -165,15 +174,24 @@ impl Statements {
                 "SELECT {BATCH_COLS} FROM batches WHERE topic_id = $1 AND partition = $2 \
                  AND last_offset >= $3 ORDER BY last_offset LIMIT $4"
             ),
-            // The running maximum grows with the offset, so the first row by
-            // (max_timestamp, last_offset) at or after the time is the one.
+            // The running maximum grows with the offset, so the offsets
+            // whose row is at or after the time are a suffix: a binary search
+            // over the partition's offsets finds the first, one primary-key
+            // probe a step (the index has no timestamp column to keep up).
             find_batches_by_time: format!(
-                "SELECT b.topic_id, b.partition, {BATCH_COLS} FROM batches b JOIN \
-                 (SELECT k.t, k.n, (SELECT x.last_offset FROM batches x \
-                 WHERE x.topic_id = k.t AND x.partition = k.n AND x.max_timestamp >= $1 \
-                 ORDER BY x.max_timestamp, x.last_offset LIMIT 1) AS lo FROM {}) f \
-                 ON b.topic_id = f.t AND b.partition = f.n AND b.last_offset = f.lo",
-                rows(2, "k", PARTITION_KEY_COLS)
+                "WITH RECURSIVE s(t, n, lo, hi) AS (\
+                 SELECT p.topic_id, p.partition, p.log_start_offset, p.next_offset \
+                 FROM partitions p JOIN {} ON p.topic_id = k.t AND p.partition = k.n \
+                 UNION ALL SELECT t, n, \
+                 CASE WHEN {young} THEN lo ELSE (lo + hi) / 2 + 1 END, \
+                 CASE WHEN {young} THEN (lo + hi) / 2 ELSE hi END FROM s WHERE lo < hi) \
+                 SELECT b.topic_id, b.partition, {BATCH_COLS} FROM s JOIN batches b \
+                 ON b.topic_id = s.t AND b.partition = s.n AND b.last_offset = \
+                 (SELECT x.last_offset FROM batches x WHERE x.topic_id = s.t \
+                 AND x.partition = s.n AND x.last_offset >= s.lo ORDER BY x.last_offset LIMIT 1) \
+                 WHERE s.lo >= s.hi",
+                rows(2, "k", PARTITION_KEY_COLS),
+                young = YOUNG_AT_MIDDLE,
             ),
             known_objects: format!(
                 "SELECT o.id FROM objects o JOIN {} ON o.id = k.id",

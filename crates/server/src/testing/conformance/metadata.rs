@@ -45,6 +45,7 @@ macro_rules! metadata_conformance {
             partition_states_report_watermarks_and_bytes,
             the_index_finds_the_chunks_from_an_offset,
             seek_by_time_uses_the_running_maximum,
+            seek_by_time_searches_a_long_partition_from_its_log_start,
             concurrent_wide_commits_get_unique_gapless_offsets,
             a_deleted_topic_frees_its_name_and_hides_its_records,
             a_commit_into_a_deleted_topic_drops_only_its_chunks,
@@ -315,6 +316,57 @@ pub async fn seek_by_time_uses_the_running_maximum(m: &Metadata) {
         [(0, 0), (1, 0)]
     );
     assert_eq!(at(vec![], 0).await, []);
+}
+
+pub async fn seek_by_time_searches_a_long_partition_from_its_log_start(m: &Metadata) {
+    let t = create(m, "long", 1).await;
+    // 45 rows of 2 records; row i's running maximum is 10 * i, except that
+    // rows 20..25 carry older records and so keep row 19's maximum.
+    for i in 0..45i64 {
+        let ts = if (20..25).contains(&i) { 5 } else { 10 * i };
+        commit(m, &flush(vec![chunk(t.id, 0, 2, ts)])).await;
+    }
+    let seek = |ts: i64| {
+        let log = m.log.clone();
+        async move {
+            let found = log
+                .find_batches_by_time(&[(t.id, 0)], ts)
+                .await
+                .expect("by time");
+            assert!(found.len() <= 1, "one row per partition");
+            found.first().map(|(_, row)| row.base_offset)
+        }
+    };
+    for i in 0..45i64 {
+        // The first row at or after 10 * i: row i (rows 20..25 still 190).
+        let row = if (20..25).contains(&i) { 25 } else { i };
+        assert_eq!(seek(10 * i).await, Some(2 * row), "at {}", 10 * i);
+        assert_eq!(seek(10 * i - 5).await, Some(2 * row), "at {}", 10 * i - 5);
+    }
+    assert_eq!(seek(191).await, Some(50));
+    assert_eq!(seek(441).await, None, "nothing that recent");
+    // Rows below the log start are not found: the search starts there.
+    m.lifecycle
+        .advance_log_start(t.id, 0, 61, 0)
+        .await
+        .expect("trim");
+    assert_eq!(seek(0).await, Some(60), "the row holding the log start");
+    assert_eq!(seek(305).await, Some(62));
+    let life = &m.lifecycle;
+    assert_eq!(
+        life.retention_point(t.id, 0, Some(305), None)
+            .await
+            .expect("point"),
+        Some(62),
+        "retention by time stops at the first newer row"
+    );
+    assert_eq!(
+        life.retention_point(t.id, 0, Some(i64::MAX), None)
+            .await
+            .expect("point"),
+        Some(90),
+        "every row older"
+    );
 }
 
 pub async fn concurrent_wide_commits_get_unique_gapless_offsets(m: &Metadata) {
