@@ -176,8 +176,10 @@ impl Statements {
             ),
             // The running maximum grows with the offset, so the offsets
             // whose row is at or after the time are a suffix: a binary search
-            // over the partition's offsets finds the first, one primary-key
-            // probe a step (the index has no timestamp column to keep up).
+            // over the partition's offsets finds the first, along the primary
+            // key (the index has no timestamp column to keep up). Each step
+            // probes the middle twice, once per CASE: without LATERAL (which
+            // SQLite lacks) the recursive term cannot name the probe once.
             find_batches_by_time: format!(
                 "WITH RECURSIVE s(t, n, lo, hi) AS (\
                  SELECT p.topic_id, p.partition, p.log_start_offset, p.next_offset \
