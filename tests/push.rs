@@ -70,9 +70,12 @@ async fn fresh_objects_are_read_from_their_writer_and_from_the_store_when_it_is_
         let page = waiting.await.unwrap();
         assert_eq!(page["records"][0]["value"], i, "{page}");
     }
+    let fetched = b.metric("streamhouse_peer_fetches_total").await;
+    let fell_back = b.metric("streamhouse_peer_fetch_fallbacks_total").await;
+    let got = b.metric(gets).await - gets_before;
     assert!(
-        b.metric("streamhouse_peer_fetches_total").await >= 5.0,
-        "read from the writer"
+        fetched >= 5.0,
+        "read from the writer: {fetched} ranges from it, {fell_back} fell back, {got} GETs"
     );
     assert!(a.metric("streamhouse_peer_serves_total").await >= 5.0);
     assert_eq!(b.metric(gets).await, gets_before, "no GET for fresh chunks");
