@@ -18,8 +18,7 @@ async fn a_commit_on_one_agent_wakes_a_long_poll_on_another_through_notify() {
     let fleet = Fleet::start(2, "push", &["--watermark-poll-interval", "3s"]).await;
     let (a, b) = (fleet.api(0), fleet.api(1));
     a.create_topic("pushed", 1).await.expect(201);
-    // Let the second agent's listener connect.
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    fleet.listening().await;
     let misses = r#"streamhouse_cache_misses_total{cache="index"}"#;
     let misses_before = b.metric(misses).await;
     for i in 0..5 {
@@ -52,7 +51,7 @@ async fn fresh_objects_are_read_from_their_writer_and_from_the_store_when_it_is_
     let fleet = Fleet::start(3, "peer", &["--peer-secret", PEER_SECRET]).await;
     let (a, b) = (fleet.api(0), fleet.api(1));
     a.create_topic("fresh", 2).await.expect(201);
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    fleet.listening().await;
     let gets = "streamhouse_object_gets_total";
     let gets_before = b.metric(gets).await;
     for i in 0..5 {
@@ -174,7 +173,7 @@ async fn a_writer_that_hangs_costs_a_reader_one_short_timeout_then_nothing() {
     let fleet = Fleet::start(2, "peer-hang", &["--peer-secret", PEER_SECRET]).await;
     let (a, b) = (fleet.api(0), fleet.api(1));
     a.create_topic("hung", 1).await.expect(201);
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    fleet.listening().await;
     let heard = "streamhouse_index_rows_announced_total";
     for (i, value) in ["one", "two"].iter().enumerate() {
         a.produce("hung", json!([{ "value": value }]))

@@ -89,6 +89,24 @@ impl Fleet {
         self.agent(i).api()
     }
 
+    /// Waits until every running agent listens to the others'
+    /// announcements (its `streamhouse_watermark_feed_up` is 1): before
+    /// that, a commit wakes it only at its next poll.
+    pub async fn listening(&self) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        for (i, agent) in self.agents.iter().enumerate() {
+            let Some(agent) = agent else { continue };
+            let api = agent.api();
+            while api.metric("streamhouse_watermark_feed_up").await != 1.0 {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "agent {i} did not start listening for announcements within 30 s"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+    }
+
     /// The URL of every agent, running or not: an agent keeps its URL
     /// across restarts.
     pub fn urls(&self) -> Vec<String> {

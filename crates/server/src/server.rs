@@ -221,7 +221,6 @@ pub async fn build_with(args: &ServeArgs, layers: Layers) -> Result<Agent, BootE
             .clone()
             .keep_current(args.watermark_poll_interval.0, background.clone()),
     );
-    let listening = Arc::new(std::sync::atomic::AtomicBool::new(false));
     if let Some(feed) = metadata.feed.clone() {
         let seed = crate::tail::notify::IndexSeed {
             cache: cache.clone(),
@@ -234,7 +233,6 @@ pub async fn build_with(args: &ServeArgs, layers: Layers) -> Result<Agent, BootE
             feed,
             watermarks.clone(),
             seed,
-            listening.clone(),
             background.clone(),
         ));
     }
@@ -243,7 +241,6 @@ pub async fn build_with(args: &ServeArgs, layers: Layers) -> Result<Agent, BootE
         metadata.log.clone(),
         metrics.clone(),
         args.watermark_poll_interval.0,
-        listening,
         background.clone(),
     ));
     tracker.spawn(crate::maintenance::run(

@@ -100,6 +100,8 @@ pub struct Metrics {
     pub body_rejected_overload: Counter,
     pub open_streams: Gauge,
     pub open_connections: Gauge,
+    /// 1 while this agent listens to the other agents' announcements.
+    pub watermark_feed_up: Gauge,
     pub connections_refused: Counter,
     pub flushes: Counter,
     pub flush_failures: Counter,
@@ -348,6 +350,12 @@ impl Default for Metrics {
             "Open client connections.",
             open_connections.clone(),
         );
+        let watermark_feed_up = Gauge::default();
+        registry.register(
+            "streamhouse_watermark_feed_up",
+            "1 while this agent listens to the other agents' commit announcements (PostgreSQL NOTIFY); 0 while it polls at the full rate (the feed is down, or the metadata store has none).",
+            watermark_feed_up.clone(),
+        );
         let inflight_body_bytes = Gauge::default();
         registry.register(
             "streamhouse_inflight_body_bytes",
@@ -430,6 +438,7 @@ impl Default for Metrics {
             body_rejected_overload,
             open_streams,
             open_connections,
+            watermark_feed_up,
             connections_refused,
             flushes,
             flush_failures,

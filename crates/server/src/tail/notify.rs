@@ -9,7 +9,6 @@
 //! poller is back to full rate until the listener reconnects.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -82,7 +81,6 @@ pub async fn run(
     feed: Arc<dyn WatermarkFeed>,
     watermarks: Arc<Watermarks>,
     seed: IndexSeed,
-    listening: Arc<AtomicBool>,
     cancel: CancellationToken,
 ) {
     let mut backoff = Duration::from_millis(100);
@@ -90,7 +88,7 @@ pub async fn run(
         match feed.listen().await {
             Ok(mut stream) => {
                 backoff = Duration::from_millis(100);
-                listening.store(true, Ordering::Relaxed);
+                seed.metrics.watermark_feed_up.set(1);
                 loop {
                     tokio::select! {
                         _ = cancel.cancelled() => break,
@@ -105,7 +103,7 @@ pub async fn run(
                         },
                     }
                 }
-                listening.store(false, Ordering::Relaxed);
+                seed.metrics.watermark_feed_up.set(0);
             }
             Err(e) => tracing::debug!(error = %e, "watermark feed unavailable; polling meanwhile"),
         }

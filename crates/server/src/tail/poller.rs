@@ -11,7 +11,6 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
@@ -31,7 +30,6 @@ pub async fn run(
     log: Arc<dyn Log>,
     metrics: Arc<Metrics>,
     interval: Duration,
-    listening: Arc<AtomicBool>,
     cancel: CancellationToken,
 ) {
     let mut ticks = 0u32;
@@ -39,7 +37,7 @@ pub async fn run(
         ticks = ticks.wrapping_add(1);
         // With the feed up, every tenth tick: the fallback for a lost
         // announcement, at a tenth of the statements.
-        let due = !listening.load(Ordering::Relaxed) || ticks.is_multiple_of(SLOWDOWN);
+        let due = metrics.watermark_feed_up.get() == 0 || ticks.is_multiple_of(SLOWDOWN);
         let (watermarks, log, metrics) = (&watermarks, log.as_ref(), &metrics);
         async move {
             if due {
