@@ -289,3 +289,46 @@ async fn a_chunk_damaged_on_the_way_is_fetched_again() {
         1.0
     );
 }
+
+#[tokio::test]
+async fn an_agent_is_ready_only_once_it_has_reached_both_stores() {
+    use streamhouse_server::testing::faults::FaultPlan;
+    let plan = std::sync::Arc::new(FaultPlan::default());
+    plan.during(Op::Get, Duration::from_secs(3), Fault::Fail);
+    plan.during(Op::MetadataRead, Duration::from_millis(1500), Fault::Fail);
+    let a = TestAgent::start_with_plan(&[], plan).await;
+    let first = a.api.get("/readyz").await.expect(503);
+    let detail = first["detail"].as_str().unwrap_or_default().to_string();
+    assert!(detail.contains("object store"), "{first}");
+    let mut saw_metadata_first = detail.contains("metadata store");
+    let started = std::time::Instant::now();
+    loop {
+        let r = a.api.get("/readyz").await;
+        if r.status == 200 {
+            break;
+        }
+        assert_eq!(r.status, 503, "{}", r.body);
+        assert_eq!(
+            r.headers.get("content-type").and_then(|v| v.to_str().ok()),
+            Some("application/problem+json")
+        );
+        let detail = r.body["detail"].as_str().unwrap_or_default();
+        saw_metadata_first |= detail.contains("metadata store");
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "still not ready: {}",
+            r.body
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        started.elapsed() >= Duration::from_millis(1500),
+        "ready while the object store still failed"
+    );
+    assert!(
+        saw_metadata_first,
+        "the metadata store was named while it failed"
+    );
+    // Ready for good: a later outage is answered request by request.
+    a.api.get("/readyz").await.expect(200);
+}

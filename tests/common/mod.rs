@@ -68,20 +68,28 @@ impl TestAgent {
         TestAgent,
         Arc<streamhouse_server::testing::faults::FaultPlan>,
     ) {
-        use streamhouse_server::testing::faults::{FaultPlan, FaultyMetadata, FaultyStore};
+        let plan = Arc::new(streamhouse_server::testing::faults::FaultPlan::default());
+        (Self::start_with_plan(extra, plan.clone()).await, plan)
+    }
+
+    /// Starts an embedded agent whose stores obey `plan` from the start.
+    pub async fn start_with_plan(
+        extra: &[&str],
+        plan: Arc<streamhouse_server::testing::faults::FaultPlan>,
+    ) -> TestAgent {
+        use streamhouse_server::testing::faults::{FaultyMetadata, FaultyStore};
         let dir = tempfile::tempdir().expect("tempdir");
         let data = dir.path().to_str().expect("utf-8 path").to_string();
         let mut flags = vec!["--data-dir", data.as_str()];
         flags.extend_from_slice(extra);
-        let plan = Arc::new(FaultPlan::default());
-        let (p1, p2) = (plan.clone(), plan.clone());
+        let (p1, p2) = (plan.clone(), plan);
         let layers = streamhouse_server::server::Layers {
             store: Some(Box::new(move |s| Arc::new(FaultyStore::new(s, p1)))),
             metadata: Some(Box::new(move |m| FaultyMetadata::wrap(m, p2))),
         };
         let mut agent = Self::start_layered(serve_args(&flags), layers).await;
         agent.dir = Some(dir);
-        (agent, plan)
+        agent
     }
 
     async fn start_layered(

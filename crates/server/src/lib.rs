@@ -39,6 +39,7 @@ pub mod metrics;
 pub mod model;
 pub mod peer;
 pub mod read;
+pub mod readiness;
 pub mod render;
 pub mod server;
 pub mod store;

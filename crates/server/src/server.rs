@@ -28,6 +28,7 @@ use crate::metadata::{
 use crate::metrics::Metrics;
 use crate::peer::{PeerConfig, PeerHints};
 use crate::read::Reader;
+use crate::readiness::StoresReached;
 use crate::store::{
     CachedStore, InstrumentedStore, LocalStore, PeerStore, S3Config, S3Store, SharedStore,
 };
@@ -155,6 +156,7 @@ pub async fn build_with(args: &ServeArgs, layers: Layers) -> Result<Agent, BootE
     if let Some(wrap) = layers.store {
         base_store = wrap(base_store);
     }
+    let raw_store = base_store.clone();
     let counted: SharedStore = Arc::new(InstrumentedStore::new(base_store, metrics.clone()));
     // Objects other agents announce are asked of their writer first.
     let peer = args.peer().map_err(BootError::Config)?;
@@ -184,6 +186,13 @@ pub async fn build_with(args: &ServeArgs, layers: Layers) -> Result<Agent, BootE
     if let Err(e) = store_clock.sync(metadata.log.as_ref()).await {
         tracing::warn!(error = %e, "could not read the metadata store's clock; using this agent's until it answers");
     }
+    let stores = Arc::new(StoresReached::default());
+    tracker.spawn(stores.clone().probe(
+        metadata.log.clone(),
+        store_clock.clone(),
+        raw_store,
+        background.clone(),
+    ));
     tracker.spawn(store_clock.clone().keep_synced(
         metadata.log.clone(),
         Duration::from_secs(60),
@@ -337,6 +346,7 @@ pub async fn build_with(args: &ServeArgs, layers: Layers) -> Result<Agent, BootE
             dir: args.console_dir.clone(),
         },
         draining: CancellationToken::new(),
+        stores,
         peer: peer.map(|config| api::PeerServing {
             config,
             kept: cached,

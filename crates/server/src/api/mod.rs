@@ -125,6 +125,9 @@ pub struct Services {
     pub console: ConsoleFiles,
     /// Cancelled when shutdown begins: readiness fails, requests are refused.
     pub draining: CancellationToken,
+    /// Which stores the agent has reached since it started: readiness
+    /// waits for both.
+    pub stores: Arc<crate::readiness::StoresReached>,
     /// Serving the objects this agent wrote to the other agents, when on.
     pub peer: Option<PeerServing>,
 }

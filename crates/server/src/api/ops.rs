@@ -24,15 +24,23 @@ pub(super) async fn healthz() -> Json<Status> {
     Json(Status { status: "ok" })
 }
 
-/// Readiness: 503 once shutdown has begun.
+/// Readiness: 503 until the agent has reached its metadata store and its
+/// object store once (`unavailable`, naming which), and once shutdown has
+/// begun (`shutting-down`).
 #[utoipa::path(get, path = paths::READYZ, tag = "operations",
     responses((status = 200, description = "Ready", body = Status),
-              (status = 503, description = "Shutting down", body = super::Problem, content_type = "application/problem+json")))]
+              (status = 503, description = "Not ready: a store not reached since start, or shutting down", body = super::Problem, content_type = "application/problem+json")))]
 pub(super) async fn readyz(State(state): State<AppState>) -> Result<Json<Status>, ApiError> {
     if state.draining.is_cancelled() {
         return Err(ApiError::new(
             ErrorCode::ShuttingDown,
             "the agent is shutting down",
+        ));
+    }
+    if let Some(missing) = state.stores.missing() {
+        return Err(ApiError::new(
+            ErrorCode::Unavailable,
+            format!("the agent has not reached {missing} since it started"),
         ));
     }
     Ok(Json(Status { status: "ready" }))
