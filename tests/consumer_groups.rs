@@ -425,6 +425,82 @@ async fn member_calls_answer_bad_requests_with_problems() {
     agent.stop().await;
 }
 
+/// The values of a member fetch's records, by partition then offset.
+fn fetched_values(f: &Value) -> Vec<Value> {
+    let mut batches: Vec<&Value> = f["batches"].as_array().unwrap().iter().collect();
+    batches.sort_by_key(|b| b["partition"].as_i64());
+    batches
+        .iter()
+        .flat_map(|b| b["records"].as_array().unwrap().iter())
+        .map(|r| r["value"].clone())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_member_whose_answer_was_lost_fetches_again_from_the_committed_offsets() {
+    let agent = TestAgent::start(&[]).await;
+    let api = Api::new(agent.u(""));
+    api.create_topic("t", 2).await.expect(201);
+    let m = api
+        .post(
+            "/v1/groups/g/members",
+            &json!({"topics": ["t"], "session_timeout_ms": 10000}),
+        )
+        .await
+        .expect(201);
+    let id = m["member_id"].as_str().unwrap().to_string();
+    let generation = m["generation"].as_i64().unwrap();
+    let records = |from: i64| {
+        "/v1/groups/g/members/{id}/records?max_records=100".replace("{id}", &id)
+            + if from == 1 { "&from=committed" } else { "" }
+    };
+    api.produce(
+        "t",
+        json!([{"partition": 0, "value": "a"}, {"partition": 1, "value": "b"}]),
+    )
+    .await
+    .expect(200);
+    // Fetched, processed and committed.
+    let f = api.get(&records(0)).await.expect(200);
+    assert_eq!(fetched_values(&f), [json!("a"), json!("b")], "{f}");
+    api.post(
+        "/v1/groups/g/offsets",
+        &json!({"member_id": id, "generation": generation,
+                "offsets": [{"topic": "t", "partition": 0, "offset": 1},
+                            {"topic": "t", "partition": 1, "offset": 1}]}),
+    )
+    .await
+    .expect(200);
+    api.produce(
+        "t",
+        json!([{"partition": 0, "value": "c"}, {"partition": 1, "value": "d"}]),
+    )
+    .await
+    .expect(200);
+    // This answer is lost on its way: the position moved past c and d.
+    let lost = api.get(&records(0)).await.expect(200);
+    assert_eq!(fetched_values(&lost), [json!("c"), json!("d")], "{lost}");
+    let next = api.get(&records(0)).await.expect(200);
+    assert!(fetched_values(&next).is_empty(), "{next}");
+    // From the committed offsets: c and d again, not a and b.
+    let again = api.get(&records(1)).await.expect(200);
+    assert_eq!(fetched_values(&again), [json!("c"), json!("d")], "{again}");
+    assert_eq!(again["member_id"], json!(id));
+    // And the positions go on from there.
+    let after = api.get(&records(0)).await.expect(200);
+    assert!(fetched_values(&after).is_empty(), "{after}");
+    let bad = api
+        .get(&format!("/v1/groups/g/members/{id}/records?from=start"))
+        .await;
+    assert_eq!(
+        (bad.status, bad.body["field"].as_str()),
+        (400, Some("from")),
+        "{}",
+        bad.text
+    );
+    agent.stop().await;
+}
+
 /// An SSE connection's events.
 type Events = std::pin::Pin<
     Box<

@@ -142,7 +142,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         match Query::<T>::from_request_parts(parts, state).await {
             Ok(Query(v)) => Ok(ApiQuery(v)),
-            Err(e) => Err(ApiError::new(ErrorCode::InvalidQuery, e.body_text())),
+            Err(e) => Err(query_problem(e.body_text())),
         }
     }
 }
@@ -151,7 +151,30 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
 pub(super) fn query_of<T: DeserializeOwned>(uri: &axum::http::Uri) -> Result<T, ApiError> {
     Query::<T>::try_from_uri(uri)
         .map(|Query(v)| v)
-        .map_err(|e| ApiError::new(ErrorCode::InvalidQuery, e.body_text()))
+        .map_err(|e| query_problem(e.body_text()))
+}
+
+/// A 400 for a query string that does not parse, naming the parameter when
+/// the parser's message does: `…: <name>: <what is wrong>` for a bad
+/// value, ``unknown field `<name>` `` for one not taken.
+fn query_problem(text: String) -> ApiError {
+    let is_name =
+        |n: &&str| !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    let rest = text
+        .strip_prefix("Failed to deserialize query string: ")
+        .unwrap_or(&text);
+    let field = rest
+        .split_once("unknown field `")
+        .and_then(|(_, r)| r.split_once('`'))
+        .map(|(n, _)| n)
+        .filter(is_name)
+        .or_else(|| rest.split_once(": ").map(|(n, _)| n).filter(is_name))
+        .map(str::to_string);
+    let e = ApiError::new(ErrorCode::InvalidQuery, text);
+    match field {
+        Some(f) => e.with_field(f),
+        None => e,
+    }
 }
 
 /// Path parameters; a bad one is a 400 (or 404 for partitions) naming it.
@@ -192,4 +215,23 @@ pub(super) fn page_limit(limit: Option<u32>) -> Result<u32, ApiError> {
         );
     }
     Ok(limit)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_query_problem_names_the_parameter_the_parser_names() {
+        let bad_value = query_problem(
+            "Failed to deserialize query string: from: unknown variant `x`, expected `position` or `committed`".into(),
+        );
+        assert_eq!(bad_value.field.as_deref(), Some("from"));
+        let unknown = query_problem(
+            "Failed to deserialize query string: unknown field `offest`, expected one of `offset`, `limit`".into(),
+        );
+        assert_eq!(unknown.field.as_deref(), Some("offest"));
+        let vague = query_problem("Failed to deserialize query string: expected a map".into());
+        assert_eq!(vague.field, None);
+    }
 }

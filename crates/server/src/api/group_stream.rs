@@ -172,6 +172,7 @@ pub(super) async fn stream(
                     may_consume: &|t| caller.may(Action::Consume, t),
                     generation: Some(0),
                     epoch: None,
+                    rewind: false,
                 },
             )
             .await
@@ -226,6 +227,7 @@ pub(super) async fn stream(
                     // after the session), not by the stream reading on.
                     generation: Some(0),
                     epoch: Some(s.epoch),
+                    rewind: false,
                 }, s.limits) => r.map_err(ApiError::from),
                 _ = draining.cancelled() => Err(ApiError::new(
                     ErrorCode::ShuttingDown,

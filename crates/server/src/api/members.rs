@@ -295,6 +295,21 @@ pub(super) struct FetchQuery {
     /// The generation the member has acted on (acknowledges revocations).
     #[param(minimum = 0)]
     pub generation: Option<i64>,
+    /// Where to read from: the member's positions (`position`, the
+    /// default: each fetch moves them on), or the group's committed
+    /// offsets (`committed`: a client whose last answer was lost, or that
+    /// restarted, gets again what it fetched and did not commit).
+    #[param(inline)]
+    pub from: Option<FetchFrom>,
+}
+
+/// Where a member's fetch reads from.
+#[derive(Debug, Clone, Copy, Default, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub(super) enum FetchFrom {
+    #[default]
+    Position,
+    Committed,
 }
 
 /// A member's records, one batch per partition.
@@ -357,6 +372,7 @@ pub(super) async fn fetch(
                 may_consume: &|t| caller.may(Action::Consume, t),
                 generation: q.generation,
                 epoch: None,
+                rewind: matches!(q.from, Some(FetchFrom::Committed)),
             },
             limits,
         )

@@ -1050,6 +1050,7 @@ async fn follow_group(
                 may_consume: &may_consume,
                 generation: Some(0),
                 epoch: None,
+                rewind: false,
             }, limits) => f,
         };
         let f = match fetched {

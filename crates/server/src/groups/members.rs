@@ -71,6 +71,9 @@ pub struct Fetcher<'a> {
     /// The connection's epoch; a member taken over by another connection
     /// answers `TakenOver`.
     pub epoch: Option<i64>,
+    /// Start again from the group's committed offsets instead of the
+    /// member's positions (a REST client that lost an answer).
+    pub rewind: bool,
 }
 
 impl std::fmt::Debug for Fetcher<'_> {
@@ -421,6 +424,7 @@ impl Groups {
             may_consume: &any_topic,
             generation: None,
             epoch: None,
+            rewind: false,
         };
         Ok(self
             .sync(tenant, group, &id, Some(spec), who, false)
@@ -441,6 +445,7 @@ impl Groups {
             may_consume: &any_topic,
             generation,
             epoch: None,
+            rewind: false,
         };
         Ok(self.sync(tenant, group, member, None, who, false).await?.0)
     }
@@ -493,7 +498,9 @@ impl Groups {
         who: Fetcher<'_>,
         limits: FetchLimits,
     ) -> Result<Fetched, GroupError> {
-        let (first, metas) = self.sync(tenant, group, member, None, who, false).await?;
+        let (first, metas) = self
+            .sync(tenant, group, member, None, who, who.rewind)
+            .await?;
         let wait = limits
             .wait
             .min(Duration::from_millis((first.session_timeout_ms / 2) as u64));

@@ -150,6 +150,7 @@ impl Worker {
                         may_consume: &any_topic,
                         generation: None,
                         epoch: None,
+                        rewind: false,
                     }, limits) => f,
             };
             let fetched = match fetched {
@@ -227,6 +228,7 @@ impl Worker {
             may_consume: &any_topic,
             generation: Some(self.acted),
             epoch: None,
+            rewind: false,
         };
         match self
             .deps
