@@ -291,3 +291,49 @@ async fn follow_survives_an_agent_restart_without_gap_or_duplicate() {
     assert_eq!(got, (0..200).collect::<Vec<_>>(), "no gaps");
     drop(agent);
 }
+
+#[tokio::test]
+async fn consume_with_a_group_commits_what_it_printed_and_the_next_run_goes_on() {
+    let a = TestAgent::start(&[]).await;
+    let url = a.url.clone();
+    tokio::task::spawn_blocking(move || {
+        ok(&cli(
+            &url,
+            &["topics", "create", "jobs", "--partitions", "3"],
+            b"",
+        ));
+        let lines: String = (0..30).map(|i| format!("{i}\n")).collect();
+        ok(&cli(&url, &["produce", "jobs"], lines.as_bytes()));
+        let group = ["consume", "jobs", "--group", "readers"];
+        // The first run stops after 12 records, having committed those.
+        let first = ok(&cli(&url, &[&group[..], &["--count", "12"]].concat(), b""));
+        assert_eq!(first.lines().count(), 12, "{first}");
+        let rest = ok(&cli(&url, &group, b""));
+        let mut all: Vec<i64> = first
+            .lines()
+            .chain(rest.lines())
+            .map(|l| l.parse().unwrap())
+            .collect();
+        all.sort_unstable();
+        assert_eq!(all, (0..30).collect::<Vec<_>>(), "{first}\n--\n{rest}");
+        // Everything was committed: a third run prints nothing.
+        assert_eq!(ok(&cli(&url, &group, b"")), "");
+        // A new group starting at the end prints nothing either.
+        let latest = ["consume", "jobs", "--group", "late", "--from", "latest"];
+        assert_eq!(ok(&cli(&url, &latest, b"")), "");
+        for bad in [["--partition", "0"], ["--from", "5"]] {
+            let out = cli(&url, &[&group[..], &bad[..]].concat(), b"");
+            assert_eq!(
+                out.status.code(),
+                Some(2),
+                "{bad:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    })
+    .await
+    .unwrap();
+    let g = a.api.get("/v1/groups/readers").await.expect(200);
+    assert_eq!(g["total_lag"], 0, "{g}");
+    assert_eq!(g["members"], json!([]), "each run left the group: {g}");
+}

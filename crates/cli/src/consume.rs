@@ -2,7 +2,8 @@
 //! `--follow` it reads every partition (or one) up to its high watermark
 //! over REST; with `--follow` it stays on the topic's Server-Sent Events,
 //! reconnecting after errors and agent restarts with `Last-Event-ID`, so
-//! nothing is missed or printed twice.
+//! nothing is missed or printed twice. With `--group` it reads as a member
+//! of a consumer group instead (`group_consume`).
 
 use std::io::Write;
 use std::time::Duration;
@@ -39,32 +40,37 @@ pub struct ConsumeArgs {
     /// (%t topic, %p partition, %o offset, %T timestamp, %k key, %v value, %h headers).
     #[arg(long, default_value = "value")]
     pub format: String,
+    /// Read as a member of this consumer group: the group assigns the
+    /// partitions, and what is printed is committed (`--from` is where a
+    /// partition without a committed offset starts).
+    #[arg(long)]
+    pub group: Option<String>,
 }
 
 /// A read answer (REST) or a `records` event (SSE).
 #[derive(Debug, Deserialize)]
-struct Page<'a> {
-    partition: i32,
+pub(crate) struct Page<'a> {
+    pub(crate) partition: i32,
     #[serde(borrow)]
-    records: Vec<Rec<'a>>,
-    next_offset: i64,
+    pub(crate) records: Vec<Rec<'a>>,
+    pub(crate) next_offset: i64,
     high_watermark: i64,
 }
 
 /// Prints records until the count is reached; on a terminal, a progress
 /// line on stderr every second.
-struct Printer {
+pub(crate) struct Printer {
     output: Output,
     topic: String,
     left: Option<u64>,
     buf: Vec<u8>,
-    printed: u64,
+    pub(crate) printed: u64,
     progress: Option<std::time::Instant>,
 }
 
 impl Printer {
     /// Prints the page's records; false once the count is reached.
-    fn page(&mut self, page: &Page<'_>) -> Result<bool, CliError> {
+    pub(crate) fn page(&mut self, page: &Page<'_>) -> Result<bool, CliError> {
         self.buf.clear();
         for r in &page.records {
             if self.left == Some(0) {
@@ -121,7 +127,9 @@ pub(crate) async fn run(a: &ConsumeArgs) -> Result<(), CliError> {
     if a.count == Some(0) {
         return Ok(());
     }
-    if a.follow {
+    if let Some(group) = &a.group {
+        crate::group_consume::run(&c, a, group, &mut printer).await
+    } else if a.follow {
         follow(&c, a, &mut printer).await
     } else {
         read_to_end(&c, a, &mut printer).await

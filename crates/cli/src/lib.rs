@@ -7,6 +7,7 @@
 
 mod conn;
 mod consume;
+mod group_consume;
 mod groups;
 mod produce;
 mod subscriptions;
