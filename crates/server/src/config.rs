@@ -247,6 +247,12 @@ pub struct ServeArgs {
     #[arg(long, env = "STREAMHOUSE_PEER_SECRET", hide_env_values = true)]
     pub peer_secret: Option<String>,
 
+    /// A second secret whose peer tokens and signed URLs are accepted but
+    /// never made (32 bytes or more, or `file:PATH`): for rotating
+    /// `--peer-secret` without refusing a read; needs `--peer-secret`.
+    #[arg(long, env = "STREAMHOUSE_PEER_SECRET_ACCEPT", hide_env_values = true)]
+    pub peer_secret_accept: Option<String>,
+
     /// Offset-index rows kept in memory.
     #[arg(
         long,
@@ -577,10 +583,21 @@ impl ServeArgs {
     /// Serving and reading fresh objects between agents, when configured
     /// (both settings or neither).
     pub fn peer(&self) -> Result<Option<crate::peer::PeerConfig>, String> {
-        match (&self.advertise_url, &self.peer_secret) {
-            (None, None) => Ok(None),
-            (Some(url), Some(secret)) => crate::peer::PeerConfig::new(url, secret).map(Some),
-            _ => Err("advertise-url and peer-secret go together: set both or neither".into()),
+        let config = match (&self.advertise_url, &self.peer_secret) {
+            (None, None) if self.peer_secret_accept.is_some() => {
+                return Err("peer-secret-accept needs peer-secret".into());
+            }
+            (None, None) => return Ok(None),
+            (Some(url), Some(secret)) => crate::peer::PeerConfig::new(url, secret)?,
+            _ => {
+                return Err(
+                    "advertise-url and peer-secret go together: set both or neither".into(),
+                );
+            }
+        };
+        match &self.peer_secret_accept {
+            Some(also) => config.accepting(also).map(Some),
+            None => Ok(Some(config)),
         }
     }
 
@@ -825,6 +842,15 @@ mod tests {
             vec!["--peer-secret", secret.as_str()],
             vec!["--advertise-url", url],
             vec!["--advertise-url", url, "--peer-secret", "short"],
+            vec!["--peer-secret-accept", secret.as_str()],
+            vec![
+                "--advertise-url",
+                url,
+                "--peer-secret",
+                secret.as_str(),
+                "--peer-secret-accept",
+                "short",
+            ],
         ] {
             let args = ServeArgs::parse_flags(flags.clone()).unwrap();
             assert!(args.validate().is_err(), "{flags:?}");
@@ -833,6 +859,21 @@ mod tests {
         let args =
             ServeArgs::parse_flags(["--advertise-url", url, "--peer-secret", &secret]).unwrap();
         assert_eq!(&*args.peer().unwrap().unwrap().url, url);
+        let other = "t".repeat(32);
+        let rotating = ServeArgs::parse_flags([
+            "--advertise-url",
+            url,
+            "--peer-secret",
+            &secret,
+            "--peer-secret-accept",
+            &other,
+        ])
+        .unwrap();
+        let (ours, theirs) = (
+            rotating.peer().unwrap().unwrap(),
+            crate::peer::PeerConfig::new(url, &other).unwrap(),
+        );
+        assert!(ours.origin_url(&theirs.signed_origin()).is_some());
         assert!(
             ServeArgs::parse_flags::<_, &str>([])
                 .unwrap()

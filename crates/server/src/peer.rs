@@ -13,6 +13,11 @@
 //! one range, until it expires. The URL an announcement names is signed
 //! too (`<64 hex>@<url>`), so whoever may send notifications on the
 //! metadata store without the secret cannot point readers elsewhere.
+//!
+//! Rotating the secret refuses nothing with a second secret that is
+//! accepted but never signs with (`--peer-secret-accept`): restart every
+//! agent with the old secret accepting the new one, then every agent with
+//! the new one accepting the old, then without the old.
 
 use std::ops::Range;
 use std::sync::Arc;
@@ -48,6 +53,8 @@ pub struct PeerConfig {
     /// The base URL other agents reach this one at.
     pub url: Arc<str>,
     secret: Arc<[u8]>,
+    /// A second secret whose signatures are believed too (rotation).
+    accepted: Option<Arc<[u8]>>,
 }
 
 impl std::fmt::Debug for PeerConfig {
@@ -64,12 +71,7 @@ impl PeerConfig {
     /// in comma-separated announcements), and a secret of at least
     /// [`MIN_SECRET_BYTES`] (`file:PATH` reads it from a file).
     pub fn new(url: &str, secret: &str) -> Result<Self, String> {
-        let secret = crate::auth::read_secret(secret)?;
-        if secret.len() < MIN_SECRET_BYTES {
-            return Err(format!(
-                "peer-secret must be at least {MIN_SECRET_BYTES} bytes"
-            ));
-        }
+        let secret = read_peer_secret("peer-secret", secret)?;
         if url.len() > MAX_URL_BYTES {
             return Err(format!(
                 "advertise-url must be at most {MAX_URL_BYTES} bytes"
@@ -91,14 +93,26 @@ impl PeerConfig {
         Ok(PeerConfig {
             url: url.trim_end_matches('/').into(),
             secret: secret.into(),
+            accepted: None,
         })
     }
 
+    /// Believes signatures made with `secret` too, without signing with
+    /// it (the same rules as the secret's).
+    pub fn accepting(mut self, secret: &str) -> Result<Self, String> {
+        self.accepted = Some(read_peer_secret("peer-secret-accept", secret)?.into());
+        Ok(self)
+    }
+
     fn mac(&self, message: &str) -> Hmac<Sha256> {
-        #[allow(clippy::expect_used)]
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.secret).expect("HMAC takes any key");
-        mac.update(message.as_bytes());
-        mac
+        mac_with(&self.secret, message)
+    }
+
+    /// Whether `sig` signs `message` with the secret or the accepted one.
+    fn signed(&self, message: &str, sig: &[u8]) -> bool {
+        std::iter::once(&self.secret)
+            .chain(&self.accepted)
+            .any(|key| mac_with(key, message).verify_slice(sig).is_ok())
     }
 
     fn read_message(object: Uuid, range: &Range<u64>, expires_ms: i64) -> String {
@@ -128,10 +142,7 @@ impl PeerConfig {
     pub fn origin_url<'a>(&self, signed: &'a str) -> Option<&'a str> {
         let (sig, url) = signed.split_once('@')?;
         let sig = unhex(sig)?;
-        self.mac(&format!("origin:{url}"))
-            .verify_slice(&sig)
-            .is_ok()
-            .then_some(url)
+        self.signed(&format!("origin:{url}"), &sig).then_some(url)
     }
 
     /// Whether `token` authorizes reading `range` of `object` at `now_ms`
@@ -151,10 +162,25 @@ impl PeerConfig {
         let Some(sig) = unhex(hex) else {
             return false;
         };
-        self.mac(&Self::read_message(object, range, expires_ms))
-            .verify_slice(&sig)
-            .is_ok()
+        self.signed(&Self::read_message(object, range, expires_ms), &sig)
     }
+}
+
+fn read_peer_secret(setting: &str, value: &str) -> Result<Vec<u8>, String> {
+    let secret = crate::auth::read_secret(value)?;
+    if secret.len() < MIN_SECRET_BYTES {
+        return Err(format!(
+            "{setting} must be at least {MIN_SECRET_BYTES} bytes"
+        ));
+    }
+    Ok(secret)
+}
+
+fn mac_with(key: &[u8], message: &str) -> Hmac<Sha256> {
+    #[allow(clippy::expect_used)]
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key");
+    mac.update(message.as_bytes());
+    mac
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -257,6 +283,42 @@ mod tests {
         for bad in ["", "1", "x.y", "1000000.zz", &t[..t.len() - 2]] {
             assert!(!c.verify(bad, o, &(10..20), 999_000), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn a_rotation_with_an_accepted_secret_refuses_no_peer_at_any_step() {
+        let (old, new) = ("o".repeat(32), "n".repeat(32));
+        let at = |secret: &str, accept: Option<&str>| {
+            let c = PeerConfig::new("http://10.0.0.5:8080", secret).unwrap();
+            match accept {
+                Some(a) => c.accepting(a).unwrap(),
+                None => c,
+            }
+        };
+        // Before, step 1 (old accepting new), step 2 (new accepting old),
+        // after: each step runs next to the one before it.
+        let steps = [
+            at(&old, None),
+            at(&old, Some(&new)),
+            at(&new, Some(&old)),
+            at(&new, None),
+        ];
+        let o = Uuid::now_v7();
+        for pair in steps.windows(2) {
+            for (a, b) in [(&pair[0], &pair[1]), (&pair[1], &pair[0])] {
+                let t = a.token(o, &(0..10), 1_000_000);
+                assert!(b.verify(&t, o, &(0..10), 999_000));
+                assert!(b.origin_url(&a.signed_origin()).is_some());
+            }
+        }
+        // Two steps apart is another secret.
+        let t = steps[0].token(o, &(0..10), 1_000_000);
+        assert!(!steps[3].verify(&t, o, &(0..10), 999_000));
+        assert!(steps[3].origin_url(&steps[0].signed_origin()).is_none());
+        let short = PeerConfig::new("http://10.0.0.5:8080", &old)
+            .unwrap()
+            .accepting("short");
+        assert!(short.unwrap_err().contains("peer-secret-accept"));
     }
 
     #[test]
