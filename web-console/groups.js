@@ -1,6 +1,6 @@
 // groups.js — the Groups pages: the list with each group's total lag, and one
-// group's lag per partition (refreshed every second), its members and
-// assignment when the agent reports them, and an offset reset when the
+// group's lag per partition (refreshed every second), its live members with
+// their partitions (GET /v1/groups/<name>), and an offset reset when the
 // group has no members.
 
 import { get, post, seg, describeTopic } from './api.js';
@@ -82,21 +82,24 @@ export async function renderGroups({ main, signal }) {
   return () => clearTimeout(timer);
 }
 
-/** Members as the lag answer may one day carry them: {member_id|id, client_id?, host?, assignment|partitions}. */
+/** `topic:partition` of each assigned partition, space-separated. */
+const partitionsText = (list) => (list || []).map((a) => `${a.topic}:${a.partition}`).join(' ');
+
+/** The group's live members (GET /v1/groups/<name>): partitions, those being handed over, session left. */
 function membersTable(members) {
-  const assignment = (m) => {
-    const a = m.assignment ?? m.partitions ?? m.assigned ?? [];
-    if (Array.isArray(a)) return a.map((x) => (typeof x === 'object' ? `${x.topic ?? ''}:${x.partition ?? (x.partitions || []).join(',')}` : String(x))).join(' ');
-    if (a && typeof a === 'object') return Object.entries(a).map(([t, ps]) => `${t}:${[].concat(ps).join(',')}`).join(' ');
-    return String(a);
-  };
   return h('div', { class: 'table-wrap' }, h('table', { id: 'members-table', class: 'data' },
-    h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Member'), h('th', { scope: 'col' }, 'Client'), h('th', { scope: 'col' }, 'Host'), h('th', { scope: 'col' }, 'Assignment'))),
-    h('tbody', {}, members.map((m) => h('tr', {},
-      h('td', {}, String(m.member_id ?? m.id ?? m.name ?? '?')),
-      h('td', {}, String(m.client_id ?? '')),
-      h('td', {}, String(m.host ?? m.client_host ?? '')),
-      h('td', {}, assignment(m)))))));
+    h('thead', {}, h('tr', {},
+      h('th', { scope: 'col' }, 'Member'),
+      h('th', { scope: 'col' }, 'Topics'),
+      h('th', { scope: 'col' }, 'Partitions'),
+      h('th', { scope: 'col' }, 'Handing over'),
+      h('th', { scope: 'col', class: 'num' }, 'Session left'))),
+    h('tbody', {}, members.map((m) => h('tr', { dataset: { member: m.member_id } },
+      h('td', {}, h('code', {}, m.member_id)),
+      h('td', {}, (m.topics || []).join(', ')),
+      h('td', { dataset: { col: 'assignment' } }, partitionsText(m.assignment)),
+      h('td', { dataset: { col: 'revoking' } }, partitionsText(m.revoking)),
+      h('td', { class: 'num' }, `${(Math.max(0, m.expires_in_ms) / 1000).toFixed(1)} s`))))));
 }
 
 /** Target offsets for a reset, per partition, with the current ones. */
@@ -206,6 +209,7 @@ export async function renderGroup({ main, params, signal }) {
   const resetBox = h('div', {});
   const cells = new Map(); // "topic/partition" -> {tr, committed, hw, lag, bar}
   let lag = null;
+  let described = null;
   let timer = 0;
   let hadMembers = null;
 
@@ -261,10 +265,14 @@ export async function renderGroup({ main, params, signal }) {
     if (order.some((tr, i) => tbody.children[i] !== tr) || tbody.children.length !== order.length) tbody.replaceChildren(...order);
     if (!lag.partitions.length) tbody.replaceChildren(h('tr', { class: 'empty' }, h('td', { colspan: 6 }, 'This group has committed no offsets.')));
 
-    const members = Array.isArray(lag.members) ? lag.members : null;
-    const hasMembers = !!(members && members.length);
-    if (hasMembers) fill(membersBox, h('h2', {}, 'Members'), membersTable(members));
-    else fill(membersBox);
+    const members = described?.members ?? [];
+    const hasMembers = members.length > 0;
+    if (hasMembers) {
+      fill(membersBox,
+        h('h2', {}, 'Members'),
+        h('p', { class: 'muted' }, `Generation ${described.generation}, ${described.state}.`),
+        membersTable(members));
+    } else fill(membersBox);
     if (hasMembers !== hadMembers) {
       hadMembers = hasMembers;
       fill(resetBox, hasMembers
@@ -278,9 +286,13 @@ export async function renderGroup({ main, params, signal }) {
     clearTimeout(timer);
     const mine = ++gen;
     try {
-      const answer = await get(`/v1/groups/${seg(group)}/lag`, { signal });
+      const [answer, about] = await Promise.all([
+        get(`/v1/groups/${seg(group)}/lag`, { signal }),
+        get(`/v1/groups/${seg(group)}`, { signal }),
+      ]);
       if (signal.aborted || mine !== gen) return;
       lag = answer;
+      described = about;
       fill(errorBox);
       draw();
     } catch (err) {

@@ -272,18 +272,18 @@ test('groups: lag updates after a commit; offsets reset from the console', async
   await sleep(1200); // let the highlight of changed figures fade
   await shot(page, 'group');
 
-  // Membership is not in the API yet: when a lag answer carries members,
-  // they are shown with their assignment and the reset form steps aside.
-  await page.route('**/v1/groups/billing/lag', async (route) => {
-    const response = await route.fetch();
-    const json = await response.json();
-    json.members = [{ member_id: 'worker-1', client_id: 'billing-app', host: '10.0.0.7', assignment: [{ topic: 'orders', partition: 0 }, { topic: 'orders', partition: 1 }] }];
-    await route.fulfill({ response, json });
-  });
-  await page.waitForSelector('#members-table td:has-text("orders:0 orders:1")');
+  // A member joins: it is shown with its partitions, and the reset form
+  // steps aside until it leaves.
+  const member = await post('/v1/groups/billing/members', { topics: ['orders'], session_timeout_ms: 30000 });
+  await until(page, ([id, n]) => {
+    const td = document.querySelector(`#members-table tr[data-member="${id}"] td[data-col="assignment"]`);
+    return td && new Set(td.textContent.split(' ').filter((x) => x.startsWith('orders:'))).size === n;
+  }, [member.member_id, hw.length]);
   assert.equal(await page.$('#reset-form'), null, 'no reset while the group has members');
-  await page.unroute('**/v1/groups/billing/lag');
+  await shot(page, 'group-members');
+  await call(agent.base, 'DELETE', `/v1/groups/billing/members/${member.member_id}`);
   await page.waitForSelector('#reset-form');
+  assert.equal(await page.$('#members-table'), null, 'the member left');
   noProblems(problems);
   await context.close();
 });
