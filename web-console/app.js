@@ -1,6 +1,6 @@
 // app.js — the console's entry point: start-up (who am I, sign-in when the
 // agent wants a token), the hash router (#/topics, #/topics/<name>,
-// #/groups, #/groups/<name>, #/agent, #/access) and the header.
+// #/groups, #/groups/<name>, #/webhooks, #/agent, #/access) and the header.
 //
 // A view is `render(ctx)` where ctx = {main, params, signal}; it may return
 // a cleanup function. Leaving a view aborts ctx.signal and runs the cleanup.
@@ -17,6 +17,7 @@ const routes = [
   [/^#\/topics\/([^/]+)$/, 'topics', () => import('./topic.js').then((m) => m.renderTopic)],
   [/^#\/groups\/?$/, 'groups', () => import('./groups.js').then((m) => m.renderGroups)],
   [/^#\/groups\/([^/]+)$/, 'groups', () => import('./groups.js').then((m) => m.renderGroup)],
+  [/^#\/webhooks\/?$/, 'webhooks', () => import('./webhooks.js').then((m) => m.renderWebhooks)],
   [/^#\/agent\/?$/, 'agent', () => import('./agent.js').then((m) => m.renderAgent)],
   [/^#\/access\/?$/, 'access', async () => ({ main: el }) => renderAccess(el)],
 ];

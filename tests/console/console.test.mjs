@@ -1,7 +1,7 @@
 // console.test.mjs — the web console in a real browser (headless chromium
 // via playwright-core) against real agents: topics, the topic page's
 // produce form and live tail (including 1,000 records/s), groups and lag,
-// agent charts, the data-lifecycle features (lifecycle.mjs), phone width,
+// webhook subscriptions (pause and resume), agent charts, the data-lifecycle features (lifecycle.mjs), phone width,
 // keyboard use, and --auth jwt (sign-in, scope gating, a 403 explained).
 // Fails on any page error or console error.
 // Prints the measured figures as one JSON line at the end.
@@ -284,6 +284,27 @@ test('groups: lag updates after a commit; offsets reset from the console', async
   await call(agent.base, 'DELETE', `/v1/groups/billing/members/${member.member_id}`);
   await page.waitForSelector('#reset-form');
   assert.equal(await page.$('#members-table'), null, 'the member left');
+  noProblems(problems);
+  await context.close();
+});
+
+test('webhooks: subscriptions with their counters; pause and resume from the console', async () => {
+  await post('/v1/subscriptions', { name: 'to-billing', topic: 'orders', url: 'https://hooks.example.com/orders' });
+  const { page, problems, context } = await openPage(browser);
+  await page.goto(`${agent.base}/console/#/webhooks`);
+  await page.waitForSelector('#webhooks-table tbody[data-ready="true"]');
+  const stateIs = (want) => document.querySelector('tr[data-subscription="to-billing"] td[data-col="state"]')?.textContent === want;
+  assert.equal(await page.evaluate(stateIs, 'active'), true);
+  assert.equal(await page.textContent('tr[data-subscription="to-billing"] td[data-col="delivered"]'), '0');
+  await page.click('tr[data-subscription="to-billing"] button:text("Pause")');
+  await until(page, stateIs, 'paused');
+  assert.equal((await call(agent.base, 'GET', '/v1/subscriptions/to-billing')).paused, true);
+  await shot(page, 'webhooks');
+  await page.click('tr[data-subscription="to-billing"] button:text("Resume")');
+  await until(page, stateIs, 'active');
+  assert.equal((await call(agent.base, 'GET', '/v1/subscriptions/to-billing')).paused, false);
+  await call(agent.base, 'DELETE', '/v1/subscriptions/to-billing');
+  await until(page, () => !document.querySelector('tr[data-subscription="to-billing"]'), undefined, 5000);
   noProblems(problems);
   await context.close();
 });
