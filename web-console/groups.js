@@ -5,16 +5,10 @@
 
 import { get, post, seg, describeTopic } from './api.js';
 import { can, gate, explainError } from './auth.js';
-import { h, fill, fmtNum, confirmDialog, toast } from './ui.js';
+import { h, fill, fmtNum, confirmDialog, toast, pool } from './ui.js';
 
 const LIST_REFRESH_MS = 2000;
 const LAG_REFRESH_MS = 1000;
-
-async function pool(items, n, fn) {
-  let i = 0;
-  const worker = async () => { while (i < items.length) { const k = i++; await fn(items[k]); } };
-  await Promise.all(Array.from({ length: Math.min(n, items.length) }, worker));
-}
 
 export async function renderGroups({ main, signal }) {
   const tbody = h('tbody', {});

@@ -1,5 +1,6 @@
 // ui.js — small DOM helpers the views share: an element builder, number and
-// time formatting, error explanations, toasts, and a confirmation dialog.
+// time formatting, error explanations, toasts, a confirmation dialog, and a
+// pool for per-row requests.
 
 import { ApiError } from './api.js';
 
@@ -114,6 +115,13 @@ export function explain(err, scopes) {
   }
   return h('div', { class: 'notice error', role: 'alert', dataset: { status: String(err.status) } },
     h('strong', {}, `${err.title || 'Error'} (${err.status}). `), sentence(err.detail));
+}
+
+/** Runs `fn` over `items`, at most `n` at a time (per-row requests of a list page). */
+export async function pool(items, n, fn) {
+  let i = 0;
+  const worker = async () => { while (i < items.length) { const k = i++; await fn(items[k]); } };
+  await Promise.all(Array.from({ length: Math.min(n, items.length) }, worker));
 }
 
 /** A short message in the corner that goes away by itself. */

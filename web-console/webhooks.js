@@ -5,16 +5,9 @@
 
 import { get, post, seg } from './api.js';
 import { can, gate, explainError } from './auth.js';
-import { h, fill, fmtNum, fmtDate, toast } from './ui.js';
+import { h, fill, fmtNum, fmtDate, toast, pool } from './ui.js';
 
 const REFRESH_MS = 2000;
-
-/** Runs `fn` over `items`, `n` at a time. */
-async function pool(items, n, fn) {
-  let i = 0;
-  const worker = async () => { while (i < items.length) { const k = i++; await fn(items[k]); } };
-  await Promise.all(Array.from({ length: Math.min(n, items.length) }, worker));
-}
 
 export async function renderWebhooks({ main, signal }) {
   const tbody = h('tbody', {});
