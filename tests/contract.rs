@@ -47,7 +47,7 @@ async fn the_agent_keeps_its_openapi_contract() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let examples =
         std::env::var("STREAMHOUSE_CONTRACT_EXAMPLES").unwrap_or_else(|_| EXAMPLES.to_string());
-    let run = || {
+    let run = |workers: &str| {
         Command::new(&st)
             .current_dir(dir.path())
             .arg("--config-file")
@@ -60,24 +60,33 @@ async fn the_agent_keeps_its_openapi_contract() {
                 "not_a_server_error,status_code_conformance,content_type_conformance,\
                  response_schema_conformance,response_headers_conformance,negative_data_rejection",
             ])
-            .args(["--max-examples", &examples, "--workers", "2", "--seed", "1"])
+            .args([
+                "--max-examples",
+                &examples,
+                "--workers",
+                workers,
+                "--seed",
+                "1",
+            ])
             .args(["--request-timeout", "5", "--exclude-path", "/v1/ws"])
             .env("NO_COLOR", "1")
             .output()
             .expect("run schemathesis")
     };
-    let mut out = run();
+    let mut out = run("2");
     // A failed check is reported under FAILURES and fails the test at once.
-    // A run that failed with no check failing crashed inside the tool (a
-    // rare internal error of its coverage phase was seen): it runs once
-    // more, and that run's verdict stands.
+    // A run that failed with no check failing crashed inside the tool: the
+    // one seen is Python 3.11's `ast.parse` racing in two worker threads
+    // ("AST constructor recursion depth mismatch", when the property-based
+    // generator first describes its filters). It runs once more on one
+    // worker, which cannot race, and that run's verdict stands.
     if !out.status.success() && !String::from_utf8_lossy(&out.stdout).contains("FAILURES") {
         println!(
             "schemathesis failed with no failed check; running it once more:\n{}\n{}",
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
-        out = run();
+        out = run("1");
     }
     let report = String::from_utf8_lossy(&out.stdout);
     let summary: Vec<&str> = report
