@@ -48,7 +48,20 @@ const PEER_SECRET: &str = "a-cluster-secret-of-at-least-32-bytes";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fresh_objects_are_read_from_their_writer_and_from_the_store_when_it_is_gone() {
-    let fleet = Fleet::start(3, "peer", &["--peer-secret", PEER_SECRET]).await;
+    // The poll runs every 30 s while the feed is up: a reader woken by it
+    // between a commit and its announcement would not know the writer yet
+    // and read the store instead, which is right but not what this counts.
+    let fleet = Fleet::start(
+        3,
+        "peer",
+        &[
+            "--peer-secret",
+            PEER_SECRET,
+            "--watermark-poll-interval",
+            "3s",
+        ],
+    )
+    .await;
     let (a, b) = (fleet.api(0), fleet.api(1));
     a.create_topic("fresh", 2).await.expect(201);
     fleet.listening().await;
