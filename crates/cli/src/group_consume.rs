@@ -8,8 +8,9 @@
 //! with it, it waits for more. It leaves the group when it stops (the
 //! count reached, the end, ctrl-c), so its partitions move at once. A
 //! session that ended meanwhile (the agent unreachable too long) joins
-//! again. Delivery is at least once: a record printed whose commit was
-//! refused (its partition moved meanwhile) comes again to the next owner.
+//! again, and a commit that fails transiently is retried a few times.
+//! Delivery is at least once: a record printed whose commit was refused
+//! (its partition moved meanwhile) comes again to the next owner.
 
 use std::time::Duration;
 
@@ -26,6 +27,8 @@ use crate::consume::{ConsumeArgs, Page, Printer};
 const FOLLOW_WAIT_MS: u64 = 10_000;
 const END_WAIT_MS: u64 = 1_000;
 const SESSION_MS: u64 = 30_000;
+/// Tries of a commit that fails transiently before the command gives up.
+const COMMIT_ATTEMPTS: u32 = 5;
 
 /// A member fetch's answer.
 #[derive(Debug, Deserialize)]
@@ -138,21 +141,31 @@ async fn join(c: &Conn, g: &str, a: &ConsumeArgs) -> Result<Member, CliError> {
     })
 }
 
-/// Commits what was printed; a commit the group refuses (the partition
-/// moved, a newer generation) is left to the next owner.
+/// Commits what was printed, retrying a transient failure (an agent
+/// restarting, 429, 503) a few times; a commit the group refuses (the
+/// partition moved, a newer generation) is left to the next owner.
 async fn commit(c: &Conn, g: &str, member: &Member, offsets: Vec<Value>) -> Result<(), CliError> {
     if offsets.is_empty() {
         return Ok(());
     }
     let body = json!({"member_id": member.id, "generation": member.generation, "offsets": offsets});
-    match c.post(&format!("/v1/groups/{g}/offsets"), &body).await {
-        Ok(_) => Ok(()),
-        Err(e @ CliError::Server { status: 409, .. }) => {
-            if crate::progress_enabled() {
-                eprintln!("not committed: {e}");
+    let mut delay = Duration::from_millis(200);
+    let mut attempt = 1;
+    loop {
+        match c.post(&format!("/v1/groups/{g}/offsets"), &body).await {
+            Ok(_) => return Ok(()),
+            Err(e @ CliError::Server { status: 409, .. }) => {
+                if crate::progress_enabled() {
+                    eprintln!("not committed: {e}");
+                }
+                return Ok(());
             }
-            Ok(())
+            Err(e) if e.is_transient() && attempt < COMMIT_ATTEMPTS => {
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+                attempt += 1;
+            }
+            Err(e) => return Err(e),
         }
-        Err(e) => Err(e),
     }
 }
