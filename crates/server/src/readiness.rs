@@ -5,8 +5,9 @@
 //! network can reach the stores, say).
 //!
 //! Until both answered, a probe asks every quarter second: the metadata
-//! store for its clock (which also syncs the agent's copy of it, so an
-//! agent whose first sync failed does not wait for the minute's resync),
+//! store for its clock, unless the start-up sync of that clock answered
+//! already (a sync, so an agent whose first one failed does not wait for
+//! the minute's resync),
 //! and the object store for one byte of an object that does not exist
 //! (any answer but "unavailable" shows it is reachable). The probe goes
 //! to the raw object store, below the metrics, caches and peer reads.
@@ -49,6 +50,11 @@ impl StoresReached {
             (true, false) => Some("the object store"),
             (false, false) => Some("the metadata store and the object store"),
         }
+    }
+
+    /// Notes that the metadata store answered (the start-up clock sync).
+    pub fn reached_metadata(&self) {
+        self.metadata.store(true, Ordering::Relaxed);
     }
 
     /// Asks each store until it has answered once, or until `cancel`.

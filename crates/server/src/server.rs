@@ -183,10 +183,14 @@ pub async fn build_with(args: &ServeArgs, layers: Layers) -> Result<Agent, BootE
     let watermarks = Arc::new(Watermarks::default());
     let background = CancellationToken::new();
     let tracker = TaskTracker::new();
+    let stores = Arc::new(StoresReached::default());
+    // The probe below retries this sync until it succeeds; no need to ask
+    // twice when the first one answered.
     if let Err(e) = store_clock.sync(metadata.log.as_ref()).await {
         tracing::warn!(error = %e, "could not read the metadata store's clock; using this agent's until it answers");
+    } else {
+        stores.reached_metadata();
     }
-    let stores = Arc::new(StoresReached::default());
     tracker.spawn(stores.clone().probe(
         metadata.log.clone(),
         store_clock.clone(),
