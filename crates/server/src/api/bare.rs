@@ -16,7 +16,7 @@
 //!
 //! The parser's byte limit is not exact: one read can bring more than
 //! [`MAX_HEAD_BYTES`] into its buffer (whose capacity is rounded up), and a
-//! head that arrived in such a read is taken whole. [`head_within_limits`]
+//! head that arrived in such a read is taken whole. [`head_refusal`]
 //! refuses those in front of every route, with the same answer.
 
 use std::io;
@@ -44,19 +44,16 @@ const BARE_MAX: usize = 160;
 /// larger than it was on the wire) or has more than [`MAX_HEADERS`] fields,
 /// as the parser does: 431 with a problem document, and the connection
 /// closed.
-pub(super) async fn head_within_limits(
-    req: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> axum::response::Response {
-    if head_bytes(&req) <= MAX_HEAD_BYTES && req.headers().len() <= MAX_HEADERS {
-        return next.run(req).await;
+pub(super) fn head_refusal(req: &axum::extract::Request) -> Option<axum::response::Response> {
+    if head_bytes(req) <= MAX_HEAD_BYTES && req.headers().len() <= MAX_HEADERS {
+        return None;
     }
     let mut response = axum::response::IntoResponse::into_response(too_large_head());
     response.headers_mut().insert(
         axum::http::header::CONNECTION,
         axum::http::HeaderValue::from_static("close"),
     );
-    response
+    Some(response)
 }
 
 /// The fewest bytes the request head can have taken: the request line and

@@ -4,13 +4,12 @@
 //! keeps cross-site form posts from changing state (415), and security
 //! headers on pages a browser renders.
 
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
-use super::AppState;
 use super::error::{ApiError, ErrorCode};
 use super::extract::is_json_media_type;
 use crate::auth::AuthArgs;
@@ -112,34 +111,27 @@ fn host_name(host: &str) -> String {
 
 /// Refuses requests whose `Host` the agent does not answer (421), so a
 /// web page on a rebound DNS name cannot reach an agent on loopback.
-pub(super) async fn check_host(
-    State(state): State<AppState>,
-    req: Request,
-    next: Next,
-) -> Response {
-    if let Some(allowed) = &state.access.hosts {
-        let host = req
-            .headers()
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .map(str::to_string)
-            .or_else(|| req.uri().authority().map(|a| a.to_string()));
-        if let Some(host) = host {
-            let name = host_name(&host);
-            if !allowed.contains(&name) {
-                return ApiError::new(
-                    ErrorCode::HostNotAllowed,
-                    format!(
-                        "this agent does not answer for host {name:?}; allowed: {} (allowed-hosts)",
-                        allowed.join(", ")
-                    ),
-                )
-                .with_field("Host")
-                .into_response();
-            }
-        }
+pub(super) fn host_refusal(access: &Access, req: &Request) -> Option<Response> {
+    let allowed = access.hosts.as_ref()?;
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_string)
+        .or_else(|| req.uri().authority().map(|a| a.to_string()))?;
+    let name = host_name(&host);
+    if allowed.contains(&name) {
+        return None;
     }
-    next.run(req).await
+    let refusal = ApiError::new(
+        ErrorCode::HostNotAllowed,
+        format!(
+            "this agent does not answer for host {name:?}; allowed: {} (allowed-hosts)",
+            allowed.join(", ")
+        ),
+    )
+    .with_field("Host");
+    Some(refusal.into_response())
 }
 
 /// The media types browsers send cross-site without a preflight.
@@ -173,7 +165,7 @@ fn has_body(headers: &HeaderMap) -> bool {
 /// `/publish` takes any type but the three a cross-site form can send
 /// without a preflight, unless the request carries a bearer token. So a
 /// form on another site cannot create topics or produce (415).
-pub(super) async fn check_content_type(req: Request, next: Next) -> Response {
+pub(super) fn content_type_refusal(req: &Request) -> Option<Response> {
     let changes_state = matches!(
         *req.method(),
         Method::POST | Method::PUT | Method::PATCH | Method::DELETE
@@ -200,12 +192,12 @@ pub(super) async fn check_content_type(req: Request, next: Next) -> Response {
                      (or application/x-ndjson for records)"
                 )
             };
-            return ApiError::new(ErrorCode::UnsupportedMediaType, detail)
-                .with_field("content-type")
-                .into_response();
+            let refusal =
+                ApiError::new(ErrorCode::UnsupportedMediaType, detail).with_field("content-type");
+            return Some(refusal.into_response());
         }
     }
-    next.run(req).await
+    None
 }
 
 /// A WebSocket upgrade from a browser page must come from the agent's own
@@ -253,16 +245,6 @@ pub(super) async fn page_headers(req: Request, next: Next) -> Response {
     h.insert(
         header::REFERRER_POLICY,
         HeaderValue::from_static("no-referrer"),
-    );
-    resp
-}
-
-/// `X-Content-Type-Options: nosniff` on every answer.
-pub(super) async fn nosniff(req: Request, next: Next) -> Response {
-    let mut resp = next.run(req).await;
-    resp.headers_mut().insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
     );
     resp
 }

@@ -12,6 +12,7 @@ mod console;
 mod docs;
 mod error;
 mod extract;
+mod gate;
 mod group_stream;
 mod groups;
 mod json;
@@ -35,12 +36,9 @@ use std::ops::Deref;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{Request, State};
-use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
+use axum::middleware;
 use axum::routing::{delete, get, post};
 use tokio_util::sync::CancellationToken;
-use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::auth::{Auth, Quotas};
 use crate::clock::SharedClock;
@@ -58,6 +56,7 @@ pub use browser::Access;
 pub use console::ConsoleFiles;
 pub use docs::openapi_json;
 pub use error::{ApiError, ErrorCode, Problem};
+pub use gate::App;
 pub use peer::PeerServing;
 pub use records_out::{OutHeader, OutRecord, ReadResponse, ValueEncoding};
 pub use serve::{ConnectionLimits, serve};
@@ -149,27 +148,9 @@ impl Deref for AppState {
     }
 }
 
-/// Refuses new work once shutdown has begun; probes still answer.
-async fn refuse_when_draining(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let path = req.uri().path();
-    let probe = path == paths::HEALTHZ || path == paths::READYZ || path == paths::METRICS;
-    if state.draining.is_cancelled() && !probe {
-        return ApiError::new(
-            ErrorCode::ShuttingDown,
-            "the agent is shutting down; retry on another agent",
-        )
-        .into_response();
-    }
-    next.run(req).await
-}
-
-fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
-    tracing::error!("a request handler panicked");
-    ApiError::new(ErrorCode::Internal, "internal error").into_response()
-}
-
-/// The whole API as a router.
-pub fn app(state: AppState) -> Router {
+/// The whole API, as the service each connection runs: the routes behind
+/// the rules every request passes (`gate`).
+pub fn app(state: AppState) -> App {
     let api = Router::new()
         .route(paths::TOPICS, post(topics::create).get(topics::list))
         .route(
@@ -218,22 +199,9 @@ pub fn app(state: AppState) -> Router {
         .route(paths::PEER_OBJECT, get(peer::object))
         .method_not_allowed_fallback(ops::method_not_allowed)
         .fallback(ops::not_found)
-        .layer(middleware::from_fn(browser::check_content_type))
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            refuse_when_draining,
-        ))
         .with_state(state.clone());
     let pages = docs::router()
         .merge(console::router(state.console.clone()))
         .layer(middleware::from_fn(browser::page_headers));
-    let mut app = api
-        .merge(pages)
-        .layer(middleware::from_fn(browser::nosniff));
-    if let Some(cors) = state.access.cors() {
-        app = app.layer(cors);
-    }
-    app.layer(middleware::from_fn_with_state(state, browser::check_host))
-        .layer(middleware::from_fn(bare::head_within_limits))
-        .layer(CatchPanicLayer::custom(panic_response))
+    App::new(api.merge(pages), state)
 }

@@ -27,7 +27,7 @@ use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
+use super::App;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::service::TowerToHyperService;
@@ -59,7 +59,7 @@ pub struct ConnectionLimits {
 /// for open connections to finish their requests and close.
 pub async fn serve(
     listener: TcpListener,
-    app: Router,
+    app: App,
     limits: ConnectionLimits,
     metrics: Arc<Metrics>,
     draining: CancellationToken,
@@ -119,7 +119,7 @@ pub async fn serve(
 
 async fn serve_connection(
     io: ProblemAnswers<IdleGuard<StallGuard<Lingering<TcpStream>>>>,
-    app: Router,
+    app: App,
     limits: ConnectionLimits,
     draining: CancellationToken,
 ) {
