@@ -98,12 +98,24 @@ impl Watermarks {
         (seen.elapsed() <= fresh).then(|| (start, *e.tx.borrow()))
     }
 
-    /// Raises the watermark of a partition this agent already tracks;
+    /// For each of `keys`, whether someone on this agent is waiting on it;
+    /// one lock for all (an announcement names hundreds of partitions).
+    pub fn watched_of(&self, keys: impl IntoIterator<Item = PartitionKey>) -> Vec<bool> {
+        let map = self.lock();
+        keys.into_iter()
+            .map(|k| map.get(&k).is_some_and(|e| e.tx.receiver_count() > 0))
+            .collect()
+    }
+
+    /// Raises the watermarks of the partitions this agent already tracks;
     /// others are left alone (announcements name every partition a commit
-    /// touched, most of which nobody here reads).
-    pub fn advance_known(&self, key: PartitionKey, hw: i64) {
-        if let Some(e) = self.lock().get(&key) {
-            e.raise(hw);
+    /// touched, most of which nobody here reads). One lock for all.
+    pub fn advance_all_known(&self, advances: impl IntoIterator<Item = (PartitionKey, i64)>) {
+        let map = self.lock();
+        for (key, hw) in advances {
+            if let Some(e) = map.get(&key) {
+                e.raise(hw);
+            }
         }
     }
 
@@ -120,13 +132,6 @@ impl Watermarks {
         let e = Self::entry(&mut map, key, known);
         e.raise(known);
         e.tx.subscribe()
-    }
-
-    /// Whether someone on this agent is waiting on `key`.
-    pub fn is_watched(&self, key: PartitionKey) -> bool {
-        self.lock()
-            .get(&key)
-            .is_some_and(|e| e.tx.receiver_count() > 0)
     }
 
     /// Partitions someone on this agent is waiting on.

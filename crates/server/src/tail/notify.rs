@@ -60,9 +60,9 @@ impl IndexSeed {
         };
         // One commit writes one object: note its writer once.
         let mut noted = None;
-        for adv in &a.advances {
+        let watched = watermarks.watched_of(a.advances.iter().map(|adv| adv.key));
+        for (adv, watched) in a.advances.iter().zip(watched) {
             if let Some(row) = adv.row {
-                let watched = watermarks.is_watched(adv.key);
                 self.cache.learn_row(adv.key.0, adv.key.1, row, watched);
                 self.metrics.index_rows_announced.inc();
                 if let Some((hints, origin)) = &writer
@@ -95,9 +95,9 @@ pub async fn run(
                         next = stream.next() => match next {
                             Some(announcement) => {
                                 seed.learn(&announcement, &watermarks);
-                                for adv in announcement.advances {
-                                    watermarks.advance_known(adv.key, adv.high_watermark);
-                                }
+                                watermarks.advance_all_known(
+                                    announcement.advances.iter().map(|adv| (adv.key, adv.high_watermark)),
+                                );
                             }
                             None => break,
                         },

@@ -35,6 +35,14 @@ fn unavailable(e: impl std::fmt::Display) -> MetadataError {
     MetadataError::Unavailable(e.to_string().into())
 }
 
+/// A pooled connection idle this long is checked (one round trip) before
+/// it is handed out; one in steady use is not. The pool's default checks
+/// every one, which put a round trip in front of every statement (and the
+/// pool checks each connection again as it comes back, so one that broke
+/// in use is not handed out). A connection that died idle for less than
+/// this fails its statement, as the store's going away does: callers retry.
+const PING_IDLE_AFTER: Duration = Duration::from_secs(1);
+
 /// Connects to `url`, applying migrations unless `migrate` is false.
 pub async fn connect(
     url: &str,
@@ -48,6 +56,15 @@ pub async fn connect(
         .max_connections(16)
         .min_connections(1)
         .acquire_timeout(Duration::from_secs(5))
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= PING_IDLE_AFTER {
+                    sqlx::Connection::ping(conn).await?;
+                }
+                Ok(true)
+            })
+        })
         .connect_with(opts)
         .await
         .map_err(unavailable)?;
