@@ -21,8 +21,28 @@ fn init_logging(filter: &str) {
         .init();
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .event_interval(EVENT_INTERVAL)
+        .build();
+    match runtime {
+        Ok(runtime) => runtime.block_on(run()),
+        Err(e) => {
+            eprintln!("streamhouse: cannot start the async runtime: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Tasks a runtime worker runs between looks at the sockets (tokio's
+/// default is 61). An agent under many small requests has hundreds of
+/// tasks ready; a metadata store's answer waited behind them to be
+/// noticed, which lengthened the tail of flush commits (README,
+/// Performance).
+const EVENT_INTERVAL: u32 = 16;
+
+async fn run() -> ExitCode {
     let cli = match parse_cli(std::env::args_os()) {
         Ok(cli) => cli,
         Err(e) => e.exit(),
