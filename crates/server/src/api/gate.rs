@@ -4,13 +4,14 @@
 //! In order: the head's size (431, [`bare::head_refusal`]), the `Host`
 //! allowlist (421), CORS when origins are configured (tower-http's layer,
 //! between the two stages, as before), shutdown (503: new work is refused,
-//! probes still answer) and the content-type rule (415); every answer,
-//! refusals too, carries `X-Content-Type-Options: nosniff`.
+//! probes still answer) and the content-type rule (415). Every answer from
+//! behind CORS carries `X-Content-Type-Options: nosniff`, refusals too;
+//! without CORS that is every answer.
 //!
 //! They were `from_fn` middleware layered on the router, which wraps each
 //! route: per request and per layer, the service stack below was cloned
 //! into a box and its future boxed. `/healthz` on one agent answered about
-//! a third more requests a second once they were one service (README,
+//! a quarter more requests a second once they were one service (README,
 //! Performance).
 
 use std::any::Any;
