@@ -216,7 +216,7 @@ pub(super) async fn produce(
         .ingest
         .append(Append {
             tenant,
-            topic: topic.name.clone(),
+            topic: topic.into(),
             records,
             idempotency,
             // JSON values are slices of the body: it lives while they do.
@@ -332,7 +332,7 @@ pub(super) async fn publish(
         .ingest
         .append(Append {
             tenant,
-            topic: topic.name.clone(),
+            topic: topic.into(),
             records: vec![NewRecord {
                 partition: q.partition,
                 record,

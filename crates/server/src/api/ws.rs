@@ -911,7 +911,7 @@ async fn produce(
         .ingest
         .append(Append {
             tenant,
-            topic,
+            topic: topic.into(),
             records,
             idempotency,
             held_bytes: body.len(),

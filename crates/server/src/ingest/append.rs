@@ -9,17 +9,19 @@
 //! (the one it names, its key's as Kafka would pick, or the next in turn),
 //! and the idempotency key is bound to the tenant.
 
+use std::sync::Arc;
+
 use super::batcher::Ingest;
 use super::{IdempotencyKey, ProduceError, ProduceRequest, Produced};
-use crate::model::{Record, Tenant};
+use crate::model::{Record, Tenant, TopicMeta};
 
 /// One produce request as a front end hands it over.
 #[derive(Debug, Clone)]
 pub struct Append {
     /// Whose topic it is.
     pub tenant: Tenant,
-    /// The topic's name.
-    pub topic: String,
+    /// The topic, by name or as the front end resolved it already.
+    pub topic: TopicRef,
     /// At least one.
     pub records: Vec<NewRecord>,
     /// Makes a retry return the first answer instead of appending again.
@@ -29,6 +31,29 @@ pub struct Append {
     /// it. Counted against `--max-buffered-bytes`; 0 when they own their
     /// bytes.
     pub held_bytes: usize,
+}
+
+/// The topic of an [`Append`]: a front end that resolved it for the
+/// caller's tenant (to check the caller's scope on it) hands it over, so a
+/// request looks its topic up once.
+#[derive(Debug, Clone)]
+pub enum TopicRef {
+    /// A name of the tenant's, resolved by the append.
+    Name(String),
+    /// The tenant's live topic, resolved by the front end.
+    Resolved(Arc<TopicMeta>),
+}
+
+impl From<String> for TopicRef {
+    fn from(name: String) -> Self {
+        TopicRef::Name(name)
+    }
+}
+
+impl From<Arc<TopicMeta>> for TopicRef {
+    fn from(topic: Arc<TopicMeta>) -> Self {
+        TopicRef::Resolved(topic)
+    }
 }
 
 /// A record and the partition its producer named, if any.
@@ -52,14 +77,17 @@ impl Ingest {
     /// idempotency key, a repeat of an earlier request gets the earlier
     /// answer (`replayed`) and appends nothing.
     pub async fn append(&self, req: Append) -> Result<Produced, ProduceError> {
-        let topic = self
-            .deps()
-            .metadata
-            .topics
-            .get_topic(req.tenant.as_str(), &req.topic)
-            .await
-            .map_err(|e| ProduceError::Unavailable(format!("topic lookup failed: {e}").into()))?
-            .ok_or_else(|| ProduceError::TopicNotFound(req.topic.clone()))?;
+        let topic = match req.topic {
+            TopicRef::Resolved(topic) => topic,
+            TopicRef::Name(name) => self
+                .deps()
+                .metadata
+                .topics
+                .get_topic(req.tenant.as_str(), &name)
+                .await
+                .map_err(|e| ProduceError::Unavailable(format!("topic lookup failed: {e}").into()))?
+                .ok_or(ProduceError::TopicNotFound(name))?,
+        };
         if req.records.is_empty() {
             return Err(ProduceError::NoRecords);
         }

@@ -36,7 +36,7 @@ use crate::model::{Record, TopicMeta};
 use crate::store::SharedStore;
 use crate::tail::Watermarks;
 
-pub use append::{Append, NewRecord, RequestKey};
+pub use append::{Append, NewRecord, RequestKey, TopicRef};
 pub use batcher::Ingest;
 
 #[cfg(test)]

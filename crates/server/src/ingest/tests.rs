@@ -87,7 +87,7 @@ async fn rig() -> Rig {
 fn request(n: usize) -> Append {
     Append {
         tenant: Tenant::new("t"),
-        topic: "x".into(),
+        topic: "x".to_string().into(),
         idempotency: None,
         held_bytes: 0,
         records: (0..n)
@@ -174,7 +174,7 @@ async fn a_request_larger_than_a_flush_is_refused_whole() {
 async fn append_resolves_the_topic_and_checks_every_record_s_partition() {
     let r = rig().await;
     let mut unknown = request(1);
-    unknown.topic = "nope".into();
+    unknown.topic = "nope".to_string().into();
     assert_eq!(
         r.ingest.append(unknown).await,
         Err(ProduceError::TopicNotFound("nope".into()))

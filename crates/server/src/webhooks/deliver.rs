@@ -516,7 +516,7 @@ impl Worker {
                 .ingest
                 .append(Append {
                     tenant: tenant.clone(),
-                    topic: dlq.clone(),
+                    topic: dlq.clone().into(),
                     records: records.clone(),
                     idempotency: None,
                     held_bytes: 0,
