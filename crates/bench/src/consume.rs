@@ -40,6 +40,17 @@ pub struct ConsumeArgs {
     /// Records per read request.
     #[arg(long, default_value_t = 10_000)]
     pub limit: usize,
+    /// What the reads ask for: records as JSON, or the stored record
+    /// batches as they are.
+    #[arg(long, value_enum, default_value_t = ReadFormat::Json)]
+    pub format: ReadFormat,
+}
+
+/// The answer a catch-up read asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReadFormat {
+    Json,
+    Batches,
 }
 
 #[derive(Deserialize)]
@@ -116,7 +127,7 @@ pub(crate) async fn run(a: &ConsumeArgs) -> anyhow::Result<String> {
     let started = Instant::now();
     let workers = (0..a.concurrency).map(|_| {
         let (client, parts, next) = (client.clone(), parts.clone(), next.clone());
-        let (url, topic, limit) = (a.url.clone(), a.topic.clone(), a.limit);
+        let (url, topic, limit, format) = (a.url.clone(), a.topic.clone(), a.limit, a.format);
         tokio::spawn(async move {
             let (mut records, mut bytes, mut lat, mut buf) = (0u64, 0usize, Vec::new(), Vec::new());
             loop {
@@ -126,7 +137,12 @@ pub(crate) async fn run(a: &ConsumeArgs) -> anyhow::Result<String> {
                 while offset < p.high_watermark {
                     let t = Instant::now();
                     let page_url = format!("{url}/v1/topics/{topic}/partitions/{}/records?offset={offset}&limit={limit}&max_bytes=67108864", p.partition);
-                    let page = super::page::fetch(&client, &page_url, &mut buf).await?;
+                    let page = match format {
+                        ReadFormat::Json => super::page::fetch(&client, &page_url, &mut buf).await?,
+                        ReadFormat::Batches => {
+                            super::batches::fetch(&client, &page_url, offset, &mut buf).await?
+                        }
+                    };
                     lat.push(t.elapsed().as_micros() as u64);
                     bytes += buf.len();
                     records += page.records;
@@ -150,6 +166,7 @@ pub(crate) async fn run(a: &ConsumeArgs) -> anyhow::Result<String> {
         "topic": a.topic,
         "partitions": parts.len(),
         "concurrency": a.concurrency,
+        "format": format!("{:?}", a.format).to_lowercase(),
         "records": records,
         "duration_s": r2(secs),
         "records_per_s": r2(records as f64 / secs),

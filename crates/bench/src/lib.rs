@@ -7,6 +7,7 @@
 //! shares no code with the server.
 
 mod abuse;
+mod batches;
 mod compaction;
 mod connections;
 mod consume;

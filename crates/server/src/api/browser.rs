@@ -87,6 +87,10 @@ impl Access {
                     header::RETRY_AFTER,
                     header::WWW_AUTHENTICATE,
                     HeaderName::from_static("idempotency-replayed"),
+                    super::batches::NEXT_OFFSET,
+                    super::batches::HIGH_WATERMARK,
+                    super::batches::LOG_START_OFFSET,
+                    super::batches::RECORD_COUNT,
                 ])
                 .max_age(std::time::Duration::from_secs(600)),
         )

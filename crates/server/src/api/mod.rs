@@ -5,6 +5,7 @@
 
 mod auth;
 mod bare;
+mod batches;
 mod body;
 mod browser;
 mod conn;

@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
 use super::auth::require;
+use super::batches;
 use super::error::{ApiError, ErrorCode};
 use super::extract::{ApiQuery, PartitionPath, TopicPath, query_of, resolve_topic};
 use super::records_out::read_body;
@@ -41,10 +42,12 @@ pub(super) struct ReadQuery {
 }
 
 /// What a GET of a partition's records asks for, from its `Accept` header:
-/// records as JSON, or the partition followed live (Server-Sent Events).
-/// The query is parsed and checked here, before the path is resolved.
+/// records as JSON, the stored record batches as they are, or the
+/// partition followed live (Server-Sent Events). The query is parsed and
+/// checked here, before the path is resolved.
 pub(super) enum ReadMode {
     Records(ReadQuery),
+    Batches(ReadQuery),
     Stream(StreamQuery),
 }
 
@@ -59,6 +62,9 @@ impl FromRequestParts<AppState> for ReadMode {
         }
         let q: ReadQuery = query_of(&parts.uri)?;
         q.check(&state.limits)?;
+        if batches::wanted(&parts.headers) {
+            return Ok(ReadMode::Batches(q));
+        }
         Ok(ReadMode::Records(q))
     }
 }
@@ -117,8 +123,17 @@ impl ReadQuery {
     params(("topic" = String, Path), ("partition" = i32, Path), ReadQuery),
     responses((status = 200, description = "Records from the offset on. With `Accept: text/event-stream` \
 the partition is followed live instead (Server-Sent Events: `event: records`, `id` = the next offset; \
-query `from` = earliest|latest|<offset>|ts:<ms>, default latest; `Last-Event-ID` resumes)", content(
+query `from` = earliest|latest|<offset>|ts:<ms>, default latest; `Last-Event-ID` resumes). \
+With `Accept: application/vnd.streamhouse.record-batches` the stored batches are sent as they are \
+(whole batches: the first may start before `offset`; `limit` and `max_bytes` end the page at the first \
+batch boundary past them), and the offsets come in headers", headers(
+                ("StreamHouse-Next-Offset" = i64, description = "Record batches: the offset to read from next"),
+                ("StreamHouse-High-Watermark" = i64, description = "Record batches: the offset the next produced record will get"),
+                ("StreamHouse-Log-Start-Offset" = i64, description = "Record batches: the first offset still stored"),
+                ("StreamHouse-Record-Count" = i64, description = "Record batches: records in the batches sent")),
+              content(
                 (super::ReadResponse = "application/json"),
+                (super::batches::RecordBatches = "application/vnd.streamhouse.record-batches"),
                 (super::sse::SseEvent = "text/event-stream"))),
               (status = 400, description = "Invalid parameter", body = super::Problem, content_type = "application/problem+json"),
               (status = 404, description = "No such topic or partition", body = super::Problem, content_type = "application/problem+json"),
@@ -134,11 +149,12 @@ pub(super) async fn read(
     }: PartitionPath,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let q = match mode {
+    let (q, as_batches) = match mode {
         ReadMode::Stream(q) => {
             return sse::partition(state, caller, topic, partition, q, &headers).await;
         }
-        ReadMode::Records(q) => q,
+        ReadMode::Records(q) => (q, false),
+        ReadMode::Batches(q) => (q, true),
     };
     let req = ReadRequest {
         topic: topic.clone(),
@@ -149,6 +165,15 @@ pub(super) async fn read(
         wait: q.wait(),
     };
     // Shutdown ends a long-poll early with whatever it has.
+    if as_batches {
+        let result = tokio::select! {
+            r = state.reader.read_batches(&req) => r?,
+            _ = state.draining.cancelled() => {
+                return Err(ApiError::new(ErrorCode::ShuttingDown, "the agent is shutting down"));
+            }
+        };
+        return Ok(batches::respond(result));
+    }
     let result = tokio::select! {
         r = state.reader.read(&req) => r?,
         _ = state.draining.cancelled() => {

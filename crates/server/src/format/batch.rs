@@ -296,6 +296,14 @@ impl OpenBatch {
     }
 }
 
+/// The batch at the start of `chunk` as stored (still compressed, if it
+/// was), after checking its header, and its CRC when `check_crc` is set:
+/// what a read that hands batches on untouched sends.
+pub fn checked_batch(chunk: &Bytes, check_crc: bool) -> Result<Bytes, FormatError> {
+    let (_, total) = parse_header(chunk, check_crc)?;
+    Ok(chunk.slice(..total))
+}
+
 /// Checks the batch at the start of `chunk` and decompresses its records.
 pub fn open_batch(chunk: &Bytes) -> Result<OpenBatch, FormatError> {
     open_checked(chunk, true)

@@ -14,9 +14,9 @@ mod object;
 mod varint;
 
 pub use batch::{
-    BATCH_HEADER_LEN, BatchHeader, ChunkStats, OpenBatch, RecordWindow, decode_batch, decode_open,
-    decode_window, encode_batch, encode_batch_at, open_batch, open_written_batch,
-    patch_base_offset, read_header,
+    BATCH_HEADER_LEN, BatchHeader, ChunkStats, OpenBatch, RecordWindow, checked_batch,
+    decode_batch, decode_open, decode_window, encode_batch, encode_batch_at, open_batch,
+    open_written_batch, patch_base_offset, read_header,
 };
 pub use compression::MAX_DECOMPRESSED_BYTES;
 pub use object::{ChunkEntry, OBJECT_HEADER_LEN, ObjectBuilder, read_directory};

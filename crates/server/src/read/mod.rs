@@ -12,6 +12,7 @@
 //! CRC check is discarded from every layer that keeps it and fetched once
 //! more before the read gives up.
 
+mod batches;
 pub mod follow;
 pub mod snapshot;
 
@@ -19,6 +20,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use futures_util::StreamExt;
 
 use crate::format::{
@@ -30,6 +32,8 @@ use crate::model::StoredRecord;
 use crate::model::{PartitionKey, TopicMeta, object_key};
 use crate::store::{Origin, SharedStore, StoreError};
 use crate::tail::Watermarks;
+
+pub use batches::BatchesResult;
 
 /// Chunks fetched concurrently by one read.
 const FETCH_CONCURRENCY: usize = 8;
@@ -165,8 +169,10 @@ impl Reader {
         Ok((start, hw, true))
     }
 
-    /// Reads records; see [`ReadRequest`].
-    pub async fn read(&self, req: &ReadRequest) -> Result<ReadResult, ReadError> {
+    /// Where a read starts: its offset, checked against the partition's
+    /// bounds (after waiting for records when it asks to and is at the
+    /// high watermark), with the log start and high watermark.
+    async fn position(&self, req: &ReadRequest) -> Result<(i64, i64, i64), ReadError> {
         let key = (req.topic.id, req.partition);
         let (mut log_start, mut hw, mut fresh) = self.bounds(key).await?;
         let offset = match req.offset {
@@ -196,6 +202,13 @@ impl Reader {
                 return Err(ReadError::TopicGone);
             }
         }
+        Ok((offset, log_start, hw))
+    }
+
+    /// Reads records; see [`ReadRequest`].
+    pub async fn read(&self, req: &ReadRequest) -> Result<ReadResult, ReadError> {
+        let key = (req.topic.id, req.partition);
+        let (offset, log_start, hw) = self.position(req).await?;
         let mut result = ReadResult {
             records: Vec::new(),
             next_offset: offset,
@@ -353,35 +366,15 @@ impl Reader {
         let batch = match self.opened.get(&id) {
             Some(batch) => batch,
             None => {
-                let (key, start) = (object_key(row.object_id), row.byte_offset);
-                let range = start..start + u64::from(row.byte_len);
-                let mut again = true;
-                let batch = loop {
-                    let (bytes, origin) = self
-                        .store
-                        .get_range_with_origin(&key, range.clone())
-                        .await?;
-                    match origin {
-                        Origin::Written | Origin::Checked => break open_written_batch(&bytes)?,
-                        Origin::Stored => match open_batch(&bytes) {
-                            Ok(batch) => {
-                                self.store.mark_checked(&key, range, &bytes).await;
-                                break batch;
-                            }
-                            // Damaged on the way (or by whoever served it):
-                            // dropped from every cache, and fetched once
-                            // more from storage.
-                            Err(e @ (FormatError::Corrupt(_) | FormatError::Truncated(_)))
-                                if std::mem::take(&mut again) =>
-                            {
-                                tracing::warn!(%key, error = %e, "a fetched chunk failed its check; fetching it again");
-                                self.metrics.chunks_refetched.inc();
-                                self.store.discard(&key, range.clone(), &bytes).await;
-                            }
-                            Err(e) => return Err(e.into()),
-                        },
-                    }
-                };
+                let batch = self
+                    .get_checked(&row, |bytes, check_crc| {
+                        if check_crc {
+                            open_batch(bytes)
+                        } else {
+                            open_written_batch(bytes)
+                        }
+                    })
+                    .await?;
                 if batch.was_compressed() {
                     self.metrics.chunks_decompressed.inc();
                     self.opened.insert(id, batch.clone());
@@ -397,6 +390,44 @@ impl Reader {
             )));
         }
         Ok((row, records))
+    }
+
+    /// Fetches `row`'s chunk and hands it to `open`, which checks it (its
+    /// CRC when told to: bytes that came from storage, not from this
+    /// process's own writes or an earlier check). A chunk that fails the
+    /// check was damaged on the way (or by whoever served it): it is
+    /// dropped from every cache and fetched once more from storage.
+    async fn get_checked<T>(
+        &self,
+        row: &BatchRow,
+        open: impl Fn(&Bytes, bool) -> Result<T, FormatError>,
+    ) -> Result<T, ReadError> {
+        let (key, start) = (object_key(row.object_id), row.byte_offset);
+        let range = start..start + u64::from(row.byte_len);
+        let mut again = true;
+        loop {
+            let (bytes, origin) = self
+                .store
+                .get_range_with_origin(&key, range.clone())
+                .await?;
+            match origin {
+                Origin::Written | Origin::Checked => return Ok(open(&bytes, false)?),
+                Origin::Stored => match open(&bytes, true) {
+                    Ok(opened) => {
+                        self.store.mark_checked(&key, range, &bytes).await;
+                        return Ok(opened);
+                    }
+                    Err(e @ (FormatError::Corrupt(_) | FormatError::Truncated(_)))
+                        if std::mem::take(&mut again) =>
+                    {
+                        tracing::warn!(%key, error = %e, "a fetched chunk failed its check; fetching it again");
+                        self.metrics.chunks_refetched.inc();
+                        self.store.discard(&key, range.clone(), &bytes).await;
+                    }
+                    Err(e) => return Err(e.into()),
+                },
+            }
+        }
     }
 
     /// Log start and high watermark of each partition, from the metadata
