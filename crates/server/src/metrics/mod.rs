@@ -288,10 +288,13 @@ impl Default for Metrics {
             "Batched high-watermark polls of the metadata store (one per interval with watchers).",
         );
         let read_requests = counter("streamhouse_read_requests", "Record read requests served.");
-        let read_records = counter("streamhouse_read_records", "Records returned to readers.");
+        let read_records = counter(
+            "streamhouse_read_records",
+            "Records returned to readers (for record-batch reads, every record of the batches sent).",
+        );
         let read_bytes = counter(
             "streamhouse_read_bytes",
-            "Record bytes returned to readers.",
+            "Record bytes returned to readers: keys and values, or the stored batches for record-batch reads.",
         );
         let connections_refused = counter(
             "streamhouse_connections_refused",
