@@ -337,3 +337,29 @@ async fn consume_with_a_group_commits_what_it_printed_and_the_next_run_goes_on()
     assert_eq!(g["total_lag"], 0, "{g}");
     assert_eq!(g["members"], json!([]), "each run left the group: {g}");
 }
+
+/// The allocator setting `serve` runs with, read from the process.
+fn purge_delay_of(agent: &AgentProcess) -> Option<String> {
+    let environ = std::fs::read(format!("/proc/{}/environ", agent.pid())).unwrap();
+    environ
+        .split(|&b| b == 0)
+        .filter_map(|kv| std::str::from_utf8(kv).ok())
+        .find_map(|kv| kv.strip_prefix("MIMALLOC_PURGE_DELAY="))
+        .map(str::to_string)
+}
+
+#[test]
+fn serve_keeps_freed_memory_ten_seconds_unless_told_otherwise() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    let agent = AgentProcess::start(&["--data-dir", data], &[]);
+    let inherited = std::env::var("MIMALLOC_PURGE_DELAY").ok();
+    assert_eq!(
+        purge_delay_of(&agent),
+        Some(inherited.unwrap_or_else(|| "10000".into())),
+        "the same process (pid), run again with the setting"
+    );
+    drop(agent);
+    let agent = AgentProcess::start(&["--data-dir", data], &[("MIMALLOC_PURGE_DELAY", "1000")]);
+    assert_eq!(purge_delay_of(&agent).as_deref(), Some("1000"));
+}
