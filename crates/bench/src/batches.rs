@@ -39,8 +39,10 @@ pub(crate) async fn fetch(
         .parse::<i64>()?;
     buf.clear();
     let mut walker = Walker::new(offset, std::mem::take(buf));
+    let mut body_bytes = 0;
     let walked = async {
         while let Some(piece) = response.chunk().await? {
+            body_bytes += piece.len() as u64;
             walker.feed(&piece)?;
         }
         walker.end()
@@ -52,6 +54,7 @@ pub(crate) async fn fetch(
         records,
         value_bytes,
         next_offset,
+        body_bytes,
     })
 }
 

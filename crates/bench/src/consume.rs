@@ -144,7 +144,7 @@ pub(crate) async fn run(a: &ConsumeArgs) -> anyhow::Result<String> {
                         }
                     };
                     lat.push(t.elapsed().as_micros() as u64);
-                    bytes += buf.len();
+                    bytes += page.body_bytes as usize;
                     records += page.records;
                     offset = page.next_offset;
                 }

@@ -17,6 +17,8 @@ pub(crate) struct Page {
     /// Bytes of the records' `value` members, as JSON.
     pub value_bytes: u64,
     pub next_offset: i64,
+    /// Bytes of the answer's body.
+    pub body_bytes: u64,
 }
 
 /// Fetches `url` into `buf` (cleared first; its capacity is kept, so a
@@ -218,6 +220,7 @@ pub(crate) fn skim(body: &[u8]) -> anyhow::Result<Page> {
         records,
         value_bytes,
         next_offset: next_offset.context("no next_offset")?,
+        body_bytes: body.len() as u64,
     })
 }
 
@@ -244,7 +247,8 @@ mod tests {
             Page {
                 records: 2,
                 value_bytes: values,
-                next_offset: 9
+                next_offset: 9,
+                body_bytes: body.len() as u64,
             }
         );
     }
