@@ -54,7 +54,8 @@ impl utoipa::ToSchema for RecordBatches {}
 /// Pieces shorter than this are copied together into one.
 const SMALL_PIECE: usize = 32 * 1024;
 
-/// Whether the request's `Accept` asks for record batches.
+/// Whether the request's `Accept` asks for record batches (names the
+/// type, not with `q=0`).
 pub(super) fn wanted(headers: &HeaderMap) -> bool {
     headers
         .get_all(header::ACCEPT)
@@ -62,9 +63,15 @@ pub(super) fn wanted(headers: &HeaderMap) -> bool {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .any(|m| {
-            m.split(';')
+            let mut parts = m.split(';').map(str::trim);
+            parts
                 .next()
-                .is_some_and(|m| m.trim().eq_ignore_ascii_case(MEDIA_TYPE))
+                .is_some_and(|m| m.eq_ignore_ascii_case(MEDIA_TYPE))
+                && !parts.any(|p| {
+                    p.strip_prefix("q=")
+                        .and_then(|q| q.parse::<f32>().ok())
+                        .is_some_and(|q| q <= 0.0)
+                })
         })
 }
 
@@ -185,6 +192,8 @@ mod tests {
         assert!(!with("application/json"));
         assert!(!with("*/*"));
         assert!(!with("application/vnd.streamhouse.record-batches-v2"));
+        assert!(!with("application/vnd.streamhouse.record-batches; q=0"));
+        assert!(with("application/vnd.streamhouse.record-batches;q=0.5"));
         assert!(!wanted(&HeaderMap::new()));
     }
 }

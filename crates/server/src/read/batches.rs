@@ -90,16 +90,7 @@ impl Reader {
             while let Some(chunk) = chunks.next().await {
                 let (row, batch) = chunk?;
                 if out.pieces.is_empty() && row.base_offset > out.next_offset {
-                    // Retention may have removed the offset since it was
-                    // checked (key compaction removes records, not offsets).
-                    let (s, h) = self.refresh(key).await?;
-                    if offset < s {
-                        return Err(ReadError::OutOfRange {
-                            offset,
-                            log_start_offset: s,
-                            high_watermark: h,
-                        });
-                    }
+                    self.still_stored(key, offset).await?;
                 }
                 out.pieces
                     .push(Bytes::copy_from_slice(&row.base_offset.to_be_bytes()));

@@ -277,16 +277,7 @@ impl Reader {
                 let (row, records) = chunk?;
                 taken += 1;
                 if result.records.is_empty() && row.base_offset > result.next_offset {
-                    // Retention removed the offset between the checks above
-                    // and here, or key compaction removed the records there.
-                    let (s, h) = self.refresh(key).await?;
-                    if offset < s {
-                        return Err(ReadError::OutOfRange {
-                            offset,
-                            log_start_offset: s,
-                            high_watermark: h,
-                        });
-                    }
+                    self.still_stored(key, offset).await?;
                     result.next_offset = row.base_offset;
                 }
                 // Fewer records than the window allows: the chunk was
@@ -335,6 +326,21 @@ impl Reader {
             .inc_by(result.records.len() as u64);
         self.metrics.read_bytes.inc_by(bytes as u64);
         Ok(result)
+    }
+
+    /// For a read whose first chunk starts past its offset: an error if
+    /// retention removed the offset since it was checked; otherwise key
+    /// compaction removed the records there, and the read goes on.
+    async fn still_stored(&self, key: PartitionKey, offset: i64) -> Result<(), ReadError> {
+        let (s, h) = self.refresh(key).await?;
+        if offset < s {
+            return Err(ReadError::OutOfRange {
+                offset,
+                log_start_offset: s,
+                high_watermark: h,
+            });
+        }
+        Ok(())
     }
 
     /// Fetches `row`'s chunk into the shared cache in the background: a
