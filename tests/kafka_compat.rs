@@ -160,3 +160,52 @@ fn murmur2_matches_the_kafka_client() {
         );
     }
 }
+
+#[tokio::test]
+async fn record_batch_reads_parse_with_the_kafka_client() {
+    let a = common::TestAgent::start(&[]).await;
+    for compression in ["none", "zstd"] {
+        let topic = json!({"name": compression, "partitions": 1, "compression": compression});
+        a.api.post("/v1/topics", &topic).await.expect(201);
+        for n in 0..3 {
+            let recs: Vec<Value> = (0..5)
+                .map(|i| json!({"key": format!("k{n}-{i}"), "value": {"n": n * 5 + i}}))
+                .collect();
+            a.produce(compression, json!({"records": recs})).await;
+        }
+        let answer = a
+            .api
+            .client
+            .get(a.api.url(&format!(
+                "/v1/topics/{compression}/partitions/0/records?offset=7"
+            )))
+            .header("accept", "application/vnd.streamhouse.record-batches")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 200);
+        let body = answer.bytes().await.unwrap();
+        // Each batch, split by its length field, parsed by kafka-python.
+        let (mut at, mut offsets) = (0, Vec::new());
+        while at < body.len() {
+            let len = i32::from_be_bytes(body[at + 8..at + 12].try_into().unwrap()) as usize + 12;
+            let parsed = python(json!({"op": "parse", "batch": hex(&body[at..at + len])}));
+            for r in parsed["records"].as_array().unwrap() {
+                let offset = r["offset"].as_i64().unwrap();
+                let value: Value =
+                    serde_json::from_slice(&unhex(r["value"].as_str().unwrap())).unwrap();
+                assert_eq!(
+                    value["n"], offset,
+                    "{compression}: the record at its offset"
+                );
+                offsets.push(offset);
+            }
+            at += len;
+        }
+        assert_eq!(
+            offsets,
+            (5..15).collect::<Vec<_>>(),
+            "{compression}: whole batches from the one holding 7"
+        );
+    }
+}
