@@ -10,7 +10,8 @@
 //! (up to an eighth of the chunk cache) into the shared cache in the
 //! background, for the reader's next page. A fetched chunk that fails its
 //! CRC check is discarded from every layer that keeps it and fetched once
-//! more before the read gives up.
+//! more before the read gives up. A read of record batches (`batches`)
+//! finds and checks chunks the same way and hands them on undecoded.
 
 mod batches;
 pub mod follow;
