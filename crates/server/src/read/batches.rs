@@ -32,17 +32,6 @@ pub struct BatchesResult {
     pub log_start_offset: i64,
 }
 
-impl BatchesResult {
-    /// Bytes of all the batches.
-    pub fn len(&self) -> usize {
-        self.pieces.iter().map(Bytes::len).sum()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.pieces.is_empty()
-    }
-}
-
 impl Reader {
     /// Reads whole stored batches; see the module header. `max_records`
     /// and `max_bytes` stop the read at the first batch boundary at or
