@@ -106,18 +106,15 @@ impl Pieces {
         for p in pieces {
             if p.len() < SMALL_PIECE {
                 small.extend_from_slice(&p);
-                if small.len() < SMALL_PIECE {
-                    continue;
+                if small.len() >= SMALL_PIECE {
+                    out.push_back(small.split().freeze());
                 }
-            } else if small.is_empty() {
-                out.push_back(p);
-                continue;
             } else {
-                out.push_back(small.split().freeze());
+                if !small.is_empty() {
+                    out.push_back(small.split().freeze());
+                }
                 out.push_back(p);
-                continue;
             }
-            out.push_back(small.split().freeze());
         }
         if !small.is_empty() {
             out.push_back(small.freeze());
