@@ -1,5 +1,6 @@
 //! The PostgreSQL watermark feed: `pg_notify` after each commit on one
-//! channel, and a dedicated `LISTEN` connection per agent.
+//! channel, and a dedicated `LISTEN` connection per agent, whose loss tells
+//! the pool (`pool::Losses`) that the store went away.
 
 use async_trait::async_trait;
 use futures_util::StreamExt;
@@ -19,6 +20,8 @@ const MAX_PAYLOAD: usize = 7900;
 pub(crate) struct PgFeed {
     pub(crate) pool: PgPool,
     pub(crate) metrics: std::sync::Arc<crate::metrics::Metrics>,
+    /// Told when the listening connection is lost: the store went away.
+    pub(super) losses: std::sync::Arc<super::pool::Losses>,
 }
 
 #[async_trait]
@@ -43,16 +46,27 @@ impl WatermarkFeed for PgFeed {
         let mut listener = PgListener::connect_with(&self.pool)
             .await
             .map_err(|e| MetadataError::Unavailable(e.to_string().into()))?;
+        // A loss is reported at once rather than after a reconnect attempt.
+        listener.eager_reconnect(false);
         listener
             .listen(CHANNEL)
             .await
             .map_err(|e| MetadataError::Unavailable(e.to_string().into()))?;
         // Deliveries lost while disconnected are not replayed: the poll
         // covers them, and the stream ends so the caller listens again.
-        let stream = listener
-            .into_stream()
-            .take_while(|n| std::future::ready(n.is_ok()))
-            .filter_map(|n| std::future::ready(n.ok().map(|n| parse(n.payload()))));
+        let state = Some((listener, self.losses.clone()));
+        let stream = futures_util::stream::unfold(state, |state| async move {
+            let (mut listener, losses) = state?;
+            match listener.try_recv().await {
+                Ok(Some(n)) => Some((parse(n.payload()), Some((listener, losses)))),
+                Ok(None) => {
+                    // The connection was lost (sqlx has let it go already).
+                    losses.seen();
+                    None
+                }
+                Err(_) => None,
+            }
+        });
         Ok(stream.boxed())
     }
 }

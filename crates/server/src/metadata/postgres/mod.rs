@@ -9,14 +9,14 @@
 //! SERIALIZABLE; the skeleton retries its serialization failures.
 
 mod feed;
+mod pool;
 mod sql;
 
 use std::str::FromStr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::postgres::{PgArguments, PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgArguments, PgConnectOptions, PgPool, PgRow};
 use sqlx::query::Query;
 use sqlx::{Row, Transaction};
 use uuid::Uuid;
@@ -29,19 +29,13 @@ use crate::metrics::Metrics;
 #[derive(Debug)]
 pub(crate) struct Postgres {
     pool: PgPool,
+    /// Lost connections seen, which decide the checks on acquire (`pool`).
+    losses: Arc<pool::Losses>,
 }
 
 fn unavailable(e: impl std::fmt::Display) -> MetadataError {
     MetadataError::Unavailable(e.to_string().into())
 }
-
-/// A pooled connection idle this long is checked (one round trip) before
-/// it is handed out; one in steady use is not. The pool's default checks
-/// every one, which put a round trip in front of every statement (and the
-/// pool checks each connection again as it comes back, so one that broke
-/// in use is not handed out). A connection that died idle for less than
-/// this fails its statement, as the store's going away does: callers retry.
-const PING_IDLE_AFTER: Duration = Duration::from_secs(1);
 
 /// Connects to `url`, applying migrations unless `migrate` is false.
 pub async fn connect(
@@ -52,20 +46,8 @@ pub async fn connect(
     let opts = PgConnectOptions::from_str(url)
         .map_err(unavailable)?
         .options([("statement_timeout", "15000")]);
-    let pool = PgPoolOptions::new()
-        .max_connections(16)
-        .min_connections(1)
-        .acquire_timeout(Duration::from_secs(5))
-        .test_before_acquire(false)
-        .before_acquire(|conn, meta| {
-            Box::pin(async move {
-                if meta.idle_for >= PING_IDLE_AFTER {
-                    sqlx::Connection::ping(conn).await?;
-                }
-                Ok(true)
-            })
-        })
-        .connect_with(opts)
+    let losses = pool::Losses::new();
+    let pool = pool::open(opts, losses.clone())
         .await
         .map_err(unavailable)?;
     if migrate {
@@ -79,10 +61,11 @@ pub async fn connect(
     let feed = (!version.contains("CockroachDB")).then(|| {
         Arc::new(feed::PgFeed {
             pool: pool.clone(),
+            losses: losses.clone(),
             metrics: metrics.clone(),
         }) as Arc<dyn super::WatermarkFeed>
     });
-    let mut metadata = SqlStore::new(Postgres { pool }, metrics).into_metadata();
+    let mut metadata = SqlStore::new(Postgres { pool, losses }, metrics).into_metadata();
     metadata.feed = feed;
     Ok(metadata)
 }
@@ -160,11 +143,11 @@ impl Dialect for Postgres {
     }
 
     async fn begin(&self) -> Result<Self::Tx, sqlx::Error> {
-        self.pool.begin().await
+        self.losses.note(self.pool.begin().await)
     }
 
     async fn acquire(&self) -> Result<Self::Conn, sqlx::Error> {
-        self.pool.acquire().await
+        self.losses.note(self.pool.acquire().await)
     }
 
     async fn fetch_on(
@@ -173,11 +156,12 @@ impl Dialect for Postgres {
         sql: &str,
         args: &[Arg<'_>],
     ) -> Result<Vec<PgRow>, sqlx::Error> {
-        bind(sqlx::query(sql), args).fetch_all(&mut **conn).await
+        self.losses
+            .note(bind(sqlx::query(sql), args).fetch_all(&mut **conn).await)
     }
 
     async fn commit(&self, tx: Self::Tx) -> Result<(), sqlx::Error> {
-        tx.commit().await
+        self.losses.note(tx.commit().await)
     }
 
     async fn fetch(
@@ -187,10 +171,10 @@ impl Dialect for Postgres {
         args: &[Arg<'_>],
     ) -> Result<Vec<PgRow>, sqlx::Error> {
         let q = bind(sqlx::query(sql), args);
-        match on {
+        self.losses.note(match on {
             On::Read | On::Write => q.fetch_all(&self.pool).await,
             On::Tx(tx) => q.fetch_all(&mut **tx).await,
-        }
+        })
     }
 
     async fn execute(
@@ -200,10 +184,10 @@ impl Dialect for Postgres {
         args: &[Arg<'_>],
     ) -> Result<u64, sqlx::Error> {
         let q = bind(sqlx::query(sql), args);
-        let done = match on {
-            On::Read | On::Write => q.execute(&self.pool).await?,
-            On::Tx(tx) => q.execute(&mut **tx).await?,
-        };
+        let done = self.losses.note(match on {
+            On::Read | On::Write => q.execute(&self.pool).await,
+            On::Tx(tx) => q.execute(&mut **tx).await,
+        })?;
         Ok(done.rows_affected())
     }
 }
