@@ -87,6 +87,13 @@ async fn up_serves_and_down_leaves_nothing_running() {
         .expect(200);
     assert_eq!(page["records"][0]["value"], "through the cluster");
 
+    // PostgreSQL has WAL segments written ahead for reuse (64 by default).
+    let segments = std::fs::read_dir(data.join("pg/pg_wal"))
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().file_name().len() == 24)
+        .count();
+    assert!(segments >= 60, "{segments} WAL segments");
+
     // A second `up` refuses: its ports are taken.
     let again = script("up", &data, base);
     assert_eq!(again.status.code(), Some(1));
