@@ -308,10 +308,11 @@ pub struct ServeArgs {
     #[arg(long, env = "STREAMHOUSE_COMPACTION_MAX_RATE", default_value = "0")]
     pub compaction_max_rate: ByteSize,
 
-    /// How often an agent reads each topic's bytes and live objects for its
+    /// How often each topic's bytes and live objects are measured for the
     /// metrics (`streamhouse_topic_bytes`, `streamhouse_topic_objects`):
-    /// each read scans the whole offset index. The GC backlog and the
-    /// compaction lag are read on every lifecycle tick.
+    /// each measurement scans the whole offset index, so one agent makes it
+    /// for the fleet and every agent reads the result on each lifecycle
+    /// tick, as it reads the GC backlog and the compaction lag.
     #[arg(
         long,
         env = "STREAMHOUSE_STORAGE_REPORT_INTERVAL",

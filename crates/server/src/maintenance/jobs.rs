@@ -41,8 +41,9 @@ pub struct LifecycleConfig {
     pub max_object_age: Duration,
     /// Names this agent as lease owner and object writer.
     pub owner: String,
-    /// How often the per-topic storage figures are read: each read scans
-    /// the whole offset index, so not on every tick.
+    /// How often the per-topic storage figures are measured, by one agent
+    /// for the fleet: each measurement scans the whole offset index. Every
+    /// agent reads the last measurement on every tick.
     pub report_interval: Duration,
 }
 
@@ -85,8 +86,6 @@ pub struct Maintainer {
     pub(super) config: LifecycleConfig,
     /// Paces compaction's reads to `config.max_rate`.
     pub(super) pace: Pace,
-    /// When the per-topic storage figures were last read.
-    topics_reported: std::sync::Mutex<Option<tokio::time::Instant>>,
 }
 
 /// A token bucket over bytes: `take` waits until the bytes fit the rate
@@ -143,7 +142,6 @@ impl Maintainer {
             watermarks,
             metrics,
             pace: Pace::new(config.max_rate),
-            topics_reported: std::sync::Mutex::new(None),
             config,
         }
     }
@@ -216,30 +214,14 @@ impl Maintainer {
             Ok(n) => report.objects_deleted = n,
             Err(e) => tracing::warn!(error = %e, "collecting released objects failed; will retry"),
         }
-        let per_topic = self.topics_due();
-        match lifecycle.storage_report(per_topic).await {
-            Ok(r) => {
-                self.metrics.lifecycle.report(&r);
-                if per_topic {
-                    *self.topics_reported_at() = Some(tokio::time::Instant::now());
-                }
-            }
+        match lifecycle
+            .storage_report(Some(self.config.report_interval))
+            .await
+        {
+            Ok(r) => self.metrics.lifecycle.report(&r),
             Err(e) => tracing::debug!(error = %e, "storage report failed"),
         }
         report
-    }
-
-    /// Whether the per-topic storage figures are due: never read yet, or
-    /// read `report_interval` ago.
-    fn topics_due(&self) -> bool {
-        self.topics_reported_at()
-            .is_none_or(|at| at.elapsed() >= self.config.report_interval)
-    }
-
-    fn topics_reported_at(&self) -> std::sync::MutexGuard<'_, Option<tokio::time::Instant>> {
-        self.topics_reported
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     async fn run_job(&self, job: &Job) -> Result<(), JobError> {

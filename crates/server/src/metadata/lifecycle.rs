@@ -224,8 +224,9 @@ pub struct StorageReport {
     /// Age (ms, by the store's clock) of the oldest flush object not yet
     /// compacted; 0 when there is none.
     pub compaction_lag_ms: i64,
-    /// Bytes and live objects per topic; `None` when not asked for (they
-    /// take a scan of the whole offset index).
+    /// Bytes and live objects per topic, as last measured for the fleet;
+    /// `None` when not asked for (measuring them takes a scan of the whole
+    /// offset index).
     pub topics: Option<Vec<TopicStorage>>,
 }
 
@@ -333,6 +334,11 @@ pub trait Lifecycle: Send + Sync + Debug {
         to: i32,
     ) -> Result<Vec<PartitionObjects>, MetadataError>;
 
-    /// Figures for metrics; the per-topic ones only when `per_topic`.
-    async fn storage_report(&self, per_topic: bool) -> Result<StorageReport, MetadataError>;
+    /// Figures for metrics; the per-topic ones only when `topics_every` is
+    /// given, measured again first when the fleet's last measurement (by
+    /// any agent) is at least that old.
+    async fn storage_report(
+        &self,
+        topics_every: Option<std::time::Duration>,
+    ) -> Result<StorageReport, MetadataError>;
 }

@@ -160,7 +160,10 @@ impl Lifecycle for MetadataCache {
             .await
     }
 
-    async fn storage_report(&self, per_topic: bool) -> Result<StorageReport, MetadataError> {
-        self.inner_lifecycle.storage_report(per_topic).await
+    async fn storage_report(
+        &self,
+        topics_every: Option<std::time::Duration>,
+    ) -> Result<StorageReport, MetadataError> {
+        self.inner_lifecycle.storage_report(topics_every).await
     }
 }

@@ -7,6 +7,7 @@
 //! the first and then sees its deletions).
 
 use std::collections::HashSet;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use uuid::Uuid;
@@ -55,6 +56,9 @@ pub(super) struct LifecycleSql {
     partition_objects: String,
     gc_backlog: String,
     compaction_lag: String,
+    claim_topic_storage: String,
+    clear_topic_storage: String,
+    measure_topic_storage: String,
     topic_storage: String,
 }
 
@@ -224,12 +228,23 @@ impl LifecycleSql {
                 "SELECT CAST(COALESCE({now} - MIN(created_at), 0) AS BIGINT) AS lag \
                  FROM objects WHERE state = 'live' AND delete_after IS NULL"
             ),
-            topic_storage: format!(
-                "SELECT t.tenant, t.name, CAST(COALESCE(SUM(p.bytes), 0) AS BIGINT) AS bytes, \
+            claim_topic_storage: format!(
+                "UPDATE epochs SET value = {now} WHERE name = 'storage_report' \
+                 AND value <= {now} - $1 RETURNING value"
+            ),
+            clear_topic_storage: "DELETE FROM topic_storage".into(),
+            measure_topic_storage: format!(
+                "INSERT INTO topic_storage (topic_id, bytes, objects) \
+                 SELECT t.id, CAST(COALESCE(SUM(p.bytes), 0) AS BIGINT), \
                  CAST((SELECT COUNT(DISTINCT b.object_id) FROM batches b WHERE b.topic_id = t.id) \
-                 AS BIGINT) AS objects FROM topics t JOIN partitions p ON p.topic_id = t.id \
-                 WHERE t.deleted_at IS NULL GROUP BY t.id, t.tenant, t.name \
-                 ORDER BY bytes DESC LIMIT {REPORT_TOPICS}"
+                 AS BIGINT) FROM topics t JOIN partitions p ON p.topic_id = t.id \
+                 WHERE t.deleted_at IS NULL GROUP BY t.id \
+                 ORDER BY 2 DESC LIMIT {REPORT_TOPICS}"
+            ),
+            topic_storage: format!(
+                "SELECT t.tenant, t.name, s.bytes, s.objects FROM topic_storage s \
+                 JOIN topics t ON t.id = s.topic_id WHERE t.deleted_at IS NULL \
+                 ORDER BY s.bytes DESC LIMIT {REPORT_TOPICS}"
             ),
         }
     }
@@ -275,6 +290,27 @@ fn ids(set: impl IntoIterator<Item = Uuid>) -> RowSet {
 }
 
 impl<D: Dialect> SqlStore<D> {
+    /// Measures the per-topic storage figures again when the fleet's last
+    /// measurement is at least `every` old: the agent whose claim moves the
+    /// `storage_report` epoch does it (the scan of the whole offset index
+    /// runs once per interval for the fleet, not once per agent). An agent
+    /// that claims and then fails leaves the figures a round older.
+    async fn measure_topic_storage(&self, every: Duration) -> Result<(), Failure> {
+        let every = [Arg::BigInt(every.as_millis() as i64)];
+        let claimed = self
+            .fetch_optional(On::Write, &self.life.claim_topic_storage, &every)
+            .await?;
+        if claimed.is_none() {
+            return Ok(());
+        }
+        let mut tx = self.begin().await?;
+        self.execute(On::Tx(&mut tx), &self.life.clear_topic_storage, &[])
+            .await?;
+        self.execute(On::Tx(&mut tx), &self.life.measure_topic_storage, &[])
+            .await?;
+        self.commit(tx).await
+    }
+
     /// Marks the objects among `released` that no index row names any
     /// more; returns how many. Runs inside the transaction that deleted
     /// the rows, after locking the objects in id order.
@@ -764,7 +800,10 @@ impl<D: Dialect> Lifecycle for SqlStore<D> {
         .await
     }
 
-    async fn storage_report(&self, per_topic: bool) -> Result<StorageReport, MetadataError> {
+    async fn storage_report(
+        &self,
+        topics_every: Option<Duration>,
+    ) -> Result<StorageReport, MetadataError> {
         self.read(async {
             let gc = self
                 .fetch_optional(On::Read, &self.life.gc_backlog, &[])
@@ -772,10 +811,12 @@ impl<D: Dialect> Lifecycle for SqlStore<D> {
             let lag = self
                 .fetch_optional(On::Read, &self.life.compaction_lag, &[])
                 .await?;
-            let topics = if per_topic {
-                Some(self.fetch(On::Read, &self.life.topic_storage, &[]).await?)
-            } else {
-                None
+            let topics = match topics_every {
+                Some(every) => {
+                    self.measure_topic_storage(every).await?;
+                    Some(self.fetch(On::Read, &self.life.topic_storage, &[]).await?)
+                }
+                None => None,
             };
             Ok(StorageReport {
                 gc_objects: gc.as_ref().map(|r| r.big("n")).transpose()?.unwrap_or(0),

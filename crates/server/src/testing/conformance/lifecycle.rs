@@ -1,6 +1,8 @@
 //! Conformance cases of the data lifecycle's metadata calls (listed in
 //! [`metadata_conformance!`](crate::metadata_conformance)).
 
+use std::time::Duration;
+
 use uuid::Uuid;
 
 use super::metadata::{chunk, commit, create, flush};
@@ -105,7 +107,7 @@ pub async fn an_object_is_released_when_its_last_row_goes(m: &Metadata) {
     ));
     // Released with an hour's grace: not due yet, but in the backlog.
     assert!(life.expired_objects(10).await.expect("expired").is_empty());
-    let report = life.storage_report(false).await.expect("report");
+    let report = life.storage_report(None).await.expect("report");
     assert_eq!((report.gc_objects, report.gc_bytes), (1, 1000));
     assert!(report.topics.is_none(), "per-topic figures only when asked");
 }
@@ -547,20 +549,37 @@ pub async fn a_deleted_topics_rows_are_released_in_batches(m: &Metadata) {
     );
 }
 
-pub async fn the_storage_report_counts_topics_and_the_backlog(m: &Metadata) {
-    let (t, _) = three_rows(m, "stored").await;
-    let report = m.lifecycle.storage_report(true).await.expect("report");
+/// The figures of topic `name` in a storage report measured again when
+/// the last measurement is `every` old.
+async fn stored(m: &Metadata, name: &str, every: Duration) -> (String, i64, i64) {
+    let report = m
+        .lifecycle
+        .storage_report(Some(every))
+        .await
+        .expect("report");
     let topic = report
         .topics
-        .as_deref()
         .expect("asked for")
-        .iter()
-        .find(|x| x.topic == "stored")
+        .into_iter()
+        .find(|x| x.topic == name)
         .expect("listed");
-    assert_eq!(
-        (topic.tenant.as_str(), topic.bytes, topic.objects),
-        ("t1", 300, 3)
-    );
+    (topic.tenant, topic.bytes, topic.objects)
+}
+
+pub async fn the_storage_report_counts_topics_and_the_backlog(m: &Metadata) {
+    let (t, _) = three_rows(m, "stored").await;
+    let now = Duration::ZERO;
+    assert_eq!(stored(m, "stored", now).await, ("t1".into(), 300, 3));
+    let report = m.lifecycle.storage_report(None).await.expect("report");
+    assert_eq!(report.topics, None, "not asked for");
+
+    // Measured once per interval, by whichever agent asks first: within
+    // it every agent reads the last measurement.
+    commit(m, &flush(vec![chunk(t, 1, 1, 400)])).await;
+    let hour = Duration::from_secs(3600);
+    assert_eq!(stored(m, "stored", hour).await, ("t1".into(), 300, 3));
+    assert_eq!(stored(m, "stored", now).await, ("t1".into(), 400, 4));
+    let report = m.lifecycle.storage_report(Some(now)).await.expect("report");
     assert_eq!((report.gc_objects, report.gc_bytes), (0, 0));
     assert!(
         report.compaction_lag_ms > 0,
@@ -568,7 +587,7 @@ pub async fn the_storage_report_counts_topics_and_the_backlog(m: &Metadata) {
     );
     let counts = m
         .lifecycle
-        .partition_objects(t, 0, 2)
+        .partition_objects(t, 0, 1)
         .await
         .expect("objects");
     assert_eq!(
